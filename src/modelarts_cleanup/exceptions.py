@@ -1,0 +1,57 @@
+"""One exception tree for the whole package."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class CleanupError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigurationError(CleanupError):
+    """A setting is missing or wrong. Nothing was deleted."""
+
+
+class CredentialsError(ConfigurationError):
+    """No usable credentials could be found. Nothing was deleted."""
+
+
+class PayloadError(CleanupError):
+    """The event is not a valid payload. Every problem is listed; nothing was deleted."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        listed = "\n".join(f"  - {p}" for p in self.problems)
+        count = len(self.problems)
+        super().__init__(f"invalid payload ({count} problem{'s' if count != 1 else ''}):\n{listed}")
+
+
+class ApiError(CleanupError):
+    """ModelArts answered with an error, or could not be reached, after all retries.
+
+    Carries what the report needs; never a credential.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        error_code: str | None = None,
+        error_msg: str | None = None,
+        request_id: str | None = None,
+        attempts: int = 1,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.error_code = error_code
+        self.error_msg = error_msg
+        self.request_id = request_id
+        self.attempts = attempts
+        self.retryable = retryable
+
+
+class DeadlineExceeded(ApiError):
+    """The run's deadline came before the call could (re)start."""
