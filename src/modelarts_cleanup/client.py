@@ -1,0 +1,659 @@
+"""The ModelArts HTTP client: both API generations, error parsing, retries, timeouts, deadlines.
+
+Transport failures become `ApiError`s whose `error_code` is one of our own names (there is no
+ModelArts code for them): `ConnectTimeout`, `ReadTimeout`, `ConnectionError` (refused, reset,
+DNS, body cut short), `SSLError` (TLS handshake or certificate), `RequestError` (anything else
+`requests` raises). A 2xx whose body cannot be used where a body is needed raises
+`MalformedResponse`; an unexpected 3xx raises `UnexpectedRedirect`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import html
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timezone
+from enum import Enum
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import requests
+import requests.auth
+from requests.adapters import HTTPAdapter
+
+from modelarts_cleanup.exceptions import ApiError, ConfigurationError, DeadlineExceeded
+
+__all__ = [
+    "CONNECTION_ERROR",
+    "CONNECT_TIMEOUT",
+    "MALFORMED_RESPONSE",
+    "NOT_FOUND_CODES",
+    "READ_TIMEOUT",
+    "REQUEST_ERROR",
+    "SSL_ERROR",
+    "UNEXPECTED_REDIRECT",
+    "ApiGeneration",
+    "DeleteResult",
+    "ModelArtsClient",
+    "RetryPolicy",
+    "Timeouts",
+    "endpoint_for_region",
+    "new_session",
+    "parse_error",
+    "retry_after_seconds",
+]
+
+_log = logging.getLogger(__name__)
+
+# Our own error codes for failures that never reached a ModelArts answer.
+CONNECT_TIMEOUT = "ConnectTimeout"
+READ_TIMEOUT = "ReadTimeout"
+CONNECTION_ERROR = "ConnectionError"
+SSL_ERROR = "SSLError"
+REQUEST_ERROR = "RequestError"
+MALFORMED_RESPONSE = "MalformedResponse"
+UNEXPECTED_REDIRECT = "UnexpectedRedirect"
+
+# "Does not exist": 6309 on both generations, 6404 on the notebook API (Terraform maps both).
+NOT_FOUND_CODES: frozenset[str] = frozenset({"ModelArts.6309", "ModelArts.6404"})
+
+_PROJECT_ID = re.compile(r"[0-9a-f]{32}")
+_INSTANCE_ID = re.compile(
+    r"(?:DE-)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+_REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+_CODE_KEYS = ("error_code", "errorCode", "code")
+_MSG_KEYS = ("error_msg", "error_message", "errorMsg", "message")
+_SHORT_TEXT = 200
+_LONG_TEXT = 500
+
+
+class ApiGeneration(str, Enum):
+    """Which ModelArts API manages the instances."""
+
+    NOTEBOOK = "notebook"
+    DEVENVIRON = "devenviron"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a call is retried; `max_attempts` includes the first."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    # A server asking for a longer pause than this is not waited for: the call fails as
+    # retryable and a later run picks the instance up (we never retry sooner than asked).
+    max_retry_after: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
+            raise ValueError("retry delays must not be negative")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds to wait for a connection and for each read."""
+
+    connect: float = 5.0
+    read: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.connect <= 0 or self.read <= 0:
+            raise ValueError("timeouts must be positive")
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """What a successful (or moot) deletion looked like."""
+
+    outcome: Literal["deleted", "already_absent"]
+    http_status: int
+    request_id: str | None
+    attempts: int
+    status: str | None  # instance status the API returned (e.g. "DELETING"), if any
+
+
+_DEFAULT_RETRY = RetryPolicy()
+_DEFAULT_TIMEOUTS = Timeouts()
+
+
+def endpoint_for_region(region: str) -> str:
+    """The public ModelArts endpoint of a Huawei Cloud region."""
+    # Unknown but well-formed regions pass: new regions appear before any list is updated.
+    # SDKv3 uses `.myhuaweicloud.cn` for ap-southeast-1 where docs and Terraform use `.com`;
+    # we keep the one uniform pattern and anyone needing the other sets the endpoint outright.
+    if not isinstance(region, str) or not _REGION.fullmatch(region):
+        raise ConfigurationError(
+            f"invalid region {region!r}: expected lowercase letters, digits and hyphens "
+            "such as 'cn-north-4'"
+        )
+    return f"https://modelarts.{region}.myhuaweicloud.com"
+
+
+def new_session(pool_size: int, auth: requests.auth.AuthBase | None = None) -> requests.Session:
+    """A session whose connection pool fits `pool_size` concurrent requests."""
+    # Imported here so that the package's __init__ may import this module freely.
+    from modelarts_cleanup import __version__
+
+    if pool_size < 1:
+        raise ValueError("pool_size must be at least 1")
+    size = max(pool_size, 10)
+    session = requests.Session()
+    # requests' default pool holds 10 connections per host; with more workers the extra
+    # connections are opened and thrown away on every request. Retries are ours, not urllib3's.
+    adapter = HTTPAdapter(pool_connections=size, pool_maxsize=size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = f"modelarts-cleanup/{__version__}"
+    session.headers["Accept"] = "application/json"
+    session.auth = auth
+    return session
+
+
+def parse_error(response: requests.Response) -> tuple[str | None, str | None]:
+    """(error_code, error_msg) from an error response, whichever spelling the service used."""
+    code, msg, _ = _parse_error_body(response)
+    return code, msg
+
+
+def retry_after_seconds(response: requests.Response, *, now: float) -> float | None:
+    """Seconds the `Retry-After` header asks for (delta or HTTP date), or None.
+
+    `now` is the wall-clock time (epoch seconds), used only when the response has no `Date`.
+    """
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", value):
+        return float(value)
+    when = _http_date(value)
+    if when is None:
+        return None
+    # Measured against the server's own Date when given, so our clock skew does not matter.
+    server_now = _http_date(response.headers.get("Date", ""))
+    reference = server_now if server_now is not None else now
+    return max(0.0, when - reference)
+
+
+class ModelArtsClient:
+    """Calls ModelArts for one API generation; every call goes through one retrying core."""
+
+    def __init__(
+        self,
+        *,
+        session: requests.Session,
+        endpoint: str,
+        api: ApiGeneration,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        timeouts: Timeouts = _DEFAULT_TIMEOUTS,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._session = session
+        self._endpoint, self._host = _checked_endpoint(endpoint)
+        self._api = ApiGeneration(api)
+        self._retry = retry
+        self._timeouts = timeouts
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+        self._wall_clock = wall_clock
+
+    @property
+    def api(self) -> ApiGeneration:
+        """The API generation this client speaks."""
+        return self._api
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL requests go to (no trailing slash)."""
+        return self._endpoint
+
+    def delete_instance(
+        self, project_id: str, instance_id: str, *, deadline: float | None = None
+    ) -> DeleteResult:
+        """Delete one instance; an instance that is already gone is `already_absent`."""
+        path = self._instance_path(project_id, instance_id)
+        answer = self._call("DELETE", path, project_id=project_id, deadline=deadline)
+        response = answer.response
+        if answer.absent:
+            return DeleteResult(
+                outcome="already_absent",
+                http_status=response.status_code,
+                request_id=_request_id(response),
+                attempts=answer.attempts,
+                status=None,
+            )
+        # The deletion happened whatever the body says: an unreadable body only loses `status`.
+        body = _json_object(response)
+        status = body.get("status") if body is not None else None
+        return DeleteResult(
+            outcome="deleted",
+            http_status=response.status_code,
+            request_id=_request_id(response),
+            attempts=answer.attempts,
+            status=status if isinstance(status, str) else None,
+        )
+
+    def get_instance(
+        self, project_id: str, instance_id: str, *, deadline: float | None = None
+    ) -> dict[str, Any] | None:
+        """The instance as the API describes it, or None when it does not exist."""
+        path = self._instance_path(project_id, instance_id)
+        answer = self._call("GET", path, project_id=project_id, deadline=deadline)
+        if answer.absent:
+            return None
+        body = _json_object(answer.response)
+        if body is None:
+            # Not retried here: whoever polls will ask again.
+            raise ApiError(
+                f"GET {path}: HTTP {answer.response.status_code} with a body that is not a "
+                "JSON object",
+                http_status=answer.response.status_code,
+                error_code=MALFORMED_RESPONSE,
+                error_msg="response body is not a JSON object",
+                request_id=_request_id(answer.response),
+                attempts=answer.attempts,
+                retryable=True,
+            )
+        return body
+
+    def stop_instance(
+        self, project_id: str, instance_id: str, *, deadline: float | None = None
+    ) -> None:
+        """Ask the instance to stop; returns once the API accepted (an absent one needs none)."""
+        path = self._instance_path(project_id, instance_id)
+        if self._api is ApiGeneration.NOTEBOOK:
+            self._call("POST", f"{path}/stop", project_id=project_id, deadline=deadline)
+        else:
+            self._call(
+                "POST",
+                f"{path}/action",
+                project_id=project_id,
+                json_body={"action": "stop"},
+                deadline=deadline,
+            )
+
+    # -- the core -------------------------------------------------------------------------
+
+    def _instance_path(self, project_id: str, instance_id: str) -> str:
+        _check_ids(project_id, instance_id)
+        if self._api is ApiGeneration.NOTEBOOK:
+            return f"/v1/{project_id}/notebooks/{instance_id}"
+        return f"/v1/{project_id}/demanager/instances/{instance_id}"
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        project_id: str,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        deadline: float | None = None,
+    ) -> _Answer:
+        """Send one logical request, retrying what is transient; raise ApiError otherwise."""
+        if not isinstance(project_id, str) or not _PROJECT_ID.fullmatch(project_id):
+            raise ValueError("project_id must be 32 lowercase hexadecimal characters")
+        headers = {"X-Project-Id": project_id}
+        data: bytes | None = None
+        if json_body is not None:
+            # Serialised here so the bytes signed are the bytes sent.
+            data = json.dumps(json_body, separators=(",", ":")).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        what = f"{method} {path}"
+        attempts = 0
+        last: ApiError | None = None
+        while True:
+            timeout = self._timeout(deadline, what, attempts, last)
+            attempts += 1
+            retry_after: float | None = None
+            try:
+                response = self._session.request(
+                    method,
+                    self._endpoint + path,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=timeout,
+                    # A 301/302 would turn DELETE into GET and its 200 into a false "deleted".
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                error = self._transport_error(exc, what, attempts, timeout)
+            else:
+                verdict = _judge(response, what, attempts)
+                if isinstance(verdict, str):
+                    return _Answer(response, attempts, absent=verdict == "absent")
+                error = verdict
+                if error.retryable:
+                    retry_after = retry_after_seconds(response, now=self._wall_clock())
+            if not error.retryable:
+                raise error
+            last = error
+            if attempts >= self._retry.max_attempts:
+                raise _again(
+                    error,
+                    f"{error}; gave up after {attempts} attempts",
+                    attempts=attempts,
+                )
+            delay = self._delay(attempts, retry_after, error)
+            if deadline is not None and self._clock() + delay >= deadline:
+                raise _again(
+                    error,
+                    f"{error}; the deadline cut the retries after {attempts} "
+                    f"attempt{'s' if attempts != 1 else ''}",
+                    attempts=attempts,
+                )
+            _log.debug(
+                "retrying %s after %s (attempt %d of %d) in %.3fs",
+                what,
+                error.error_code or error.http_status,
+                attempts,
+                self._retry.max_attempts,
+                delay,
+            )
+            self._sleep(delay)
+
+    def _timeout(
+        self, deadline: float | None, what: str, attempts: int, last: ApiError | None
+    ) -> tuple[float, float]:
+        """(connect, read) for the next attempt, never reaching past the deadline."""
+        connect, read = self._timeouts.connect, self._timeouts.read
+        if deadline is None:
+            return connect, read
+        left = deadline - self._clock()
+        if left <= 0:
+            message = f"{what}: the deadline passed before attempt {attempts + 1} could start"
+            if last is not None:
+                message += f" (last error: {last})"
+            raise DeadlineExceeded(
+                message,
+                http_status=last.http_status if last else None,
+                error_code=last.error_code if last else None,
+                error_msg=last.error_msg if last else None,
+                request_id=last.request_id if last else None,
+                attempts=attempts,
+                retryable=True,
+            )
+        return min(connect, left), min(read, left)
+
+    def _delay(self, attempts: int, retry_after: float | None, error: ApiError) -> float:
+        """Seconds to wait before the next attempt: the server's wish, else jittered backoff."""
+        if retry_after is not None:
+            if retry_after > self._retry.max_retry_after:
+                raise _again(
+                    error,
+                    f"{error}; the server asked to wait {retry_after:g}s, longer than the "
+                    f"{self._retry.max_retry_after:g}s we wait",
+                    attempts=attempts,
+                )
+            return retry_after
+        ceiling = min(self._retry.max_delay, self._retry.base_delay * 2.0 ** (attempts - 1))
+        # Full jitter spreads concurrent workers apart after a shared throttling spike.
+        return self._jitter() * ceiling
+
+    def _transport_error(
+        self,
+        exc: requests.RequestException,
+        what: str,
+        attempts: int,
+        timeout: tuple[float, float],
+    ) -> ApiError:
+        """An ApiError for a request that got no HTTP answer; never quotes the URL or headers."""
+        # Order matters: ConnectTimeout and SSLError are ConnectionErrors too.
+        retryable = True
+        if isinstance(exc, requests.ConnectTimeout):
+            code = CONNECT_TIMEOUT
+            description = f"no connection to {self._host} within {timeout[0]:g}s"
+        elif isinstance(exc, requests.ReadTimeout):
+            code = READ_TIMEOUT
+            description = f"no answer from {self._host} within {timeout[1]:g}s"
+        elif isinstance(exc, requests.exceptions.SSLError):
+            # Almost always a certificate or endpoint mistake: retrying only burns the deadline.
+            code, retryable = SSL_ERROR, False
+            description = f"TLS with {self._host} failed ({_root_cause(exc)})"
+        elif isinstance(exc, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+            code = CONNECTION_ERROR
+            description = f"connection to {self._host} failed ({_root_cause(exc)})"
+        else:
+            code, retryable = REQUEST_ERROR, False
+            description = f"request to {self._host} failed ({type(exc).__name__})"
+        return ApiError(
+            f"{what}: {description}",
+            error_code=code,
+            error_msg=description,
+            attempts=attempts,
+            retryable=retryable,
+        )
+
+
+_Verdict = Literal["ok", "absent"]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A final answer from `_call`: a 2xx, or a response that means "does not exist"."""
+
+    response: requests.Response
+    attempts: int
+    absent: bool
+
+
+def _judge(response: requests.Response, what: str, attempts: int) -> _Verdict | ApiError:
+    """Classify one HTTP answer: "ok", "absent" or the error; every status decision lives here."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return "ok"
+    code, msg, body_kind = _parse_error_body(response)
+    if _means_absent(status, code, body_kind):
+        return "absent"
+    retryable = status in (408, 429) or 500 <= status < 600
+    if 300 <= status < 400:
+        code = code or UNEXPECTED_REDIRECT
+        detail = f"HTTP {status}: unexpected redirect, check the endpoint"
+    elif status == 401:
+        detail = f"authentication rejected ({code or 'HTTP 401'}): {_auth_hint(code)}"
+    elif status == 403:
+        detail = f"permission denied ({code or 'HTTP 403'}): {_permission_hint(code)}"
+    else:
+        detail = f"HTTP {status}" + (f" {code}" if code else "")
+    if msg:
+        detail += f": {msg}"
+    return ApiError(
+        f"{what}: {detail}",
+        http_status=status,
+        error_code=code,
+        error_msg=msg,
+        request_id=_request_id(response),
+        attempts=attempts,
+        retryable=retryable,
+    )
+
+
+def _means_absent(status: int, code: str | None, body_kind: str) -> bool:
+    """True when the answer says the instance does not exist (fail closed when unsure)."""
+    if status not in (400, 404):
+        return False
+    if code in NOT_FOUND_CODES:
+        return True
+    if status != 404:
+        return False
+    if code is None:
+        # An HTML or plain-text 404 comes from something in front of ModelArts (wrong
+        # endpoint, proxy), not from ModelArts: calling that "already gone" would hide it.
+        return body_kind in ("empty", "json")
+    # APIGW.0101 and friends: the gateway found no such API, which says nothing about the
+    # instance. Only ModelArts' own codes speak about instances.
+    return code.startswith("ModelArts.")
+
+
+def _auth_hint(code: str | None) -> str:
+    if code == "APIGW.0301":
+        # Each blind retry counts towards the AK lockout (more than 5 bad signatures in a row).
+        return "check the AK/SK (signature rejected; repeated failures lock the key for 5 minutes)"
+    if code in ("ModelArts.6620", "APIGW.0307") or (code or "").startswith("ModelArts.020"):
+        return "the IAM token is missing, expired or invalid: obtain a new project-scoped token"
+    return "check the credentials (AK/SK, security token or IAM token)"
+
+
+def _permission_hint(code: str | None) -> str:
+    if code == "ModelArts.0210":
+        return "the project in the URL does not match the credentials' project"
+    return "check that the user or agency is granted ModelArts permissions in this project"
+
+
+def _parse_error_body(response: requests.Response) -> tuple[str | None, str | None, str]:
+    """(code, msg, body kind) where the kind is "empty", "json" or "text"."""
+    text = response.content.decode("utf-8", errors="replace").strip()
+    if not text:
+        return None, None, "empty"
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None, _short_text(text), "text"
+    if not isinstance(body, dict):
+        # Valid JSON but not an object: not a shape ModelArts or its gateway ever sends.
+        return None, _short_text(text), "text"
+    code, msg = _error_fields(body, depth=0)
+    return code, msg, "json"
+
+
+def _error_fields(body: Mapping[str, Any], *, depth: int) -> tuple[str | None, str | None]:
+    """First code and message found at this level, then in nested objects ("error" first)."""
+    code = _first_scalar(body, _CODE_KEYS)
+    msg = _first_scalar(body, _MSG_KEYS)
+    if msg is None and isinstance(body.get("error"), str):
+        msg = body["error"]
+    if (code is None or msg is None) and depth < 3:
+        nested = sorted(
+            (v for v in body.values() if isinstance(v, dict)),
+            key=lambda v: v is not body.get("error"),
+        )
+        for value in nested:
+            inner_code, inner_msg = _error_fields(value, depth=depth + 1)
+            code = code if code is not None else inner_code
+            msg = msg if msg is not None else inner_msg
+            if code is not None and msg is not None:
+                break
+    return code, (_clip(msg, _LONG_TEXT) if msg is not None else None)
+
+
+def _first_scalar(body: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = body.get(key)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (str, int)) and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def _short_text(text: str) -> str | None:
+    """A one-line digest of a non-JSON body: an HTML page's title, else its text."""
+    lowered = text[:2000].lower()
+    if "<html" in lowered or "<!doctype" in lowered or lowered.startswith("<"):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        text = title.group(1) if title else re.sub(r"<[^>]*>", " ", text)
+        text = html.unescape(text)
+    text = " ".join(text.split())
+    return _clip(text, _SHORT_TEXT) if text else None
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_object(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        body = json.loads(response.content.decode("utf-8", errors="replace"))
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _request_id(response: requests.Response) -> str | None:
+    return response.headers.get("X-Request-Id") or None
+
+
+def _http_date(value: str) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        # RFC 9110 dates are GMT; "-0000" parses as naive.
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def _again(error: ApiError, message: str, *, attempts: int) -> ApiError:
+    """The same failure, re-told: retries ran out or were cut short."""
+    return ApiError(
+        message,
+        http_status=error.http_status,
+        error_code=error.error_code,
+        error_msg=error.error_msg,
+        request_id=error.request_id,
+        attempts=attempts,
+        retryable=True,
+    )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception's class name (its text may hold the URL, so never the text)."""
+    current = exc
+    for _ in range(10):
+        inner: BaseException | None = None
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            inner = reason
+        else:
+            inner = next((a for a in current.args if isinstance(a, BaseException)), None)
+        if inner is None:
+            inner = current.__cause__ or current.__context__
+        if inner is None or inner is current:
+            break
+        current = inner
+    return type(current).__name__
+
+
+def _check_ids(project_id: str, instance_id: str) -> None:
+    """Refuse IDs that could change the URL's meaning (payload validation happens earlier)."""
+    if not isinstance(project_id, str) or not _PROJECT_ID.fullmatch(project_id):
+        raise ValueError("project_id must be 32 lowercase hexadecimal characters")
+    if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
+        raise ValueError("instance_id must be a UUID, optionally prefixed with 'DE-'")
+
+
+def _checked_endpoint(endpoint: str) -> tuple[str, str]:
+    """(base URL without trailing slash, host[:port] for messages)."""
+    if not isinstance(endpoint, str):
+        raise ConfigurationError("invalid endpoint: expected a URL string")
+    parts = urlsplit(endpoint.strip())
+    if "@" in parts.netloc:
+        # Never echo it: the user part may be a credential.
+        raise ConfigurationError("invalid endpoint: credentials must not be part of the URL")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError(f"invalid endpoint {endpoint!r}: bad port") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigurationError(f"invalid endpoint {endpoint!r}: expected https://host[:port]")
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"invalid endpoint {endpoint!r}: no query or fragment allowed")
+    host = parts.hostname if port is None else f"{parts.hostname}:{port}"
+    return endpoint.strip().rstrip("/"), host
