@@ -1,0 +1,12 @@
+"""FunctionGraph entry point: `handler.handler`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelarts_cleanup.entry import run_function
+
+
+def handler(event: object, context: object = None) -> dict[str, Any]:
+    """Delete the instances the event names; returns the run's report."""
+    return run_function(event, context)

@@ -1,0 +1,89 @@
+"""Command line: `python -m modelarts_cleanup invoke|demo|schema`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .exceptions import CleanupError
+from .payload import payload_schema
+
+EXIT_OK, EXIT_NOT_CLEAN, EXIT_INVALID = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m modelarts_cleanup",
+        description="Delete Huawei Cloud ModelArts notebook instances, with one result each.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    invoke = commands.add_parser(
+        "invoke",
+        help="run the function here, for real, with settings from the environment",
+        description="Exit status: 0 succeeded, 1 partial, failed or refused, "
+        "2 invalid payload or configuration.",
+    )
+    invoke.add_argument(
+        "--event",
+        metavar="FILE",
+        help="the event as JSON (a payload or a TIMER event); '-' reads standard input; "
+        "without it the configured default targets are used",
+    )
+    invoke.add_argument("--dry-run", action="store_true", help="delete nothing, say what would go")
+    invoke.add_argument(
+        "--deadline",
+        type=float,
+        metavar="SECONDS",
+        help="time budget, as FunctionGraph's remaining time would give it",
+    )
+    commands.add_parser("demo", help="run against the embedded local endpoint")
+    commands.add_parser("schema", help="print the JSON Schema of the payload")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "schema":
+        print(json.dumps(payload_schema(), indent=2))
+        return EXIT_OK
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo()
+    return _invoke(args.event, dry_run=args.dry_run, deadline=args.deadline)
+
+
+def _invoke(event_path: str | None, *, dry_run: bool, deadline: float | None) -> int:
+    from .entry import run_function
+
+    try:
+        event = _read_event(event_path)
+    except OSError as exc:
+        print(f"cannot read the event from {event_path}: {exc.strerror}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        report = run_function(
+            event, None, log_stream=sys.stderr, deadline_seconds=deadline, force_dry_run=dry_run
+        )
+    except CleanupError:
+        # run_function has already logged why, as one JSON line on stderr.
+        return EXIT_INVALID
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return EXIT_OK if report["status"] == "succeeded" else EXIT_NOT_CLEAN
+
+
+def _read_event(path: str | None) -> object:
+    if path is None:
+        # No event: what a timer with an empty user event does, the configured default targets.
+        return {"trigger_type": "TIMER", "user_event": ""}
+    if path == "-":
+        return sys.stdin.buffer.read()
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

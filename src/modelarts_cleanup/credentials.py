@@ -1,0 +1,86 @@
+"""Where credentials come from: settings first, then the FunctionGraph context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import requests
+from pydantic import SecretStr
+
+from .exceptions import CredentialsError
+from .settings import Settings
+from .signer import SdkHmacSha256Auth
+
+
+@dataclass(frozen=True)
+class AkSk:
+    """An access key pair, with a security token when it is temporary."""
+
+    access_key: str
+    secret_key: SecretStr
+    security_token: SecretStr | None
+    source: str
+
+    def auth(self) -> requests.auth.AuthBase:
+        """Signs every request with SDK-HMAC-SHA256."""
+        return SdkHmacSha256Auth(self.access_key, self.secret_key, self.security_token)
+
+
+@dataclass(frozen=True)
+class IamToken:
+    """A project-scoped IAM token."""
+
+    token: SecretStr
+    source: str
+
+    def auth(self) -> requests.auth.AuthBase:
+        """Sends the token as X-Auth-Token."""
+        return TokenAuth(self.token)
+
+
+Credentials = AkSk | IamToken
+
+
+class TokenAuth(requests.auth.AuthBase):
+    """Adds `X-Auth-Token` to each request."""
+
+    def __init__(self, token: SecretStr) -> None:
+        self._token = token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["X-Auth-Token"] = self._token.get_secret_value()
+        return r
+
+    def __repr__(self) -> str:
+        return "TokenAuth(token='**********')"
+
+
+def _context_value(context: object | None, method: str) -> str:
+    getter = getattr(context, method, None)
+    if not callable(getter):
+        return ""
+    value = getter()
+    return value.strip() if isinstance(value, str) else ""
+
+
+def resolve_credentials(settings: Settings, context: object | None) -> Credentials:
+    """The first configured of: AK/SK settings, the function's agency, an IAM token."""
+    if settings.access_key is not None and settings.secret_key is not None:
+        return AkSk(settings.access_key, settings.secret_key, settings.security_token, "settings")
+    access_key = _context_value(context, "getSecurityAccessKey")
+    secret_key = _context_value(context, "getSecuritySecretKey")
+    if access_key and secret_key:
+        token = _context_value(context, "getSecurityToken")
+        return AkSk(
+            access_key, SecretStr(secret_key), SecretStr(token) if token else None, "agency"
+        )
+    if settings.auth_token is not None:
+        return IamToken(settings.auth_token, "settings")
+    token = _context_value(context, "getToken")
+    if token:
+        return IamToken(SecretStr(token), "context")
+    raise CredentialsError(
+        "no credentials: give the function an agency allowed to delete ModelArts notebooks "
+        "(FunctionGraph), or set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK "
+        "(+ HUAWEICLOUD_SDK_SECURITY_TOKEN for temporary keys), or MODELARTS_CLEANUP_AUTH_TOKEN"
+    )

@@ -1,0 +1,155 @@
+"""The one entry function: event and context in, report out. The handler and `invoke` call it."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, TextIO
+
+import requests
+
+from .cleanup import Policy, execute, make_plan
+from .client import ModelArtsClient, RetryPolicy, Timeouts, new_session
+from .credentials import resolve_credentials
+from .exceptions import ConfigurationError, PayloadError
+from .payload import parse_event
+from .report import JsonLog, Report, run_status, summary_log_fields
+from .settings import Settings, function_environment, load_settings
+
+# Requests cap their own timeouts at the deadline, so the margin only has to cover building and
+# returning the report; a quarter of a very short budget at most, so a 3 s function still works.
+DEADLINE_MARGIN_SECONDS = 2.0
+
+SessionFactory = Callable[[int, requests.auth.AuthBase], requests.Session]
+
+_cold_start = True
+
+
+def _default_session(pool_size: int, auth: requests.auth.AuthBase) -> requests.Session:
+    return new_session(pool_size, auth=auth)
+
+
+def run_function(
+    event: object,
+    context: object | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    log_stream: TextIO | None = None,
+    deadline_seconds: float | None = None,
+    force_dry_run: bool = False,
+    session_factory: SessionFactory = _default_session,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Run one invocation and return its report; invalid input raises and deletes nothing."""
+    global _cold_start
+    cold_start, _cold_start = _cold_start, False
+    started = clock()
+    request_id = _call(context, "getRequestID") or str(uuid.uuid4())
+    log = JsonLog(
+        sys.stdout if log_stream is None else log_stream,
+        context={"function_request_id": request_id, "cold_start": cold_start},
+    )
+    try:
+        settings = load_settings(function_environment(context, environ))
+        log = JsonLog(
+            sys.stdout if log_stream is None else log_stream,
+            level=settings.log_level,
+            context={"function_request_id": request_id, "cold_start": cold_start},
+        )
+        payload = parse_event(event, default_targets=settings.targets)
+        credentials = resolve_credentials(settings, context)
+    except (ConfigurationError, PayloadError) as exc:
+        log.error(str(exc), error_type=type(exc).__name__)
+        raise
+
+    # Each source can only make the run safer: any one of them asking for a dry run wins.
+    dry_run = settings.dry_run or payload.dry_run or force_dry_run
+    plan = make_plan(payload.targets, _policy(settings), dry_run=dry_run)
+    if plan.refused_run is not None:
+        log.error(plan.refused_run)
+    budget = _budget_seconds(context, deadline_seconds)
+    deadline = (
+        None if budget is None else started + budget - min(DEADLINE_MARGIN_SECONDS, budget / 4)
+    )
+    log.debug(
+        "run planned",
+        targets=len(plan.order),
+        to_delete=len(plan.to_delete),
+        dry_run=dry_run,
+        credentials=credentials.source,
+    )
+
+    session = session_factory(settings.concurrency, credentials.auth())
+    try:
+        client = _client(settings, session, clock, sleep)
+        results = execute(
+            plan,
+            client,
+            concurrency=settings.concurrency,
+            deadline=deadline,
+            log=log,
+            clock=clock,
+        )
+    finally:
+        session.close()
+    report = Report(
+        status=run_status(results, refused=plan.refused_run is not None),
+        dry_run=dry_run,
+        api=settings.api.value,
+        request_id=request_id,
+        duration_ms=round((clock() - started) * 1000),
+        results=results,
+    )
+    log.log(
+        "INFO" if report.status.value == "succeeded" else "WARNING",
+        "run finished",
+        **summary_log_fields(report),
+    )
+    return report.to_dict()
+
+
+def _client(
+    settings: Settings,
+    session: requests.Session,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> ModelArtsClient:
+    return ModelArtsClient(
+        session=session,
+        endpoint=settings.base_url,
+        api=settings.api,
+        retry=RetryPolicy(max_attempts=settings.max_attempts),
+        timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
+        clock=clock,
+        sleep=sleep,
+    )
+
+
+def _policy(settings: Settings) -> Policy:
+    return Policy(
+        allowed_projects=settings.allowed_projects,
+        protected_instances=settings.protected_instances,
+        max_deletions=settings.max_deletions,
+    )
+
+
+def _budget_seconds(context: object | None, deadline_seconds: float | None) -> float | None:
+    if deadline_seconds is not None:
+        return deadline_seconds
+    remaining = getattr(context, "getRemainingTimeInMilliSeconds", None)
+    if callable(remaining):
+        value = remaining()
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value) / 1000
+    return None
+
+
+def _call(context: object | None, method: str) -> str | None:
+    getter = getattr(context, method, None)
+    if not callable(getter):
+        return None
+    value = getter()
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,239 @@
+"""The payload: which instances to delete, and the envelopes it arrives in. Pure."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .exceptions import PayloadError
+
+PROJECT_ID_PATTERN = r"^[0-9a-f]{32}$"
+INSTANCE_ID_PATTERN = r"^(DE-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_PROJECT_ID = re.compile(PROJECT_ID_PATTERN, re.ASCII)
+_INSTANCE_ID = re.compile(INSTANCE_ID_PATTERN, re.ASCII)
+
+# FunctionGraph accepts events of a few MB; a cleanup list never needs that much, and refusing early
+# keeps a hostile event from costing memory or time.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_TARGETS = 5000
+# Deeper than any valid payload can be; stops pathological nesting before json or pydantic recurse.
+_MAX_DEPTH = 32
+
+_PATTERN_MESSAGES = {
+    "project_id": "must be 32 lowercase hexadecimal characters",
+    "instance_id": "must be a lowercase UUID, optionally prefixed 'DE-'",
+}
+
+
+def is_project_id(value: str) -> bool:
+    """Whether value is a well-formed project ID."""
+    return _PROJECT_ID.fullmatch(value) is not None
+
+
+def is_instance_id(value: str) -> bool:
+    """Whether value is a well-formed instance ID."""
+    return _INSTANCE_ID.fullmatch(value) is not None
+
+
+ProjectId = Annotated[
+    str, Field(pattern=PROJECT_ID_PATTERN, description="32 lowercase hexadecimal characters")
+]
+InstanceId = Annotated[
+    str,
+    Field(pattern=INSTANCE_ID_PATTERN, description="UUID, optionally prefixed 'DE-' (old API)"),
+]
+
+
+class Target(BaseModel):
+    """One instance to delete."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    project_id: ProjectId
+    instance_id: InstanceId
+
+
+class Payload(BaseModel):
+    """The canonical payload."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        strict=True,
+        title="modelarts-cleanup payload",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    targets: list[Target] = Field(
+        min_length=1,
+        max_length=MAX_TARGETS,
+        description="Instances to delete; duplicate pairs are handled once.",
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Report what would be deleted and delete nothing. Can only make a run safer.",
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _merge_duplicates(cls, targets: list[Target]) -> list[Target]:
+        return list(dict.fromkeys(targets))
+
+
+def payload_schema() -> dict[str, Any]:
+    """The JSON Schema of the canonical payload."""
+    return Payload.model_json_schema()
+
+
+def parse_payload(obj: object) -> Payload:
+    """Validate a canonical payload object (already decoded from JSON)."""
+    problems = _shape_problems(obj)
+    if problems:
+        raise PayloadError(problems)
+    try:
+        return Payload.model_validate(obj)
+    except ValidationError as exc:
+        raise PayloadError(describe_errors(exc)) from None
+
+
+def parse_event(event: object, *, default_targets: Sequence[Target] = ()) -> Payload:
+    """Unwrap any accepted envelope and validate the payload inside it."""
+    if isinstance(event, (bytes, str)):
+        event = _decode_json(event, where="event")
+    if isinstance(event, Mapping) and "trigger_type" in event:
+        return _parse_trigger(event, default_targets)
+    return parse_payload(event)
+
+
+def _parse_trigger(event: Mapping[Any, Any], default_targets: Sequence[Target]) -> Payload:
+    trigger = event.get("trigger_type")
+    if trigger != "TIMER":
+        raise PayloadError([f"trigger_type: only TIMER events are accepted, not {_show(trigger)}"])
+    user_event = event.get("user_event", "")
+    if user_event is None:
+        user_event = ""
+    if not isinstance(user_event, str):
+        raise PayloadError(["user_event: must be a string holding the payload as JSON"])
+    if not user_event.strip():
+        if not default_targets:
+            raise PayloadError(
+                [
+                    "user_event: empty, and MODELARTS_CLEANUP_TARGETS is not set: "
+                    "nothing says what to delete"
+                ]
+            )
+        return Payload(targets=list(default_targets))
+    return parse_payload(_decode_json(user_event, where="user_event"))
+
+
+def _decode_json(raw: bytes | str, *, where: str) -> object:
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_PAYLOAD_BYTES:
+        raise PayloadError([f"{where}: {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"])
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if "\x00" in text:
+            raise PayloadError([f"{where}: contains a NUL character"])
+        if _nesting_depth(text) > _MAX_DEPTH:
+            raise PayloadError([f"{where}: nested deeper than {_MAX_DEPTH} levels"])
+        return json.loads(text)
+    except UnicodeDecodeError:
+        raise PayloadError([f"{where}: not valid UTF-8"]) from None
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            [f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"]
+        ) from None
+
+
+def _nesting_depth(text: str) -> int:
+    """Upper bound of JSON nesting (brackets inside strings count too: safe side)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _shape_problems(obj: object) -> list[str]:
+    """Problems pydantic would not phrase well: wrong top-level type, size and depth."""
+    if not isinstance(obj, Mapping):
+        return [f"payload: must be a JSON object, not {_type_name(obj)}"]
+    if _depth(obj) > _MAX_DEPTH:
+        return [f"payload: nested deeper than {_MAX_DEPTH} levels"]
+    try:
+        size = len(json.dumps(obj, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    except (TypeError, ValueError):
+        return ["payload: holds values that are not JSON (only objects, lists, strings, ...)"]
+    if size > MAX_PAYLOAD_BYTES:
+        return [f"payload: {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"]
+    targets = obj.get("targets")
+    if isinstance(targets, list) and len(targets) > MAX_TARGETS:
+        return [f"targets: {len(targets)} entries, more than the {MAX_TARGETS} allowed"]
+    return []
+
+
+def _depth(obj: object, level: int = 0) -> int:
+    if level > _MAX_DEPTH:
+        return level
+    if isinstance(obj, Mapping):
+        return max((_depth(v, level + 1) for v in obj.values()), default=level + 1)
+    if isinstance(obj, (list, tuple)):
+        return max((_depth(v, level + 1) for v in obj), default=level + 1)
+    return level
+
+
+def describe_errors(exc: ValidationError, roots: Mapping[str, str] | None = None) -> list[str]:
+    """One line per problem, `location: message`, never echoing the input.
+
+    `roots` renames the first element of a location (a field name to its environment variable).
+    """
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = error["loc"]
+        field = str(loc[-1]) if loc else ""
+        if error["type"] == "string_pattern_mismatch" and field in _PATTERN_MESSAGES:
+            message = _PATTERN_MESSAGES[field]
+        elif error["type"] == "extra_forbidden":
+            message = "unknown key"
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+        if not loc:
+            problems.append(message)
+            continue
+        first = str(loc[0])
+        root = (roots or {}).get(first, first)
+        problems.append(f"{_location((root, *loc[1:]))}: {message}")
+    return problems
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{_printable(part)}" if text else _printable(part)
+    return text or "payload"
+
+
+def _printable(key: str) -> str:
+    """A key as it can be shown: hostile keys are shortened and escaped."""
+    shown = key if len(key) <= 40 else key[:40] + "..."
+    return shown.encode("unicode_escape").decode("ascii")
+
+
+def _type_name(value: object) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    names.update({int: "a number", float: "a number", type(None): "null"})
+    return names.get(type(value), type(value).__name__)
+
+
+def _show(value: object) -> str:
+    return repr(value)[:40] if isinstance(value, str) else _type_name(value)

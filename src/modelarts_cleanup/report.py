@@ -1,0 +1,196 @@
+"""Outcomes, per-target results, the run's report, and JSON log lines. Pure but for the log sink."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, TextIO
+
+SERVICE = "modelarts-cleanup"
+
+
+class Outcome(str, Enum):
+    """What happened to one target. Exactly one per target."""
+
+    DELETED = "deleted"
+    ALREADY_ABSENT = "already_absent"
+    WOULD_DELETE = "would_delete"
+    REFUSED = "refused"
+    FAILED = "failed"
+    NOT_ATTEMPTED = "not_attempted"
+
+
+class RunStatus(str, Enum):
+    """The run as a whole."""
+
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    REFUSED = "refused"
+
+
+class Reason(str, Enum):
+    """Why a target was refused or not attempted."""
+
+    PROTECTED = "protected"
+    PROJECT_NOT_ALLOWED = "project_not_allowed"
+    MAX_DELETIONS_EXCEEDED = "max_deletions_exceeded"
+    DEADLINE = "deadline"
+
+
+_ATTEMPTED = frozenset({Outcome.DELETED, Outcome.ALREADY_ABSENT, Outcome.FAILED})
+
+
+@dataclass(frozen=True)
+class Result:
+    """The one result of one target."""
+
+    project_id: str
+    instance_id: str
+    outcome: Outcome
+    http_status: int | None = None
+    error_code: str | None = None
+    error_msg: str | None = None
+    reason: str | None = None
+    attempts: int = 0
+    request_id: str | None = None
+    duration_ms: int = 0
+    instance_status: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as it appears in the report."""
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        return data
+
+
+def count_outcomes(results: Iterable[Result]) -> dict[str, int]:
+    """How many results of each outcome, every outcome listed."""
+    counts = dict.fromkeys((o.value for o in Outcome), 0)
+    for result in results:
+        counts[result.outcome.value] += 1
+    return counts
+
+
+def run_status(results: Iterable[Result], *, refused: bool = False) -> RunStatus:
+    """Succeeded, partial, failed or refused, as DESIGN.md defines them."""
+    if refused:
+        return RunStatus.REFUSED
+    outcomes = [r.outcome for r in results]
+    failed = outcomes.count(Outcome.FAILED)
+    unfinished = failed + outcomes.count(Outcome.NOT_ATTEMPTED)
+    if unfinished == 0:
+        return RunStatus.SUCCEEDED
+    attempted = sum(1 for o in outcomes if o in _ATTEMPTED)
+    if attempted and failed == attempted and failed == unfinished:
+        return RunStatus.FAILED
+    return RunStatus.PARTIAL
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the handler returns and `invoke` prints."""
+
+    status: RunStatus
+    dry_run: bool
+    api: str
+    request_id: str
+    duration_ms: int
+    results: tuple[Result, ...]
+    counts: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "counts", count_outcomes(self.results))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "status": self.status.value,
+            "dry_run": self.dry_run,
+            "api": self.api,
+            "request_id": self.request_id,
+            "duration_ms": self.duration_ms,
+            "counts": dict(self.counts),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+
+
+class JsonLog:
+    """One JSON object per line, null values dropped; thread-safe; level-filtered."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        level: str = "INFO",
+        context: Mapping[str, Any] | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._stream = stream
+        self._threshold = _LEVELS[level]
+        self._context = dict(context or {})
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def log(self, level: str, message: str, **fields: Any) -> None:
+        """Write one line, if the level passes."""
+        if _LEVELS[level] < self._threshold:
+            return
+        record: dict[str, Any] = {
+            "timestamp": self._clock().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": level,
+            "message": message,
+            "service": SERVICE,
+        }
+        record.update(self._context)
+        record.update(fields)
+        line = json.dumps(
+            {k: _plain(v) for k, v in record.items() if v is not None},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def debug(self, message: str, **fields: Any) -> None:
+        """Log at DEBUG."""
+        self.log("DEBUG", message, **fields)
+
+    def info(self, message: str, **fields: Any) -> None:
+        """Log at INFO."""
+        self.log("INFO", message, **fields)
+
+    def warning(self, message: str, **fields: Any) -> None:
+        """Log at WARNING."""
+        self.log("WARNING", message, **fields)
+
+    def error(self, message: str, **fields: Any) -> None:
+        """Log at ERROR."""
+        self.log("ERROR", message, **fields)
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def summary_log_fields(report: Report) -> dict[str, Any]:
+    """The keys of the run's summary log line."""
+    return {
+        "status": report.status.value,
+        "dry_run": report.dry_run,
+        "api": report.api,
+        "duration_ms": report.duration_ms,
+        "counts": dict(report.counts),
+    }

@@ -1,0 +1,257 @@
+"""Configuration: the one place where environment variable names live."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .client import ApiGeneration, endpoint_for_region
+from .exceptions import ConfigurationError
+from .payload import Target, describe_errors, is_instance_id, is_project_id
+
+PREFIX = "MODELARTS_CLEANUP_"
+
+# Field name -> environment variable. Everything else in the package uses field names.
+_ENV = {
+    "region": PREFIX + "REGION",
+    "endpoint": PREFIX + "ENDPOINT",
+    "allow_http": PREFIX + "ALLOW_HTTP",
+    "api": PREFIX + "API",
+    "dry_run": PREFIX + "DRY_RUN",
+    "targets": PREFIX + "TARGETS",
+    "allowed_projects": PREFIX + "ALLOWED_PROJECTS",
+    "protected_instances": PREFIX + "PROTECTED_INSTANCES",
+    "max_deletions": PREFIX + "MAX_DELETIONS",
+    "concurrency": PREFIX + "CONCURRENCY",
+    "max_attempts": PREFIX + "MAX_ATTEMPTS",
+    "connect_timeout": PREFIX + "CONNECT_TIMEOUT",
+    "read_timeout": PREFIX + "READ_TIMEOUT",
+    "log_level": PREFIX + "LOG_LEVEL",
+    "access_key": "HUAWEICLOUD_SDK_AK",
+    "secret_key": "HUAWEICLOUD_SDK_SK",
+    "security_token": "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+    "auth_token": PREFIX + "AUTH_TOKEN",
+}
+ENV_NAMES: frozenset[str] = frozenset(_ENV.values())
+SECRET_ENV_NAMES: frozenset[str] = frozenset(
+    _ENV[name] for name in ("secret_key", "security_token", "auth_token")
+)
+
+
+def _env(field: str) -> Any:
+    return Field(None, validation_alias=AliasChoices(_ENV[field], field))
+
+
+def _split_list(value: object) -> object:
+    """Lists come as JSON or comma-separated text."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg})") from None
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+class Settings(BaseSettings):
+    """Every setting of the function, validated."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    region: str | None = _env("region")
+    endpoint: str | None = _env("endpoint")
+    allow_http: bool = Field(False, validation_alias=AliasChoices(_ENV["allow_http"], "allow_http"))
+    api: ApiGeneration = Field(
+        ApiGeneration.NOTEBOOK, validation_alias=AliasChoices(_ENV["api"], "api")
+    )
+    dry_run: bool = Field(False, validation_alias=AliasChoices(_ENV["dry_run"], "dry_run"))
+    targets: Annotated[tuple[Target, ...], NoDecode] = Field(
+        (), validation_alias=AliasChoices(_ENV["targets"], "targets")
+    )
+    allowed_projects: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(), validation_alias=AliasChoices(_ENV["allowed_projects"], "allowed_projects")
+    )
+    protected_instances: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(),
+        validation_alias=AliasChoices(_ENV["protected_instances"], "protected_instances"),
+    )
+    max_deletions: int = Field(
+        50, ge=0, validation_alias=AliasChoices(_ENV["max_deletions"], "max_deletions")
+    )
+    concurrency: int = Field(
+        8, ge=1, le=64, validation_alias=AliasChoices(_ENV["concurrency"], "concurrency")
+    )
+    max_attempts: int = Field(
+        5, ge=1, le=10, validation_alias=AliasChoices(_ENV["max_attempts"], "max_attempts")
+    )
+    connect_timeout: float = Field(
+        5.0, gt=0, le=60, validation_alias=AliasChoices(_ENV["connect_timeout"], "connect_timeout")
+    )
+    read_timeout: float = Field(
+        30.0, gt=0, le=300, validation_alias=AliasChoices(_ENV["read_timeout"], "read_timeout")
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=AliasChoices(_ENV["log_level"], "log_level")
+    )
+    access_key: str | None = _env("access_key")
+    secret_key: SecretStr | None = _env("secret_key")
+    security_token: SecretStr | None = _env("security_token")
+    auth_token: SecretStr | None = _env("auth_token")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Values come only from the mapping load_settings() is given, so a test (or a warm
+        # container) never picks up a stray variable it did not mean to pass.
+        return (init_settings,)
+
+    @field_validator("targets", "allowed_projects", "protected_instances", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("api", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("region", "endpoint", "access_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("secret_key", "security_token", "auth_token", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("allowed_projects")
+    @classmethod
+    def _project_ids(cls, value: frozenset[str]) -> frozenset[str]:
+        bad = sorted(v for v in value if not is_project_id(v))
+        if bad:
+            raise ValueError(f"not project IDs (32 lowercase hex characters): {bad[:5]}")
+        return value
+
+    @field_validator("protected_instances")
+    @classmethod
+    def _instance_ids(cls, value: frozenset[str]) -> frozenset[str]:
+        bad = sorted(v for v in value if not is_instance_id(v))
+        if bad:
+            raise ValueError(f"not instance IDs (UUID, optionally prefixed 'DE-'): {bad[:5]}")
+        return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(
+                "must be an absolute http(s) URL such as https://modelarts.example.com"
+            )
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("must not hold credentials, a query or a fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.endpoint is None and self.region is None:
+            raise ValueError(f"set {_ENV['region']} (e.g. cn-north-4) or {_ENV['endpoint']}")
+        insecure = self.endpoint is not None and self.endpoint.startswith("http://")
+        if insecure and not self.allow_http:
+            raise ValueError(
+                f"{_ENV['endpoint']} is plain http://; credentials would travel unencrypted. "
+                f"Use https://, or set {_ENV['allow_http']}=true for local testing only"
+            )
+        if self.region is not None and self.endpoint is None:
+            endpoint_for_region(self.region)  # raises ConfigurationError on a malformed region
+        if (self.access_key is None) != (self.secret_key is None):
+            raise ValueError(f"set both {_ENV['access_key']} and {_ENV['secret_key']}, or neither")
+        if self.security_token is not None and self.access_key is None:
+            raise ValueError(f"{_ENV['security_token']} needs {_ENV['access_key']} and its SK")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        """The ModelArts endpoint requests go to."""
+        if self.endpoint is not None:
+            return self.endpoint
+        assert self.region is not None  # noqa: S101  (guaranteed by _consistent)
+        return endpoint_for_region(self.region)
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Settings from an environment-like mapping; a bad value names its variable, never a secret."""
+    values: dict[str, Any] = {name: environ[var] for name, var in _ENV.items() if var in environ}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = describe_errors(exc, roots=_ENV)
+        raise ConfigurationError("invalid configuration:\n" + "\n".join(problems)) from None
+    except ConfigurationError as exc:  # a malformed region, from endpoint_for_region
+        raise ConfigurationError(f"invalid configuration:\n{_ENV['region']}: {exc}") from None
+
+
+def function_environment(
+    context: object | None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The variables the function sees: the environment, then FunctionGraph's user data."""
+    merged = dict(os.environ if environ is None else environ)
+    user_data = _runtime_user_data(merged.get("RUNTIME_USERDATA"))
+    get_user_data = getattr(context, "getUserData", None)
+    for name in ENV_NAMES:
+        if name in merged:
+            continue
+        if name in user_data:
+            merged[name] = user_data[name]
+        elif callable(get_user_data):
+            value = get_user_data(name)
+            if isinstance(value, str) and value:
+                merged[name] = value
+    return merged
+
+
+def _runtime_user_data(raw: str | None) -> dict[str, str]:
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ConfigurationError("RUNTIME_USERDATA: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError("RUNTIME_USERDATA: must be a JSON object")
+    return {str(k): str(v) for k, v in data.items() if isinstance(v, (str, int, float, bool))}

@@ -1,0 +1,212 @@
+"""The run: planning is pure; executing gives one result per target whatever the client does."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from dataclasses import dataclass
+
+import pytest
+
+from modelarts_cleanup.cleanup import Plan, Policy, delete_one, execute, make_plan
+from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
+from modelarts_cleanup.payload import Target
+from modelarts_cleanup.report import JsonLog, Outcome
+
+P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
+P2 = "0123456789abcdef0123456789abcdef"
+
+
+def iid(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def targets(n: int, project: str = P1) -> list[Target]:
+    return [Target(project_id=project, instance_id=iid(i)) for i in range(n)]
+
+
+@dataclass(frozen=True)
+class Deletion:
+    outcome: str
+    http_status: int = 200
+    request_id: str | None = "req-1"
+    attempts: int = 1
+    status: str | None = "DELETING"
+
+
+class ScriptedClient:
+    """Answers per instance: a Deletion, or raises the exception given."""
+
+    def __init__(self, script: dict[str, Deletion | Exception] | None = None) -> None:
+        self.script = script or {}
+        self.calls: list[tuple[str, str, float | None]] = []
+        self.lock = threading.Lock()
+
+    def delete_instance(
+        self, project_id: str, instance_id: str, *, deadline: float | None = None
+    ) -> Deletion:
+        with self.lock:
+            self.calls.append((project_id, instance_id, deadline))
+        answer = self.script.get(instance_id, Deletion("deleted"))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def run(plan: Plan, client: ScriptedClient, **kwargs: object) -> tuple[list[Outcome], str]:
+    stream = io.StringIO()
+    results = execute(
+        plan,
+        client,
+        concurrency=int(kwargs.get("concurrency", 4)),  # type: ignore[call-overload]
+        deadline=kwargs.get("deadline"),  # type: ignore[arg-type]
+        log=JsonLog(stream),
+        clock=kwargs.get("clock", lambda: 0.0),  # type: ignore[arg-type]
+    )
+    return [r.outcome for r in results], stream.getvalue()
+
+
+def test_plan_keeps_payload_order_and_drops_duplicates() -> None:
+    ts = targets(3)
+    plan = make_plan([ts[2], ts[0], ts[2], ts[1]], Policy(), dry_run=False)
+    assert plan.order == (ts[2], ts[0], ts[1])
+    assert plan.to_delete == plan.order
+    assert plan.refused == ()
+    assert plan.refused_run is None
+
+
+def test_protected_instances_are_refused_without_a_request() -> None:
+    ts = targets(3)
+    plan = make_plan(ts, Policy(protected_instances=frozenset({iid(1)})), dry_run=False)
+    client = ScriptedClient()
+    outcomes, _ = run(plan, client)
+    assert outcomes == [Outcome.DELETED, Outcome.REFUSED, Outcome.DELETED]
+    assert [c[1] for c in client.calls] == [iid(0), iid(2)]
+    assert plan.refused[0].reason == "protected"
+
+
+def test_projects_outside_the_allowlist_are_refused() -> None:
+    plan = make_plan(
+        [*targets(1, P1), *targets(1, P2)], Policy(allowed_projects=frozenset({P2})), dry_run=False
+    )
+    assert [(r.project_id, r.reason) for r in plan.refused] == [(P1, "project_not_allowed")]
+    assert [t.project_id for t in plan.to_delete] == [P2]
+
+
+def test_more_deletions_than_the_cap_refuse_the_whole_run() -> None:
+    plan = make_plan(targets(4), Policy(max_deletions=3), dry_run=False)
+    client = ScriptedClient()
+    outcomes, _ = run(plan, client)
+    assert plan.refused_run is not None and "MAX_DELETIONS=3" in plan.refused_run
+    assert outcomes == [Outcome.REFUSED] * 4
+    assert {r.reason for r in plan.refused} == {"max_deletions_exceeded"}
+    assert client.calls == []
+
+
+def test_cap_counts_only_what_policy_lets_through() -> None:
+    policy = Policy(max_deletions=2, protected_instances=frozenset({iid(0)}))
+    plan = make_plan(targets(3), policy, dry_run=False)
+    assert plan.refused_run is None
+    assert len(plan.to_delete) == 2
+
+
+def test_cap_of_exactly_the_count_is_allowed() -> None:
+    assert make_plan(targets(3), Policy(max_deletions=3), dry_run=False).refused_run is None
+
+
+def test_dry_run_makes_no_request() -> None:
+    client = ScriptedClient()
+    outcomes, _ = run(make_plan(targets(3), Policy(), dry_run=True), client)
+    assert outcomes == [Outcome.WOULD_DELETE] * 3
+    assert client.calls == []
+
+
+def test_one_failure_does_not_stop_the_rest() -> None:
+    script: dict[str, Deletion | Exception] = {
+        iid(0): ApiError("boom", http_status=500, error_code="ModelArts.6102", attempts=5),
+        iid(1): Deletion("already_absent", http_status=404, status=None),
+        iid(2): RuntimeError("a bug with a secret https://x?sig=abc"),
+    }
+    plan = make_plan(targets(4), Policy(), dry_run=False)
+    stream = io.StringIO()
+    results = execute(
+        plan, ScriptedClient(script), concurrency=2, deadline=None, log=JsonLog(stream)
+    )
+    assert [r.outcome for r in results] == [
+        Outcome.FAILED,
+        Outcome.ALREADY_ABSENT,
+        Outcome.FAILED,
+        Outcome.DELETED,
+    ]
+    assert (results[0].error_code, results[0].http_status, results[0].attempts) == (
+        "ModelArts.6102",
+        500,
+        5,
+    )
+    assert results[2].error_code == "UnexpectedError"
+    assert "sig=abc" not in stream.getvalue()
+    assert results[3].instance_status == "DELETING"
+
+
+def test_every_target_gets_exactly_one_log_line() -> None:
+    plan = make_plan(targets(5), Policy(protected_instances=frozenset({iid(4)})), dry_run=False)
+    _, logged = run(plan, ScriptedClient())
+    lines = [json.loads(line) for line in logged.splitlines()]
+    assert sorted(line["instance_id"] for line in lines) == sorted(iid(i) for i in range(5))
+    assert all(line["service"] == "modelarts-cleanup" for line in lines)
+    assert "error_code" not in lines[0]  # null values are dropped
+
+
+def test_targets_after_the_deadline_are_not_attempted() -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    class SlowClient(ScriptedClient):
+        def delete_instance(
+            self, project_id: str, instance_id: str, *, deadline: float | None = None
+        ) -> Deletion:
+            now[0] += 4.0
+            return super().delete_instance(project_id, instance_id, deadline=deadline)
+
+    client = SlowClient()
+    outcomes, _ = run(
+        make_plan(targets(4), Policy(), dry_run=False),
+        client,
+        concurrency=1,
+        deadline=10.0,
+        clock=clock,
+    )
+    assert outcomes == [Outcome.DELETED] * 3 + [Outcome.NOT_ATTEMPTED]
+    assert all(call[2] == 10.0 for call in client.calls)
+
+
+def test_deadline_before_the_first_attempt_is_not_attempted() -> None:
+    target = targets(1)[0]
+    client = ScriptedClient({target.instance_id: DeadlineExceeded("late", attempts=0)})
+    assert (
+        delete_one(client, target, deadline=5.0, clock=lambda: 1.0).outcome is Outcome.NOT_ATTEMPTED
+    )
+
+
+def test_deadline_during_retries_is_a_failure() -> None:
+    target = targets(1)[0]
+    error = DeadlineExceeded("late", attempts=2, http_status=503, retryable=True)
+    result = delete_one(
+        ScriptedClient({target.instance_id: error}), target, deadline=5.0, clock=lambda: 1.0
+    )
+    assert result.outcome is Outcome.FAILED
+    assert result.attempts == 2
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 64])
+def test_results_follow_payload_order_at_any_concurrency(concurrency: int) -> None:
+    ts = targets(20)
+    plan = make_plan(ts, Policy(), dry_run=False)
+    stream = io.StringIO()
+    results = execute(
+        plan, ScriptedClient(), concurrency=concurrency, deadline=None, log=JsonLog(stream)
+    )
+    assert [r.instance_id for r in results] == [t.instance_id for t in ts]

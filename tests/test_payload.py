@@ -1,0 +1,217 @@
+"""The payload: what is accepted, what is refused, and how each refusal reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from modelarts_cleanup.exceptions import PayloadError
+from modelarts_cleanup.payload import (
+    MAX_PAYLOAD_BYTES,
+    MAX_TARGETS,
+    Payload,
+    Target,
+    parse_event,
+    parse_payload,
+    payload_schema,
+)
+
+P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
+P2 = "0123456789abcdef0123456789abcdef"
+I1 = "6fa459ea-ee8a-3ca4-894e-db77e160355e"
+I2 = "DE-0b1f3c2a-4d5e-4f60-8a7b-9c8d7e6f5a4b"
+
+
+def target(project_id: str = P1, instance_id: str = I1) -> dict[str, str]:
+    return {"project_id": project_id, "instance_id": instance_id}
+
+
+def problems_of(event: object, **kwargs: Any) -> tuple[str, ...]:
+    with pytest.raises(PayloadError) as caught:
+        parse_event(event, **kwargs)
+    return caught.value.problems
+
+
+def test_canonical_payload_is_accepted() -> None:
+    payload = parse_event({"targets": [target(), target(P2, I2)]})
+    assert payload.targets == [
+        Target(project_id=P1, instance_id=I1),
+        Target(project_id=P2, instance_id=I2),
+    ]
+    assert payload.dry_run is False
+
+
+def test_payload_dry_run_is_read() -> None:
+    assert parse_event({"targets": [target()], "dry_run": True}).dry_run is True
+
+
+def test_payload_as_json_text_and_bytes_is_accepted() -> None:
+    text = json.dumps({"targets": [target()]})
+    assert parse_event(text) == parse_event(text.encode()) == Payload(targets=[Target(**target())])
+
+
+def test_duplicate_pairs_are_merged_keeping_first_order() -> None:
+    payload = parse_event({"targets": [target(), target(P2, I2), target(), target(P2, I2)]})
+    assert [t.instance_id for t in payload.targets] == [I1, I2]
+
+
+def test_same_instance_in_two_projects_is_not_a_duplicate() -> None:
+    assert len(parse_event({"targets": [target(P1, I1), target(P2, I1)]}).targets) == 2
+
+
+def test_timer_event_unwraps_user_event() -> None:
+    event = {
+        "version": "v1.0",
+        "time": "2023-06-01T08:30:00+08:00",
+        "trigger_type": "TIMER",
+        "trigger_name": "Timer_001",
+        "user_event": json.dumps({"targets": [target()], "dry_run": True}),
+    }
+    payload = parse_event(event)
+    assert payload.targets == [Target(**target())]
+    assert payload.dry_run is True
+
+
+@pytest.mark.parametrize("user_event", ["", "   ", None])
+def test_empty_user_event_means_default_targets(user_event: str | None) -> None:
+    defaults = (Target(**target()), Target(**target(P2, I2)))
+    event = {"trigger_type": "TIMER", "user_event": user_event}
+    assert parse_event(event, default_targets=defaults).targets == list(defaults)
+
+
+def test_empty_user_event_without_default_targets_is_an_error() -> None:
+    (problem,) = problems_of({"trigger_type": "TIMER", "user_event": ""})
+    assert "MODELARTS_CLEANUP_TARGETS" in problem
+
+
+def test_timer_user_event_that_is_not_json_is_an_error() -> None:
+    (problem,) = problems_of({"trigger_type": "TIMER", "user_event": "delete everything"})
+    assert problem.startswith("user_event: not valid JSON")
+
+
+def test_timer_user_event_must_be_a_string() -> None:
+    (problem,) = problems_of({"trigger_type": "TIMER", "user_event": {"targets": [target()]}})
+    assert problem.startswith("user_event: must be a string")
+
+
+def test_other_trigger_types_are_refused() -> None:
+    (problem,) = problems_of({"trigger_type": "APIG", "body": "{}"})
+    assert "only TIMER" in problem
+
+
+def test_every_problem_is_listed_with_its_location() -> None:
+    event = {
+        "targets": [
+            target(),
+            {"project_id": "ED43AEF64DFF4E5C81CB84B71ADCB3FD", "instance_id": I1},
+            {"project_id": P1, "instance_id": "../../v1/other"},
+            {"project_id": P1},
+            {"project_id": P1, "instance_id": I1, "name": "x"},
+        ],
+        "dry_run": "yes",
+        "force": True,
+    }
+    problems = problems_of(event)
+    assert "targets[1].project_id: must be 32 lowercase hexadecimal characters" in problems
+    assert "targets[2].instance_id: must be a lowercase UUID, optionally prefixed 'DE-'" in problems
+    assert "targets[3].instance_id: Field required" in problems
+    assert "targets[4].name: unknown key" in problems
+    assert "force: unknown key" in problems
+    assert any(p.startswith("dry_run: ") for p in problems)
+    assert len(problems) == 6
+
+
+@pytest.mark.parametrize(
+    "instance_id",
+    [
+        "6FA459EA-EE8A-3CA4-894E-DB77E160355E",
+        "6fa459ea-ee8a-3ca4-894e-db77e160355e\n",
+        " 6fa459ea-ee8a-3ca4-894e-db77e160355e",
+        "6fa459eaee8a3ca4894edb77e160355e",
+        "de-6fa459ea-ee8a-3ca4-894e-db77e160355e",
+        "6fa459ea-ee8a-3ca4-894e-db77e160355e/stop",
+        "6fa459ea-ee8a-3ca4-894e-db77e160355%2F",
+        "６fa459ea-ee8a-3ca4-894e-db77e160355e",
+        "",
+    ],
+)
+def test_instance_ids_that_are_not_exact_uuids_are_refused(instance_id: str) -> None:
+    (problem,) = problems_of({"targets": [target(instance_id=instance_id)]})
+    assert problem.startswith("targets[0].instance_id: ")
+
+
+@pytest.mark.parametrize("value", [42, None, ["a"], {"a": 1}, True])
+def test_ids_of_the_wrong_type_are_refused(value: object) -> None:
+    (problem,) = problems_of({"targets": [{"project_id": value, "instance_id": I1}]})
+    assert problem.startswith("targets[0].project_id: ")
+
+
+@pytest.mark.parametrize(
+    ("event", "start"),
+    [
+        ([], "payload: must be a JSON object"),
+        ("[]", "payload: must be a JSON object"),
+        ("null", "payload: must be a JSON object"),
+        ("{", "event: not valid JSON"),
+        (b"\xff\xfe", "event: not valid UTF-8"),
+        ('{"targets": []}\x00', "event: contains a NUL"),
+        ({"targets": []}, "targets: List should have at least 1 item"),
+        ({}, "targets: Field required"),
+        ({"targets": "a,b"}, "targets: Input should be a valid list"),
+    ],
+)
+def test_malformed_payloads_are_refused(event: object, start: str) -> None:
+    problems = problems_of(event)
+    assert problems[0].startswith(start), problems
+
+
+def test_oversized_text_payload_is_refused_before_parsing() -> None:
+    (problem,) = problems_of(" " * (MAX_PAYLOAD_BYTES + 1))
+    assert "more than the" in problem
+
+
+def test_too_many_targets_are_refused() -> None:
+    event = {"targets": [target()] * (MAX_TARGETS + 1)}
+    (problem,) = problems_of(event)
+    assert problem == f"targets: {MAX_TARGETS + 1} entries, more than the {MAX_TARGETS} allowed"
+
+
+def test_deep_nesting_is_refused_without_recursing() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    (problem,) = problems_of(deep)
+    assert "nested deeper" in problem
+    nested: object = []
+    for _ in range(200):
+        nested = [nested]
+    (problem,) = problems_of({"targets": nested})
+    assert "nested deeper" in problem
+
+
+def test_hostile_keys_are_shown_escaped_and_short() -> None:
+    (problem,) = problems_of({"targets": [target()], "\u202e" + "k" * 100: 1})
+    assert "\\u202e" in problem
+    assert len(problem) < 80
+
+
+def test_parse_payload_validates_the_canonical_object_only() -> None:
+    with pytest.raises(PayloadError):
+        parse_payload({"trigger_type": "TIMER", "user_event": ""})
+    assert parse_payload({"targets": [target()]}).targets == [Target(**target())]
+
+
+def test_error_message_counts_and_lists_problems() -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse_event({"targets": [], "x": 1})
+    assert str(caught.value).startswith("invalid payload (2 problems):\n  - ")
+
+
+def test_schema_describes_the_payload() -> None:
+    schema = payload_schema()
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {"targets", "dry_run"}
+    assert schema["required"] == ["targets"]
+    target_schema = schema["$defs"]["Target"]
+    assert target_schema["properties"]["project_id"]["pattern"] == "^[0-9a-f]{32}$"
+    assert target_schema["additionalProperties"] is False

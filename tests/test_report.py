@@ -1,0 +1,100 @@
+"""Report status rules, counts, and the JSON log format."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from modelarts_cleanup.report import JsonLog, Outcome, Report, Result, RunStatus, run_status
+
+P = "ed43aef64dff4e5c81cb84b71adcb3fd"
+
+
+def results(*outcomes: Outcome) -> list[Result]:
+    return [Result(P, f"id-{i}", o) for i, o in enumerate(outcomes)]
+
+
+O = Outcome  # noqa: E741  (keeps the status table readable)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "status"),
+    [
+        ((O.DELETED, O.ALREADY_ABSENT), RunStatus.SUCCEEDED),
+        ((O.WOULD_DELETE, O.REFUSED), RunStatus.SUCCEEDED),
+        ((), RunStatus.SUCCEEDED),
+        ((O.DELETED, O.FAILED), RunStatus.PARTIAL),
+        ((O.DELETED, O.NOT_ATTEMPTED), RunStatus.PARTIAL),
+        ((O.FAILED, O.NOT_ATTEMPTED), RunStatus.PARTIAL),
+        ((O.NOT_ATTEMPTED,), RunStatus.PARTIAL),
+        ((O.FAILED, O.FAILED), RunStatus.FAILED),
+        ((O.FAILED, O.REFUSED), RunStatus.FAILED),
+    ],
+)
+def test_run_status_follows_the_design(outcomes: tuple[Outcome, ...], status: RunStatus) -> None:
+    assert run_status(results(*outcomes)) is status
+
+
+def test_refused_run_is_refused_whatever_the_results() -> None:
+    assert run_status(results(O.REFUSED), refused=True) is RunStatus.REFUSED
+
+
+def test_report_counts_every_outcome() -> None:
+    report = Report(
+        RunStatus.PARTIAL, False, "notebook", "r", 5, tuple(results(O.DELETED, O.FAILED, O.DELETED))
+    )
+    data = report.to_dict()
+    assert data["counts"] == {
+        "deleted": 2,
+        "already_absent": 0,
+        "would_delete": 0,
+        "refused": 0,
+        "failed": 1,
+        "not_attempted": 0,
+    }
+    assert list(data) == [
+        "status",
+        "dry_run",
+        "api",
+        "request_id",
+        "duration_ms",
+        "counts",
+        "results",
+    ]
+    assert data["results"][1]["outcome"] == "failed"
+    assert json.loads(json.dumps(data)) == data
+
+
+def fixed_clock() -> datetime:
+    return datetime(2026, 11, 26, 4, 30, 0, 123456, tzinfo=timezone.utc)
+
+
+def test_log_lines_are_json_with_the_standard_keys_and_no_nulls() -> None:
+    stream = io.StringIO()
+    log = JsonLog(
+        stream, context={"function_request_id": "fr-1", "cold_start": True}, clock=fixed_clock
+    )
+    log.info("hello", outcome=Outcome.DELETED, error_code=None, attempts=1)
+    line = json.loads(stream.getvalue())
+    assert line == {
+        "timestamp": "2026-11-26T04:30:00.123Z",
+        "level": "INFO",
+        "message": "hello",
+        "service": "modelarts-cleanup",
+        "function_request_id": "fr-1",
+        "cold_start": True,
+        "outcome": "deleted",
+        "attempts": 1,
+    }
+
+
+def test_log_level_filters_lower_levels() -> None:
+    stream = io.StringIO()
+    log = JsonLog(stream, level="WARNING")
+    log.info("quiet")
+    log.debug("quieter")
+    log.error("loud")
+    assert [json.loads(x)["message"] for x in stream.getvalue().splitlines()] == ["loud"]

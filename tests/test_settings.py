@@ -1,0 +1,227 @@
+"""Settings: every variable, its defaults, and errors that name the variable but never a secret."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from modelarts_cleanup.client import ApiGeneration
+from modelarts_cleanup.exceptions import ConfigurationError
+from modelarts_cleanup.payload import Target
+from modelarts_cleanup.settings import (
+    ENV_NAMES,
+    SECRET_ENV_NAMES,
+    Settings,
+    function_environment,
+    load_settings,
+)
+
+P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
+I1 = "6fa459ea-ee8a-3ca4-894e-db77e160355e"
+SECRET = "sk-VERY-SECRET-VALUE-42"
+
+
+def settings(**env: str) -> Settings:
+    return load_settings({"MODELARTS_CLEANUP_REGION": "cn-north-4", **env})
+
+
+def config_error(**env: str) -> str:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(env)
+    return str(caught.value)
+
+
+def test_defaults_match_the_design() -> None:
+    s = settings()
+    assert s.base_url == "https://modelarts.cn-north-4.myhuaweicloud.com"
+    assert s.api is ApiGeneration.NOTEBOOK
+    assert (s.dry_run, s.allow_http) == (False, False)
+    assert s.targets == ()
+    assert s.allowed_projects == frozenset()
+    assert s.protected_instances == frozenset()
+    assert (s.max_deletions, s.concurrency, s.max_attempts) == (50, 8, 5)
+    assert (s.connect_timeout, s.read_timeout) == (5.0, 30.0)
+    assert s.log_level == "INFO"
+    assert s.access_key is s.secret_key is s.security_token is s.auth_token is None
+
+
+DESIGNED = """
+MODELARTS_CLEANUP_REGION MODELARTS_CLEANUP_ENDPOINT MODELARTS_CLEANUP_ALLOW_HTTP
+MODELARTS_CLEANUP_API MODELARTS_CLEANUP_DRY_RUN MODELARTS_CLEANUP_TARGETS
+MODELARTS_CLEANUP_ALLOWED_PROJECTS
+MODELARTS_CLEANUP_PROTECTED_INSTANCES MODELARTS_CLEANUP_MAX_DELETIONS MODELARTS_CLEANUP_CONCURRENCY
+MODELARTS_CLEANUP_MAX_ATTEMPTS MODELARTS_CLEANUP_CONNECT_TIMEOUT MODELARTS_CLEANUP_READ_TIMEOUT
+MODELARTS_CLEANUP_LOG_LEVEL MODELARTS_CLEANUP_AUTH_TOKEN
+HUAWEICLOUD_SDK_AK HUAWEICLOUD_SDK_SK HUAWEICLOUD_SDK_SECURITY_TOKEN
+"""
+
+
+def test_env_names_are_exactly_the_designed_ones() -> None:
+    assert set(DESIGNED.split()) == ENV_NAMES
+    secrets = {
+        "HUAWEICLOUD_SDK_SK",
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+        "MODELARTS_CLEANUP_AUTH_TOKEN",
+    }
+    assert secrets == SECRET_ENV_NAMES
+
+
+def test_every_variable_is_read() -> None:
+    s = load_settings(
+        {
+            "MODELARTS_CLEANUP_ENDPOINT": "https://modelarts.example.com/",
+            "MODELARTS_CLEANUP_ALLOW_HTTP": "1",
+            "MODELARTS_CLEANUP_API": "DevEnviron",
+            "MODELARTS_CLEANUP_DRY_RUN": "true",
+            "MODELARTS_CLEANUP_TARGETS": json.dumps([{"project_id": P1, "instance_id": I1}]),
+            "MODELARTS_CLEANUP_ALLOWED_PROJECTS": P1,
+            "MODELARTS_CLEANUP_PROTECTED_INSTANCES": f'["{I1}"]',
+            "MODELARTS_CLEANUP_MAX_DELETIONS": "3",
+            "MODELARTS_CLEANUP_CONCURRENCY": "16",
+            "MODELARTS_CLEANUP_MAX_ATTEMPTS": "2",
+            "MODELARTS_CLEANUP_CONNECT_TIMEOUT": "1.5",
+            "MODELARTS_CLEANUP_READ_TIMEOUT": "10",
+            "MODELARTS_CLEANUP_LOG_LEVEL": "debug",
+            "HUAWEICLOUD_SDK_AK": "AK",
+            "HUAWEICLOUD_SDK_SK": SECRET,
+            "HUAWEICLOUD_SDK_SECURITY_TOKEN": "tok",
+            "MODELARTS_CLEANUP_AUTH_TOKEN": "iam",
+        }
+    )
+    assert s.base_url == "https://modelarts.example.com"
+    assert s.allow_http and s.dry_run
+    assert s.api is ApiGeneration.DEVENVIRON
+    assert s.targets == (Target(project_id=P1, instance_id=I1),)
+    assert s.allowed_projects == {P1}
+    assert s.protected_instances == {I1}
+    assert (s.max_deletions, s.concurrency, s.max_attempts) == (3, 16, 2)
+    assert (s.connect_timeout, s.read_timeout, s.log_level) == (1.5, 10.0, "DEBUG")
+    assert s.access_key == "AK"
+    assert s.secret_key is not None and s.secret_key.get_secret_value() == SECRET
+    assert s.security_token is not None and s.auth_token is not None
+
+
+def test_lists_accept_comma_separated_text() -> None:
+    other = "0123456789abcdef0123456789abcdef"
+    s = settings(MODELARTS_CLEANUP_ALLOWED_PROJECTS=f" {P1} , {other},")
+    assert s.allowed_projects == {P1, other}
+
+
+def test_missing_region_and_endpoint_is_explained() -> None:
+    message = config_error()
+    assert "MODELARTS_CLEANUP_REGION" in message and "MODELARTS_CLEANUP_ENDPOINT" in message
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"MODELARTS_CLEANUP_CONCURRENCY": "0"}, "MODELARTS_CLEANUP_CONCURRENCY: "),
+        ({"MODELARTS_CLEANUP_CONCURRENCY": "many"}, "MODELARTS_CLEANUP_CONCURRENCY: "),
+        ({"MODELARTS_CLEANUP_MAX_DELETIONS": "-1"}, "MODELARTS_CLEANUP_MAX_DELETIONS: "),
+        ({"MODELARTS_CLEANUP_MAX_ATTEMPTS": "11"}, "MODELARTS_CLEANUP_MAX_ATTEMPTS: "),
+        ({"MODELARTS_CLEANUP_READ_TIMEOUT": "0"}, "MODELARTS_CLEANUP_READ_TIMEOUT: "),
+        ({"MODELARTS_CLEANUP_API": "v2"}, "MODELARTS_CLEANUP_API: "),
+        ({"MODELARTS_CLEANUP_DRY_RUN": "maybe"}, "MODELARTS_CLEANUP_DRY_RUN: "),
+        ({"MODELARTS_CLEANUP_LOG_LEVEL": "LOUD"}, "MODELARTS_CLEANUP_LOG_LEVEL: "),
+        ({"MODELARTS_CLEANUP_TARGETS": "[{"}, "MODELARTS_CLEANUP_TARGETS: "),
+        ({"MODELARTS_CLEANUP_TARGETS": '[{"project_id": "x"}]'}, "MODELARTS_CLEANUP_TARGETS"),
+        ({"MODELARTS_CLEANUP_ALLOWED_PROJECTS": "prod"}, "MODELARTS_CLEANUP_ALLOWED_PROJECTS: "),
+        ({"MODELARTS_CLEANUP_PROTECTED_INSTANCES": "x"}, "MODELARTS_CLEANUP_PROTECTED_INSTANCES: "),
+        ({"MODELARTS_CLEANUP_REGION": "CN North 4!"}, "MODELARTS_CLEANUP_REGION"),
+        ({"MODELARTS_CLEANUP_ENDPOINT": "modelarts.example.com"}, "MODELARTS_CLEANUP_ENDPOINT: "),
+        (
+            {"MODELARTS_CLEANUP_ENDPOINT": "https://u:p@modelarts.example.com"},
+            "MODELARTS_CLEANUP_ENDPOINT: ",
+        ),
+    ],
+)
+def test_bad_values_name_their_variable(env: dict[str, str], expected: str) -> None:
+    message = config_error(**{"MODELARTS_CLEANUP_REGION": "cn-north-4", **env})
+    assert expected in message
+
+
+def test_plain_http_endpoint_is_refused_unless_allowed() -> None:
+    message = config_error(MODELARTS_CLEANUP_ENDPOINT="http://127.0.0.1:8080")
+    assert "MODELARTS_CLEANUP_ALLOW_HTTP" in message
+    s = load_settings(
+        {
+            "MODELARTS_CLEANUP_ENDPOINT": "http://127.0.0.1:8080",
+            "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
+        }
+    )
+    assert s.base_url == "http://127.0.0.1:8080"
+
+
+def test_half_a_key_pair_is_refused() -> None:
+    assert "HUAWEICLOUD_SDK_SK" in config_error(
+        MODELARTS_CLEANUP_REGION="cn-north-4", HUAWEICLOUD_SDK_AK="AK"
+    )
+    message = config_error(MODELARTS_CLEANUP_REGION="cn-north-4", HUAWEICLOUD_SDK_SK=SECRET)
+    assert "HUAWEICLOUD_SDK_AK" in message
+    assert SECRET not in message
+
+
+def test_errors_never_echo_secrets() -> None:
+    env = {
+        "MODELARTS_CLEANUP_REGION": "cn-north-4",
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN": SECRET,
+        "MODELARTS_CLEANUP_AUTH_TOKEN": SECRET + "-iam",
+        "MODELARTS_CLEANUP_CONCURRENCY": SECRET,
+    }
+    message = config_error(**env)
+    assert SECRET not in message
+    assert "MODELARTS_CLEANUP_CONCURRENCY" in message
+
+
+def test_secrets_are_hidden_in_repr() -> None:
+    s = settings(
+        HUAWEICLOUD_SDK_AK="AK", HUAWEICLOUD_SDK_SK=SECRET, MODELARTS_CLEANUP_AUTH_TOKEN=SECRET
+    )
+    assert SECRET not in repr(s)
+    assert SECRET not in str(s.model_dump())
+
+
+def test_blank_values_count_as_unset() -> None:
+    s = settings(HUAWEICLOUD_SDK_AK=" ", HUAWEICLOUD_SDK_SK="", MODELARTS_CLEANUP_TARGETS="")
+    assert s.access_key is None and s.secret_key is None and s.targets == ()
+
+
+class UserDataContext:
+    def __init__(self, data: dict[str, str]) -> None:
+        self.data = data
+
+    def getUserData(self, key: str) -> str:
+        return self.data.get(key, "")
+
+
+def test_function_user_data_fills_what_the_environment_lacks() -> None:
+    environ = {
+        "MODELARTS_CLEANUP_REGION": "cn-north-4",
+        "RUNTIME_USERDATA": json.dumps(
+            {"MODELARTS_CLEANUP_DRY_RUN": "true", "MODELARTS_CLEANUP_REGION": "x"}
+        ),
+    }
+    context = UserDataContext(
+        {"MODELARTS_CLEANUP_CONCURRENCY": "3", "MODELARTS_CLEANUP_DRY_RUN": "false"}
+    )
+    merged = function_environment(context, environ)
+    s = load_settings(merged)
+    assert s.region == "cn-north-4"  # the environment wins
+    assert s.dry_run is True  # RUNTIME_USERDATA before getUserData
+    assert s.concurrency == 3  # getUserData last
+
+
+def test_function_environment_without_context_is_the_environment() -> None:
+    assert function_environment(None, {"A": "1"}) == {"A": "1"}
+
+
+@pytest.mark.parametrize("raw", ["{", "[1]"])
+def test_broken_runtime_userdata_is_a_configuration_error(raw: str) -> None:
+    with pytest.raises(ConfigurationError, match="RUNTIME_USERDATA"):
+        function_environment(None, {"RUNTIME_USERDATA": raw})
+
+
+def test_settings_ignore_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELARTS_CLEANUP_DRY_RUN", "true")
+    assert settings().dry_run is False
