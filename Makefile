@@ -17,16 +17,20 @@ demo: $(STAMP)
 	$(BIN)/python -m modelarts_cleanup demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests handler.py
-	$(BIN)/ruff format --check src tests handler.py
+	$(BIN)/ruff check src tests handler.py deploy
+	$(BIN)/ruff format --check src tests handler.py deploy
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src handler.py
+	$(BIN)/mypy --strict src handler.py deploy/package.py
 
 unit: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# dist/modelarts-cleanup-<version>.zip for FunctionGraph's Python 3.10 runtime (reproducible).
+package: $(STAMP)
+	$(BIN)/python deploy/package.py --out dist
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache

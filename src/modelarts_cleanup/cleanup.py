@@ -11,9 +11,10 @@ from typing import Protocol
 from .exceptions import ApiError, DeadlineExceeded
 from .payload import Target
 from .report import JsonLog, Outcome, Reason, Result
+from .stopping import DEFAULT_STOP_POLICY, NOT_NOW_CODES, InstanceControl, StopPolicy, settle
 
 
-class DeletingClient(Protocol):
+class DeletingClient(InstanceControl, Protocol):
     """What the run needs from a ModelArts client."""
 
     def delete_instance(
@@ -96,6 +97,8 @@ def execute(
     deadline: float | None,
     log: JsonLog,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    stop_policy: StopPolicy = DEFAULT_STOP_POLICY,
 ) -> tuple[Result, ...]:
     """Carry the plan out; one result per target, in the payload's order, whatever happens."""
     done: dict[Target, Result] = {}
@@ -107,7 +110,9 @@ def execute(
         if plan.dry_run:
             result = Result(target.project_id, target.instance_id, Outcome.WOULD_DELETE)
         else:
-            result = delete_one(client, target, deadline=deadline, clock=clock)
+            result = delete_one(
+                client, target, deadline=deadline, clock=clock, sleep=sleep, stop_policy=stop_policy
+            )
         _log_result(log, result)  # as it happens, so a run cut short still leaves its lines
         return result
 
@@ -123,55 +128,104 @@ def _log_result(log: JsonLog, result: Result) -> None:
     log.log(level, f"{result.instance_id}: {result.outcome.value}", **result.to_dict())
 
 
+# A delete answered "not now" is retried after the instance settles, this many times at most.
+MAX_DELETE_ROUNDS = 3
+
+
 def delete_one(
     client: DeletingClient,
     target: Target,
     *,
     deadline: float | None,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    stop_policy: StopPolicy = DEFAULT_STOP_POLICY,
 ) -> Result:
-    """Delete one instance and say what happened; never raises for an API failure."""
+    """Delete one instance, stopping it first when the API insists; never raises for a failure.
+
+    `attempts` counts DELETE requests; stop and status requests are not counted.
+    """
     started = clock()
     pid, iid = target.project_id, target.instance_id
     if deadline is not None and started >= deadline:
         return Result(pid, iid, Outcome.NOT_ATTEMPTED, reason=Reason.DEADLINE.value)
+    attempts = 0
     try:
-        deletion = client.delete_instance(pid, iid, deadline=deadline)
+        for round_ in range(1, MAX_DELETE_ROUNDS + 1):
+            try:
+                deletion = client.delete_instance(pid, iid, deadline=deadline)
+            except DeadlineExceeded:
+                raise
+            except ApiError as exc:
+                if exc.error_code not in NOT_NOW_CODES or round_ == MAX_DELETE_ROUNDS:
+                    raise
+                attempts += exc.attempts
+                try:
+                    status = settle(
+                        client,
+                        pid,
+                        iid,
+                        deadline=deadline,
+                        policy=stop_policy,
+                        clock=clock,
+                        sleep=sleep,
+                    )
+                except ApiError as stop_error:
+                    late = isinstance(stop_error, DeadlineExceeded)
+                    reason = Reason.DEADLINE.value if late else "stop_failed"
+                    return _failed(target, stop_error, attempts, started, clock, reason=reason)
+                if status is None:
+                    return Result(
+                        pid,
+                        iid,
+                        Outcome.ALREADY_ABSENT,
+                        attempts=attempts,
+                        duration_ms=_ms(clock() - started),
+                    )
+                continue
+            return Result(
+                pid,
+                iid,
+                Outcome(deletion.outcome),
+                http_status=deletion.http_status,
+                attempts=attempts + deletion.attempts,
+                request_id=deletion.request_id,
+                duration_ms=_ms(clock() - started),
+                instance_status=deletion.status,
+            )
+        raise AssertionError("unreachable: the last round returns or raises")  # pragma: no cover
     except DeadlineExceeded as exc:
-        if exc.attempts == 0:
+        if attempts + exc.attempts == 0:
             return Result(pid, iid, Outcome.NOT_ATTEMPTED, reason=Reason.DEADLINE.value)
-        return _failed(pid, iid, exc, started, clock)
+        return _failed(target, exc, attempts + exc.attempts, started, clock, reason="deadline")
     except ApiError as exc:
-        return _failed(pid, iid, exc, started, clock)
+        return _failed(target, exc, attempts + exc.attempts, started, clock)
     except Exception as exc:  # noqa: BLE001  (one target's bug must not cost the others their result)
         # Only the type: an unexpected exception's text could hold a URL or header.
         error = ApiError(
             "unexpected error", error_code="UnexpectedError", error_msg=type(exc).__name__
         )
-        return _failed(pid, iid, error, started, clock)
-    return Result(
-        pid,
-        iid,
-        Outcome(deletion.outcome),
-        http_status=deletion.http_status,
-        attempts=deletion.attempts,
-        request_id=deletion.request_id,
-        duration_ms=_ms(clock() - started),
-        instance_status=deletion.status,
-    )
+        return _failed(target, error, attempts, started, clock)
 
 
 def _failed(
-    pid: str, iid: str, exc: ApiError, started: float, clock: Callable[[], float]
+    target: Target,
+    exc: ApiError,
+    attempts: int,
+    started: float,
+    clock: Callable[[], float],
+    *,
+    reason: str | None = None,
 ) -> Result:
     return Result(
-        pid,
-        iid,
+        target.project_id,
+        target.instance_id,
         Outcome.FAILED,
         http_status=exc.http_status,
         error_code=exc.error_code,
         error_msg=exc.error_msg or str(exc),
-        attempts=exc.attempts,
+        reason=reason,
+        attempts=attempts,
         request_id=exc.request_id,
         duration_ms=_ms(clock() - started),
     )

@@ -5,16 +5,16 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 import requests
 
 from .cleanup import Policy, execute, make_plan
-from .client import ModelArtsClient, RetryPolicy, Timeouts, new_session
+from .client import ApiGeneration, ModelArtsClient, RetryPolicy, Timeouts, new_session
 from .credentials import resolve_credentials
 from .exceptions import ConfigurationError, PayloadError
-from .payload import parse_event
+from .payload import Target, parse_event
 from .report import JsonLog, Report, run_status, summary_log_fields
 from .settings import Settings, function_environment, load_settings
 
@@ -60,6 +60,7 @@ def run_function(
             context={"function_request_id": request_id, "cold_start": cold_start},
         )
         payload = parse_event(event, default_targets=settings.targets)
+        _check_generation(payload.targets, settings.api)
         credentials = resolve_credentials(settings, context)
     except (ConfigurationError, PayloadError) as exc:
         log.error(str(exc), error_type=type(exc).__name__)
@@ -92,6 +93,7 @@ def run_function(
             deadline=deadline,
             log=log,
             clock=clock,
+            sleep=sleep,
         )
     finally:
         session.close()
@@ -126,6 +128,20 @@ def _client(
         clock=clock,
         sleep=sleep,
     )
+
+
+def _check_generation(targets: Sequence[Target], api: ApiGeneration) -> None:
+    """'DE-' IDs exist only in the old API; the new one would call them absent, which is a lie."""
+    if api is ApiGeneration.DEVENVIRON:
+        return
+    problems = [
+        f"targets[{i}].instance_id: 'DE-' IDs belong to the devenviron API, "
+        f"but MODELARTS_CLEANUP_API is {api.value}"
+        for i, t in enumerate(targets)
+        if t.instance_id.startswith("DE-")
+    ]
+    if problems:
+        raise PayloadError(problems)
 
 
 def _policy(settings: Settings) -> Policy:

@@ -1,0 +1,387 @@
+"""Build the FunctionGraph code package: a reproducible zip of handler.py, the package and its deps.
+
+    python deploy/package.py [--python-version 3.10] [--platform manylinux2014_x86_64 | --local]
+                             [--out dist] [--wheel-cache DIR]
+
+FunctionGraph does not install anything: the zip's root must hold `handler.py`, `modelarts_cleanup/`
+and every runtime dependency, compiled ones (pydantic-core) built for the runtime's CPython and
+platform. Dependencies are the `[project] dependencies` of pyproject.toml, taken as wheels only.
+
+The same sources and the same wheels give a byte-identical zip: entries sorted, one fixed timestamp,
+fixed permissions, no bytecode, no console scripts, and each `*.dist-info/RECORD` cut down to the
+files actually shipped (pip records `bin/` scripts whose shebang names the installing interpreter,
+so RECORD is the one file that differs between two machines). Downloaded wheels are kept in a cache
+directory and installed from there with no index, so a second build neither downloads nor resolves
+anything new. Besides the zip, the same tree is written unpacked to `<out>/<name>/`, because the
+Serverless Devs `fgs` component zips a code directory itself (`code.codeUri`).
+
+Standard library only: it runs before anything is installed, on Python 3.10 or later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PYTHON_VERSION = "3.10"
+DEFAULT_PLATFORM = "manylinux2014_x86_64"
+PACKAGE_NAME = "modelarts_cleanup"
+HANDLER_FILE = "handler.py"
+
+# The earliest moment a zip can record; SOURCE_DATE_EPOCH overrides it (reproducible-builds.org).
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o644
+EXECUTABLE_MODE = 0o755  # directories and shared objects
+COMPRESS_LEVEL = 9
+_UNIX = 3  # ZipInfo.create_system; fixed so a build on another OS writes the same header bytes
+_S_IFREG = 0o100000
+_S_IFDIR = 0o040000
+_MSDOS_DIRECTORY = 0x10
+
+# Never shipped: bytecode is rebuilt by the runtime; bin/ holds console scripts whose shebang is the
+# build machine's interpreter; direct_url.json would record a local path.
+_EXCLUDED_TOP_DIRS = frozenset({"bin"})
+_EXCLUDED_DIRS = frozenset({"__pycache__"})
+_EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+_EXCLUDED_NAMES = frozenset({"direct_url.json"})
+
+
+class PackagingError(Exception):
+    """The package could not be built; the message says why."""
+
+
+@dataclass(frozen=True)
+class Project:
+    """What pyproject.toml says about the distribution."""
+
+    name: str
+    version: str
+    dependencies: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The interpreter the dependencies are chosen for; `platform` None means this interpreter."""
+
+    python_version: str
+    platform: str | None
+
+    @property
+    def tag(self) -> str:
+        """A short name for the target, used for the wheel cache."""
+        cp = "cp" + self.python_version.replace(".", "")
+        return f"{cp}-{self.platform}" if self.platform else f"{cp}-local"
+
+    def pip_options(self) -> list[str]:
+        """The pip options that select wheels for this target."""
+        if self.platform is None:
+            return []
+        return [
+            "--platform",
+            self.platform,
+            "--python-version",
+            self.python_version,
+            "--implementation",
+            "cp",
+        ]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One member of the zip: a file (data is bytes) or a directory (data is None)."""
+
+    name: str
+    data: bytes | None
+    mode: int
+
+
+def read_project(pyproject: Path) -> Project:
+    """Name, version and runtime dependencies from pyproject.toml."""
+    text = pyproject.read_text(encoding="utf-8")
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        table = tomllib.loads(text)["project"]
+        return Project(
+            name=str(table["name"]),
+            version=str(table["version"]),
+            dependencies=tuple(str(d) for d in table.get("dependencies", [])),
+        )
+    return parse_project_fallback(text)
+
+
+def parse_project_fallback(text: str) -> Project:
+    """Read the `[project]` table without tomllib (Python 3.10): enough for this pyproject."""
+    section = re.search(r"(?ms)^\[project\][ \t]*$(.*?)(?=^\[)", text + "\n[end]\n")
+    if section is None:
+        raise PackagingError("pyproject.toml has no [project] table")
+    body = section.group(1)
+
+    def string_value(key: str) -> str:
+        match = re.search(rf'(?m)^{key}\s*=\s*"([^"]*)"', body)
+        if match is None:
+            raise PackagingError(f"pyproject.toml: [project] {key} not found")
+        return match.group(1)
+
+    deps_match = re.search(r"(?ms)^dependencies\s*=\s*\[(.*?)\]", body)
+    dependencies: tuple[str, ...] = ()
+    if deps_match is not None:
+        without_comments = re.sub(r"(?m)#.*$", "", deps_match.group(1))
+        dependencies = tuple(re.findall(r'"([^"]+)"', without_comments))
+    return Project(
+        name=string_value("name"), version=string_value("version"), dependencies=dependencies
+    )
+
+
+def _pip(args: Sequence[str]) -> None:
+    command = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PackagingError(
+            f"pip failed ({result.returncode}): {' '.join(command)}\n{result.stdout}{result.stderr}"
+        )
+
+
+def install_dependencies(
+    requirements: Sequence[str], target: Target, wheel_cache: Path, site: Path
+) -> None:
+    """Install the requirements' wheels for `target` into `site`, downloading through the cache."""
+    wheel_cache.mkdir(parents=True, exist_ok=True)
+    selection = ["--only-binary=:all:", *target.pip_options()]
+    # Resolves against the configured index; wheels already in the cache are not fetched again.
+    _pip(["download", "--quiet", "--dest", str(wheel_cache), *selection, *requirements])
+    # --isolated and --no-index: the install sees the cache and nothing else, so two builds from
+    # the same cache pick the same wheels whatever pip's configuration says.
+    _pip(
+        [
+            "install",
+            "--quiet",
+            "--isolated",
+            "--no-index",
+            "--find-links",
+            str(wheel_cache),
+            "--target",
+            str(site),
+            "--no-compile",
+            *selection,
+            *requirements,
+        ]
+    )
+
+
+def _excluded(relative: Path) -> bool:
+    parts = relative.parts
+    return (
+        (len(parts) > 1 and parts[0] in _EXCLUDED_TOP_DIRS)
+        or any(part in _EXCLUDED_DIRS for part in parts[:-1])
+        or relative.name in _EXCLUDED_NAMES
+        or relative.suffix in _EXCLUDED_SUFFIXES
+    )
+
+
+def _mode_for(name: str) -> int:
+    return EXECUTABLE_MODE if name.endswith(".so") or ".so." in name else FILE_MODE
+
+
+def _walk_files(base: Path) -> Iterator[Path]:
+    for path in sorted(base.rglob("*")):
+        if path.is_file() and not _excluded(path.relative_to(base)):
+            yield path
+
+
+def filter_record(record: str, shipped: Iterable[str], dist_info: str) -> str:
+    """Keep the RECORD rows of files that are shipped, sorted; RECORD's own row stays."""
+    keep = set(shipped)
+    own = f"{dist_info}/RECORD"
+    rows = []
+    for line in record.splitlines():
+        if not line.strip():
+            continue
+        path = line.split(",", 1)[0]
+        if path == own or path in keep:
+            rows.append(line)
+    return "".join(f"{row}\n" for row in sorted(rows))
+
+
+def collect_files(root: Path, site: Path) -> dict[str, bytes]:
+    """Every file of the package: arcname -> content, RECORDs normalised."""
+    files: dict[str, bytes] = {}
+
+    def add(arcname: str, data: bytes) -> None:
+        if arcname in files:
+            raise PackagingError(f"{arcname} comes from two places")
+        files[arcname] = data
+
+    handler = root / HANDLER_FILE
+    if not handler.is_file():
+        raise PackagingError(f"{handler} is missing")
+    add(HANDLER_FILE, handler.read_bytes())
+
+    package = root / "src" / PACKAGE_NAME
+    if not (package / "__init__.py").is_file():
+        raise PackagingError(f"{package} is not a package")
+    for path in _walk_files(package):
+        add(f"{PACKAGE_NAME}/{path.relative_to(package).as_posix()}", path.read_bytes())
+
+    for path in _walk_files(site):
+        add(path.relative_to(site).as_posix(), path.read_bytes())
+
+    for arcname in [n for n in files if n.endswith(".dist-info/RECORD")]:
+        dist_info = arcname.rsplit("/", 1)[0]
+        files[arcname] = filter_record(files[arcname].decode("utf-8"), files, dist_info).encode(
+            "utf-8"
+        )
+    return files
+
+
+def entries_for(files: Mapping[str, bytes]) -> list[Entry]:
+    """Files plus every parent directory, sorted by name."""
+    directories = {
+        "/".join(name.split("/")[:depth]) + "/"
+        for name in files
+        for depth in range(1, name.count("/") + 1)
+    }
+    entries = [Entry(name, files[name], _mode_for(name)) for name in files]
+    entries += [Entry(name, None, EXECUTABLE_MODE) for name in directories]
+    return sorted(entries, key=lambda e: e.name)
+
+
+def zip_timestamp(environ: Mapping[str, str]) -> tuple[int, int, int, int, int, int]:
+    """SOURCE_DATE_EPOCH when set (clamped to what a zip can hold), else 1980-01-01 00:00."""
+    raw = environ.get("SOURCE_DATE_EPOCH")
+    if not raw:
+        return ZIP_EPOCH
+    t = time.gmtime(int(raw))
+    stamp = (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+    return max(stamp, ZIP_EPOCH)
+
+
+def write_zip(
+    entries: Sequence[Entry], path: Path, date_time: tuple[int, int, int, int, int, int]
+) -> None:
+    """Write the entries in order with fixed metadata, so equal entries give equal bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with zipfile.ZipFile(partial, "w") as archive:
+        for entry in entries:
+            info = zipfile.ZipInfo(entry.name, date_time=date_time)
+            info.create_system = _UNIX
+            if entry.data is None:
+                info.external_attr = ((_S_IFDIR | entry.mode) << 16) | _MSDOS_DIRECTORY
+                info.compress_type = zipfile.ZIP_STORED
+                archive.writestr(info, b"")
+            else:
+                info.external_attr = (_S_IFREG | entry.mode) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, entry.data, compresslevel=COMPRESS_LEVEL)
+    partial.replace(path)
+
+
+def write_tree(entries: Sequence[Entry], directory: Path) -> None:
+    """Write the same entries unpacked (the `codeUri` directory for Serverless Devs)."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    for entry in entries:
+        target = directory / entry.name
+        if entry.data is None:
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.write_bytes(entry.data)
+            target.chmod(entry.mode)
+
+
+@dataclass(frozen=True)
+class Built:
+    """What a build produced."""
+
+    zip_path: Path
+    tree: Path
+    size: int
+    entries: int
+
+
+def build(
+    *,
+    root: Path = ROOT,
+    out: Path,
+    target: Target,
+    wheel_cache: Path,
+    environ: Mapping[str, str] | None = None,
+) -> Built:
+    """Build `<out>/<name>-<version>.zip` and its unpacked tree `<out>/<name>/`."""
+    project = read_project(root / "pyproject.toml")
+    with tempfile.TemporaryDirectory(prefix="modelarts-cleanup-package-") as staging:
+        site = Path(staging) / "site"
+        install_dependencies(project.dependencies, target, wheel_cache, site)
+        files = collect_files(root, site)
+    entries = entries_for(files)
+    zip_path = out / f"{project.name}-{project.version}.zip"
+    write_zip(entries, zip_path, zip_timestamp(os.environ if environ is None else environ))
+    tree = out / project.name
+    write_tree(entries, tree)
+    return Built(zip_path=zip_path, tree=tree, size=zip_path.stat().st_size, entries=len(entries))
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--python-version",
+        help=f"CPython version of the runtime (default {DEFAULT_PYTHON_VERSION})",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--platform", help=f"wheel platform tag of the runtime (default {DEFAULT_PLATFORM})"
+    )
+    where.add_argument(
+        "--local",
+        action="store_true",
+        help="choose wheels for this interpreter instead (to run the package here)",
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output directory")
+    parser.add_argument(
+        "--wheel-cache",
+        type=Path,
+        help="where downloaded wheels are kept (default build/wheels/<target>)",
+    )
+    args = parser.parse_args(argv)
+    if args.local and args.python_version:
+        parser.error("--local builds for this interpreter; --python-version does not apply")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry: build, then print where the zip is and how big."""
+    args = _parse_args(argv)
+    if args.local:
+        target = Target(f"{sys.version_info.major}.{sys.version_info.minor}", None)
+    else:
+        target = Target(
+            args.python_version or DEFAULT_PYTHON_VERSION, args.platform or DEFAULT_PLATFORM
+        )
+    cache = args.wheel_cache or ROOT / "build" / "wheels" / target.tag
+    try:
+        built = build(out=args.out, target=target, wheel_cache=cache)
+    except PackagingError as error:
+        sys.stderr.write(f"package: {error}\n")
+        return 1
+    sys.stdout.write(
+        f"{built.zip_path}: {built.size:,} bytes ({built.size / 2**20:.1f} MiB), "
+        f"{built.entries} entries, for {target.tag}\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,558 @@
+"""Deployment: template.yaml and the agency policy agree with the code; the code package builds,
+reproducibly, holds what FunctionGraph needs and nothing else, and runs on its own."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from modelarts_cleanup.fake import FakeModelArts
+from modelarts_cleanup.payload import parse_event, parse_payload
+from modelarts_cleanup.settings import ENV_NAMES, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CP310_PLATFORM = "manylinux2014_x86_64"
+CREDENTIAL_ENV_NAMES = frozenset(
+    {
+        "HUAWEICLOUD_SDK_AK",
+        "HUAWEICLOUD_SDK_SK",
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+        "MODELARTS_CLEANUP_AUTH_TOKEN",
+    }
+)
+# Installed for the tests, linting or benchmarks; none of them may reach the function.
+TEST_ONLY_TOP_LEVEL = frozenset(
+    {
+        "pytest",
+        "_pytest",
+        "pluggy",
+        "iniconfig",
+        "responses",
+        "hypothesis",
+        "yaml",
+        "_yaml",
+        "huaweicloudsdkcore",
+        "huaweicloudsdkmodelarts",
+        "ruff",
+        "mypy",
+        "mypyc",
+    }
+)
+# FunctionGraph's Python runtimes (Huawei "Supported Runtimes", functiongraph_01_0151).
+FUNCTIONGRAPH_PYTHON_RUNTIMES = frozenset({"Python3.9", "Python3.10", "Python3.12"})
+# deploy/agency-policy.json, from ModelArts "Permissions Policies and Supported Actions":
+# DevEnviron (new version, modelarts_03_0365) and DevEnviron (old version, modelarts_03_0162).
+AGENCY_ACTIONS = frozenset(
+    {
+        "modelarts:notebook:list",  # GET .../notebooks, GET .../demanager/instances
+        "modelarts:notebook:get",  # GET one instance (polling for STOPPED before a delete)
+        "modelarts:notebook:stop",  # POST .../notebooks/{id}/stop
+        "modelarts:notebook:delete",  # DELETE on either API
+        "modelarts:notebook:action",  # POST .../demanager/instances/{id}/action (old API's stop)
+    }
+)
+
+
+def _load_package_tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("deploy_package", ROOT / "deploy" / "package.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses resolve their annotations through sys.modules.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+package = _load_package_tool()
+
+
+# --- template.yaml -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    loaded = yaml.safe_load((ROOT / "template.yaml").read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def props(template: dict[str, Any]) -> dict[str, Any]:
+    (service,) = template["services"].values()
+    assert service["component"] == "fgs"
+    return dict(service["props"])
+
+
+def _resolve_vars(value: str, template: dict[str, Any]) -> str:
+    """Substitute `${vars.name}` as Serverless Devs does."""
+    return re.sub(r"\$\{vars\.(\w+)\}", lambda m: str(template["vars"][m.group(1)]), value)
+
+
+def test_template_is_a_serverless_devs_description_for_the_fgs_component(
+    template: dict[str, Any], props: dict[str, Any]
+) -> None:
+    assert template["edition"] == "1.0.0"
+    assert template["name"] == "modelarts-cleanup"
+    assert isinstance(template["access"], str)
+    assert _resolve_vars(props["region"], template) == template["vars"]["region"]
+    function = props["function"]
+    for field in ("functionName", "handler", "runtime", "memorySize", "timeout", "codeType"):
+        assert function[field], field
+    assert function["codeType"] == "zip"
+    assert 128 <= function["memorySize"] <= 4096
+    assert 3 <= function["timeout"] <= 900
+
+
+def test_template_handler_names_a_function_of_event_and_context(props: dict[str, Any]) -> None:
+    module_name, function_name = props["function"]["handler"].split(".")
+    tree = ast.parse((ROOT / f"{module_name}.py").read_text(encoding="utf-8"))
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert function_name in functions
+    assert len(functions[function_name].args.args) == 2
+
+
+def test_template_runtime_is_the_python_the_package_is_built_for(props: dict[str, Any]) -> None:
+    runtime = props["function"]["runtime"]
+    assert runtime in FUNCTIONGRAPH_PYTHON_RUNTIMES
+    assert runtime == f"Python{package.DEFAULT_PYTHON_VERSION}"
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    floor = re.search(r'requires-python\s*=\s*">=(\d+)\.(\d+)"', text)
+    assert floor is not None
+    major, minor = (int(part) for part in package.DEFAULT_PYTHON_VERSION.split("."))
+    assert (major, minor) >= (int(floor.group(1)), int(floor.group(2)))
+
+
+def test_template_code_uri_is_the_tree_the_package_tool_writes(props: dict[str, Any]) -> None:
+    project = package.read_project(ROOT / "pyproject.toml")
+    assert Path(props["function"]["code"]["codeUri"]) == Path("dist") / project.name
+
+
+def test_template_sets_only_known_settings_as_strings(props: dict[str, Any]) -> None:
+    variables = props["function"]["environmentVariables"]
+    assert set(variables) <= ENV_NAMES
+    assert all(isinstance(value, str) for value in variables.values())
+
+
+def test_template_holds_no_credentials(props: dict[str, Any]) -> None:
+    assert not set(props["function"]["environmentVariables"]) & CREDENTIAL_ENV_NAMES
+
+
+def test_template_documents_every_setting(props: dict[str, Any]) -> None:
+    # Each setting is either set or named in a comment (credentials: where they go instead).
+    text = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    missing = sorted(name for name in ENV_NAMES if name not in text)
+    assert missing == []
+
+
+def test_template_settings_load_and_keep_the_function_in_dry_run(
+    template: dict[str, Any], props: dict[str, Any]
+) -> None:
+    variables = {
+        name: _resolve_vars(value, template)
+        for name, value in props["function"]["environmentVariables"].items()
+    }
+    settings = load_settings(variables)
+    assert settings.dry_run is True
+    assert settings.region == template["vars"]["region"]
+    assert settings.base_url.startswith("https://")
+
+
+def test_timer_trigger_ships_disabled(props: dict[str, Any]) -> None:
+    trigger = props["trigger"]
+    assert trigger["triggerTypeCode"] == "TIMER"
+    assert trigger["status"] == "DISABLED"
+    assert trigger["eventData"]["scheduleType"] in {"Rate", "Cron"}
+    assert trigger["eventData"]["schedule"]
+
+
+def test_timer_user_event_is_a_valid_dry_run_payload(props: dict[str, Any]) -> None:
+    user_event = props["trigger"]["eventData"]["userEvent"]
+    assert isinstance(user_event, str)
+    payload = parse_payload(json.loads(user_event))
+    assert payload.dry_run is True
+    assert len(payload.targets) >= 1
+
+
+def test_timer_event_carrying_the_user_event_unwraps_to_the_same_payload(
+    props: dict[str, Any],
+) -> None:
+    user_event = props["trigger"]["eventData"]["userEvent"]
+    event = _timer_event(user_event, props["trigger"]["eventData"]["name"])
+    assert parse_event(event) == parse_payload(json.loads(user_event))
+
+
+def test_template_names_an_agency(template: dict[str, Any], props: dict[str, Any]) -> None:
+    assert _resolve_vars(props["function"]["agencyName"], template)
+
+
+# --- deploy/agency-policy.json -------------------------------------------------------------------
+
+
+def test_agency_policy_allows_exactly_listing_stopping_and_deleting_notebooks() -> None:
+    policy = json.loads((ROOT / "deploy" / "agency-policy.json").read_text(encoding="utf-8"))
+    assert policy["Version"] == "1.1"
+    (statement,) = policy["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert len(statement["Action"]) == len(set(statement["Action"]))
+    assert set(statement["Action"]) == AGENCY_ACTIONS
+    assert not any("*" in action for action in statement["Action"])
+
+
+# --- deploy/package.py, pure parts ---------------------------------------------------------------
+
+
+def test_pyproject_fallback_parser_agrees_with_tomllib() -> None:
+    # read_project uses tomllib on 3.11+; the regex fallback is what Python 3.10 tooling gets.
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    via_tomllib = package.read_project(ROOT / "pyproject.toml")
+    assert package.parse_project_fallback(text) == via_tomllib
+    assert via_tomllib.dependencies  # the runtime needs requests and pydantic-settings at least
+
+
+def test_record_keeps_only_rows_of_shipped_files_sorted() -> None:
+    record = (
+        "pkg/b.py,sha256=bbb,2\n"
+        "../../bin/tool,sha256=varies-with-the-interpreter-path,190\n"
+        "pkg/__pycache__/b.cpython-310.pyc,,\n"
+        "pkg/a.py,sha256=aaa,1\n"
+        "pkg-1.0.dist-info/RECORD,,\n"
+    )
+    shipped = {"pkg/a.py", "pkg/b.py", "pkg-1.0.dist-info/METADATA"}
+    assert package.filter_record(record, shipped, "pkg-1.0.dist-info") == (
+        "pkg-1.0.dist-info/RECORD,,\npkg/a.py,sha256=aaa,1\npkg/b.py,sha256=bbb,2\n"
+    )
+
+
+def test_zip_timestamp_is_fixed_unless_source_date_epoch_says_otherwise() -> None:
+    assert package.zip_timestamp({}) == (1980, 1, 1, 0, 0, 0)
+    assert package.zip_timestamp({"SOURCE_DATE_EPOCH": "1700000000"}) == (2023, 11, 14, 22, 13, 20)
+    assert package.zip_timestamp({"SOURCE_DATE_EPOCH": "0"}) == (1980, 1, 1, 0, 0, 0)
+
+
+# --- the built package ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Build:
+    zip_path: Path
+    tree: Path
+    stdout: str
+
+
+def _run_package_tool(args: list[str]) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "package.py"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def wheel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Shared by every build of the session: each platform's wheels are downloaded once.
+    return tmp_path_factory.mktemp("wheels")
+
+
+@pytest.fixture(scope="session")
+def cp310_builds(
+    tmp_path_factory: pytest.TempPathFactory, wheel_cache: Path
+) -> tuple[Build, Build]:
+    """The same sources built twice for the FunctionGraph runtime, once through the CLI."""
+    first_out = tmp_path_factory.mktemp("cp310-first")
+    cache = wheel_cache / "cp310"
+    stdout = _run_package_tool(
+        [
+            "--python-version",
+            "3.10",
+            "--platform",
+            CP310_PLATFORM,
+            "--out",
+            str(first_out),
+            "--wheel-cache",
+            str(cache),
+        ]
+    )
+    second_out = tmp_path_factory.mktemp("cp310-second")
+    built = package.build(
+        out=second_out, target=package.Target("3.10", CP310_PLATFORM), wheel_cache=cache
+    )
+    project = package.read_project(ROOT / "pyproject.toml")
+    zip_name = f"{project.name}-{project.version}.zip"
+    first = Build(first_out / zip_name, first_out / project.name, stdout)
+    return first, Build(built.zip_path, built.tree, "")
+
+
+@pytest.fixture(scope="session")
+def cp310_zip(cp310_builds: tuple[Build, Build]) -> Iterator[zipfile.ZipFile]:
+    with zipfile.ZipFile(cp310_builds[0].zip_path) as archive:
+        yield archive
+
+
+@pytest.fixture(scope="session")
+def local_build(tmp_path_factory: pytest.TempPathFactory, wheel_cache: Path) -> Build:
+    """Built for the interpreter running the tests, so it can be run here."""
+    out = tmp_path_factory.mktemp("local")
+    stdout = _run_package_tool(
+        ["--local", "--out", str(out), "--wheel-cache", str(wheel_cache / "local")]
+    )
+    project = package.read_project(ROOT / "pyproject.toml")
+    return Build(out / f"{project.name}-{project.version}.zip", out / project.name, stdout)
+
+
+def test_second_build_of_the_same_sources_is_byte_identical(
+    cp310_builds: tuple[Build, Build],
+) -> None:
+    first, second = cp310_builds
+    assert first.zip_path.name == second.zip_path.name
+    assert first.zip_path.read_bytes() == second.zip_path.read_bytes()
+
+
+def test_package_tool_prints_the_zip_and_its_size(cp310_builds: tuple[Build, Build]) -> None:
+    first = cp310_builds[0]
+    size = first.zip_path.stat().st_size
+    assert str(first.zip_path) in first.stdout
+    assert f"{size:,} bytes" in first.stdout
+
+
+def test_cp310_package_holds_pydantic_core_built_for_cp310(cp310_zip: zipfile.ZipFile) -> None:
+    names = cp310_zip.namelist()
+    assert "pydantic_core/_pydantic_core.cpython-310-x86_64-linux-gnu.so" in names
+    extensions = [name for name in names if name.endswith(".so")]
+    assert extensions
+    assert all("cpython-310-x86_64-linux-gnu" in name for name in extensions), extensions
+
+
+def test_package_root_holds_handler_package_and_runtime_dependencies(
+    cp310_zip: zipfile.ZipFile,
+) -> None:
+    names = set(cp310_zip.namelist())
+    for required in (
+        "handler.py",
+        "modelarts_cleanup/__init__.py",
+        "modelarts_cleanup/entry.py",
+        "requests/__init__.py",
+        "urllib3/__init__.py",
+        "pydantic/__init__.py",
+        "pydantic_settings/__init__.py",
+    ):
+        assert required in names, required
+    assert cp310_zip.read("handler.py") == (ROOT / "handler.py").read_bytes()
+
+
+def test_package_holds_no_test_only_package(cp310_zip: zipfile.ZipFile) -> None:
+    top_level = {name.split("/", 1)[0] for name in cp310_zip.namelist()}
+    modules = {name.split("-", 1)[0].removesuffix(".py").lower() for name in top_level}
+    assert not modules & TEST_ONLY_TOP_LEVEL
+
+
+def test_package_holds_no_bytecode_and_no_scripts(cp310_zip: zipfile.ZipFile) -> None:
+    names = cp310_zip.namelist()
+    assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyo"))]
+    assert not [n for n in names if n.startswith("bin/")]
+
+
+def test_package_entries_are_sorted_with_fixed_time_and_permissions(
+    cp310_zip: zipfile.ZipFile,
+) -> None:
+    infos = cp310_zip.infolist()
+    assert [info.filename for info in infos] == sorted(info.filename for info in infos)
+    assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert {info.create_system for info in infos} == {3}
+    modes = {info.filename: (info.external_attr >> 16) & 0o7777 for info in infos}
+    for name, mode in modes.items():
+        expected = 0o755 if name.endswith(("/", ".so")) else 0o644
+        assert mode == expected, name
+
+
+def test_package_records_list_only_shipped_files(cp310_zip: zipfile.ZipFile) -> None:
+    names = set(cp310_zip.namelist())
+    records = [n for n in names if n.endswith(".dist-info/RECORD")]
+    assert records
+    for record in records:
+        listed = [
+            line.split(",", 1)[0]
+            for line in cp310_zip.read(record).decode().splitlines()
+            if line.strip()
+        ]
+        assert set(listed) <= names, record
+
+
+def test_unpacked_tree_holds_exactly_what_the_zip_holds(
+    cp310_builds: tuple[Build, Build], cp310_zip: zipfile.ZipFile
+) -> None:
+    tree = cp310_builds[0].tree
+    on_disk = {p.relative_to(tree).as_posix(): p for p in tree.rglob("*") if p.is_file()}
+    in_zip = {n for n in cp310_zip.namelist() if not n.endswith("/")}
+    assert set(on_disk) == in_zip
+    assert all(on_disk[name].read_bytes() == cp310_zip.read(name) for name in in_zip)
+
+
+# --- the locally built package, run as FunctionGraph would ---------------------------------------
+
+PROJECT_ID = "0123456789abcdef0123456789abcdef"
+
+# Runs in the child: only the unpacked package (and the standard library) on sys.path.
+_RUNNER = '''
+import json
+import os
+import sys
+
+code_dir, event_file, result_file = sys.argv[1:4]
+sys.path.insert(0, code_dir)
+
+
+class Context:
+    """What FunctionGraph's Python runtime passes as `context` (no agency configured)."""
+
+    def getRequestID(self):
+        return "11111111-2222-3333-4444-555555555555"
+
+    def getRemainingTimeInMilliSeconds(self):
+        return 60000
+
+    def getRunningTimeInSeconds(self):
+        return 300
+
+    def getFunctionName(self):
+        return "modelarts-cleanup"
+
+    def getVersion(self):
+        return "latest"
+
+    def getMemorySize(self):
+        return 256
+
+    def getProjectID(self):
+        return os.environ["TEST_PROJECT_ID"]
+
+    def getPackage(self):
+        return "default"
+
+    def getUserData(self, key, default=None):
+        return os.environ.get(key, default)
+
+    def getToken(self):
+        return ""
+
+    def getSecurityAccessKey(self):
+        return ""
+
+    def getSecuritySecretKey(self):
+        return ""
+
+    def getSecurityToken(self):
+        return ""
+
+    def getLogger(self):
+        return None
+
+
+import handler
+
+with open(event_file, encoding="utf-8") as f:
+    event = json.load(f)
+report = handler.handler(event, Context())
+modules = {
+    name: sys.modules[name].__file__
+    for name in ("handler", "modelarts_cleanup", "requests", "pydantic", "pydantic_core",
+                 "pydantic_settings")
+}
+with open(result_file, "w", encoding="utf-8") as f:
+    json.dump({"report": report, "modules": modules, "path": sys.path}, f)
+'''
+
+
+def _timer_event(user_event: str, name: str) -> dict[str, str]:
+    return {
+        "version": "v1.0",
+        "time": "2024-06-01T02:00:00+08:00",
+        "trigger_type": "TIMER",
+        "trigger_name": name,
+        "user_event": user_event,
+    }
+
+
+def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
+    local_build: Build, tmp_path: Path
+) -> None:
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    with zipfile.ZipFile(local_build.zip_path) as archive:
+        archive.extractall(code_dir)
+    runner = tmp_path / "runner.py"
+    runner.write_text(_RUNNER, encoding="utf-8")
+    event_file = tmp_path / "event.json"
+    result_file = tmp_path / "result.json"
+
+    with FakeModelArts(access_key="fake-ak", secret_key="fake-sk") as fake:
+        instance_id = fake.add_instance(PROJECT_ID, api="notebook", status="STOPPED")
+        payload = {
+            "targets": [{"project_id": PROJECT_ID, "instance_id": instance_id}],
+            "dry_run": True,
+        }
+        event_file.write_text(json.dumps(_timer_event(json.dumps(payload), "Timer_001")))
+        environment = {
+            "PATH": "/usr/bin:/bin",
+            "MODELARTS_CLEANUP_ENDPOINT": fake.url,
+            "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
+            "HUAWEICLOUD_SDK_AK": "fake-ak",
+            "HUAWEICLOUD_SDK_SK": "fake-sk",
+            "TEST_PROJECT_ID": PROJECT_ID,
+        }
+        # -I: no PYTHON* variables, no user site, no script directory on the path. -S as well:
+        # without it the virtualenv running the tests would put its site-packages on the path.
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                str(runner),
+                str(code_dir),
+                str(event_file),
+                str(result_file),
+            ],
+            env=environment,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        requests_seen = fake.requests
+        still_there = fake.instance(PROJECT_ID, instance_id)
+
+    outcome = json.loads(result_file.read_text(encoding="utf-8"))
+    assert not [entry for entry in outcome["path"] if "site-packages" in entry]
+    for name, file in outcome["modules"].items():
+        assert Path(file).is_relative_to(code_dir), name
+    report = outcome["report"]
+    assert report["status"] == "succeeded"
+    assert report["dry_run"] is True
+    assert report["request_id"] == "11111111-2222-3333-4444-555555555555"
+    assert [r["outcome"] for r in report["results"]] == ["would_delete"]
+    assert report["counts"]["would_delete"] == 1
+    assert not [r for r in requests_seen if r.method == "DELETE"]
+    assert still_there is not None
+    # The run logged one JSON object per line on stdout, as LTS expects.
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert lines
+    assert all(isinstance(json.loads(line), dict) for line in lines)

@@ -1,0 +1,848 @@
+"""The local ModelArts endpoint, exercised over real loopback sockets with plain `requests`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import requests
+
+from modelarts_cleanup.fake import DEVENVIRON, FakeModelArts, Fault
+from modelarts_cleanup.signer import SdkHmacSha256Auth
+
+PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
+OTHER_PROJECT = "0123456789abcdef0123456789abcdef"
+AK, SK = "fake-ak", "fake-sk"
+
+
+class ManualClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RecordingSleep:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeModelArts]:
+    with FakeModelArts() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as s:
+        s.auth = SdkHmacSha256Auth(AK, SK)
+        yield s
+
+
+def notebooks(fake: FakeModelArts, project: str = PROJECT) -> str:
+    return f"{fake.url}/v1/{project}/notebooks"
+
+
+def instances(fake: FakeModelArts, project: str = PROJECT) -> str:
+    return f"{fake.url}/v1/{project}/demanager/instances"
+
+
+def error_of(response: requests.Response) -> tuple[int, str]:
+    return response.status_code, response.json()["error_code"]
+
+
+# -- notebook API ----------------------------------------------------------------------------
+
+
+def test_notebook_show_returns_the_instance_with_integer_millisecond_times(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    nid = fake.add_instance(PROJECT, name="nb-1", status="RUNNING", created_ms=1638841805439)
+
+    body = session.get(f"{notebooks(fake)}/{nid}").json()
+
+    assert (body["id"], body["name"], body["status"]) == (nid, "nb-1", "RUNNING")
+    assert body["create_at"] == 1638841805439
+    assert body["lease"]["create_at"] == 1638841805439
+    assert isinstance(body["update_at"], int)
+    assert body["feature"] == "NOTEBOOK"
+    assert body["billing_items"] == ["ALL"]
+
+
+def test_notebook_delete_answers_the_object_as_deleting_and_removes_it(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    nid = fake.add_instance(PROJECT, status="STOPPED")
+
+    response = session.delete(f"{notebooks(fake)}/{nid}")
+
+    assert response.status_code == 200
+    assert (response.json()["id"], response.json()["status"]) == (nid, "DELETING")
+    assert fake.instance(PROJECT, nid) is None
+    assert fake.instance_ids() == set()
+
+
+def test_notebook_stop_moves_instance_to_stopping_then_stopped(session: requests.Session) -> None:
+    clock = ManualClock()
+    with FakeModelArts(stop_seconds=10, clock=clock) as fake:
+        nid = fake.add_instance(PROJECT, status="RUNNING")
+
+        stopped = session.post(f"{notebooks(fake)}/{nid}/stop")
+        assert (stopped.status_code, stopped.json()["status"]) == (200, "STOPPING")
+        clock.advance(9.9)
+        assert session.get(f"{notebooks(fake)}/{nid}").json()["status"] == "STOPPING"
+        clock.advance(0.1)
+        assert session.get(f"{notebooks(fake)}/{nid}").json()["status"] == "STOPPED"
+
+
+def test_notebook_start_moves_a_stopped_instance_to_running(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    nid = fake.add_instance(PROJECT, status="STOPPED")
+
+    started = session.post(f"{notebooks(fake)}/{nid}/start")
+
+    assert (started.status_code, started.json()["status"]) == (200, "STARTING")
+    assert (fake.instance(PROJECT, nid) or {})["status"] == "RUNNING"
+    assert error_of(session.post(f"{notebooks(fake)}/{nid}/start")) == (400, "ModelArts.6305")
+
+
+@pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("DELETE", ""), ("POST", "/stop")])
+def test_missing_notebook_answers_404_modelarts_6404(
+    fake: FakeModelArts, session: requests.Session, method: str, suffix: str
+) -> None:
+    response = session.request(method, f"{notebooks(fake)}/{uuid.uuid4()}{suffix}")
+
+    assert error_of(response) == (404, "ModelArts.6404")
+    assert response.json()["error_msg"]
+
+
+# -- devenviron API --------------------------------------------------------------------------
+
+
+def test_devenviron_show_returns_string_millisecond_timestamps(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    iid = fake.add_instance(
+        PROJECT, "DE-7d558ef8-c73d-11ea-964c-0255ac100033", api=DEVENVIRON, created_ms=1594887749962
+    )
+
+    body = session.get(f"{instances(fake)}/{iid}").json()
+
+    assert body["id"] == iid
+    assert body["creation_timestamp"] == "1594887749962"
+    assert body["latest_update_timestamp"] == "1594887749962"
+    assert body["profile"]["de_type"] == "Notebook"
+
+
+def test_devenviron_delete_answers_the_instance_id_and_removes_it(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    iid = fake.add_instance(PROJECT, api=DEVENVIRON, status="RUNNING")
+
+    response = session.delete(f"{instances(fake)}/{iid}")
+
+    assert (response.status_code, response.json()) == (200, {"instance_id": iid})
+    assert fake.instance(PROJECT, iid) is None
+
+
+def test_devenviron_stop_action_reports_previous_and_current_status(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    iid = fake.add_instance(PROJECT, api=DEVENVIRON, status="RUNNING")
+
+    response = session.post(f"{instances(fake)}/{iid}/action", json={"action": "stop"})
+
+    assert response.json() == {"current_status": "STOPPING", "previous_state": "RUNNING"}
+    # stop_seconds defaults to 0: the next look finds it stopped.
+    assert session.get(f"{instances(fake)}/{iid}").json()["status"] == "STOPPED"
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b'{"action": "reboot"}', b"[1]"])
+def test_devenviron_action_without_a_known_action_is_a_parameter_error(
+    fake: FakeModelArts, session: requests.Session, body: bytes
+) -> None:
+    iid = fake.add_instance(PROJECT, api=DEVENVIRON, status="RUNNING")
+
+    response = session.post(f"{instances(fake)}/{iid}/action", data=body)
+
+    assert error_of(response) == (400, "ModelArts.0104")
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [("GET", "", None), ("DELETE", "", None), ("POST", "/action", {"action": "stop"})],
+)
+def test_missing_devenviron_instance_answers_400_modelarts_6309(
+    fake: FakeModelArts, session: requests.Session, method: str, suffix: str, body: Any
+) -> None:
+    response = session.request(method, f"{instances(fake)}/{uuid.uuid4()}{suffix}", json=body)
+
+    assert error_of(response) == (400, "ModelArts.6309")
+    assert response.json()["error_msg"] == "The instance does not exist."
+
+
+def test_devenviron_errors_can_use_the_old_error_message_spelling(
+    session: requests.Session,
+) -> None:
+    with FakeModelArts(legacy_error_message=True) as fake:
+        response = session.get(f"{instances(fake)}/{uuid.uuid4()}")
+        notebook_response = session.get(f"{notebooks(fake)}/{uuid.uuid4()}")
+
+    assert response.json() == {
+        "error_code": "ModelArts.6309",
+        "error_message": "The instance does not exist.",
+    }
+    assert "error_msg" in notebook_response.json()
+
+
+def test_each_generation_sees_only_its_own_instances(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    nid = fake.add_instance(PROJECT)
+    iid = fake.add_instance(PROJECT, api=DEVENVIRON)
+
+    assert error_of(session.get(f"{instances(fake)}/{nid}")) == (400, "ModelArts.6309")
+    assert error_of(session.get(f"{notebooks(fake)}/{iid}")) == (404, "ModelArts.6404")
+    assert fake.instance_ids(PROJECT) == {(PROJECT, nid), (PROJECT, iid)}
+
+
+def test_instances_belong_to_their_project(fake: FakeModelArts, session: requests.Session) -> None:
+    nid = fake.add_instance(OTHER_PROJECT)
+
+    assert error_of(session.delete(f"{notebooks(fake)}/{nid}")) == (404, "ModelArts.6404")
+    assert fake.instance_ids(PROJECT) == set()
+    assert fake.instance_ids(OTHER_PROJECT) == {(OTHER_PROJECT, nid)}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/"),
+        ("GET", f"/v2/{PROJECT}/notebooks"),
+        ("PUT", f"/v1/{PROJECT}/notebooks/abc"),
+        ("POST", f"/v1/{PROJECT}/notebooks/abc/reboot"),
+        ("DELETE", f"/v1/{PROJECT}/demanager/instances"),
+    ],
+)
+def test_unknown_route_answers_404_apigw_0101(
+    fake: FakeModelArts, session: requests.Session, method: str, path: str
+) -> None:
+    response = session.request(method, fake.url + path)
+
+    assert error_of(response) == (404, "APIGW.0101")
+    assert response.json()["request_id"] == response.headers["X-Request-Id"]
+
+
+# -- listing ---------------------------------------------------------------------------------
+
+
+def test_notebook_list_pages_by_record_offset_newest_first(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    created = {
+        fake.add_instance(PROJECT, created_ms=1_000_000 + n): 1_000_000 + n for n in range(25)
+    }
+    newest_first = sorted(created, key=created.__getitem__, reverse=True)
+
+    pages = [
+        session.get(notebooks(fake), params={"limit": 10, "offset": o}).json() for o in (0, 10, 20)
+    ]
+
+    assert [p["current"] for p in pages] == [0, 1, 2]
+    assert {(p["pages"], p["size"], p["total"]) for p in pages} == {(3, 10, 25)}
+    assert [len(p["data"]) for p in pages] == [10, 10, 5]
+    assert [nb["id"] for p in pages for nb in p["data"]] == newest_first
+
+
+def test_notebook_list_default_page_is_ten(fake: FakeModelArts, session: requests.Session) -> None:
+    for _ in range(12):
+        fake.add_instance(PROJECT)
+
+    page = session.get(notebooks(fake)).json()
+
+    assert (len(page["data"]), page["size"], page["pages"], page["total"]) == (10, 10, 2, 12)
+
+
+@pytest.mark.parametrize("limit", ["5", "15", "100", "0", "-10", "ten", ""])
+def test_notebook_list_rejects_page_sizes_the_api_does_not_allow(
+    fake: FakeModelArts, session: requests.Session, limit: str
+) -> None:
+    response = session.get(notebooks(fake), params={"limit": limit})
+
+    assert error_of(response) == (400, "ModelArts.0104")
+
+
+@pytest.mark.parametrize("query", [{"offset": "-1"}, {"offset": "x"}, {"sort_dir": "UP"}])
+def test_notebook_list_rejects_bad_offset_and_direction(
+    fake: FakeModelArts, session: requests.Session, query: dict[str, str]
+) -> None:
+    assert error_of(session.get(notebooks(fake), params=query)) == (400, "ModelArts.0104")
+
+
+def test_notebook_list_shows_billed_instances_unless_free_ones_are_asked_for(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    billed = fake.add_instance(PROJECT)
+    free = fake.add_instance(PROJECT, feature="DEFAULT", flavor="modelarts.vm.cpu.free")
+
+    default = session.get(notebooks(fake)).json()
+    codelab = session.get(notebooks(fake), params={"feature": "DEFAULT"}).json()
+
+    assert [nb["id"] for nb in default["data"]] == [billed]
+    assert [nb["id"] for nb in codelab["data"]] == [free]
+
+
+def test_notebook_list_filters_by_status_and_fuzzy_name(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    wanted = fake.add_instance(PROJECT, name="Train-Box-7", status="RUNNING")
+    fake.add_instance(PROJECT, name="train-box-8", status="STOPPED")
+    fake.add_instance(PROJECT, name="other", status="RUNNING")
+
+    page = session.get(notebooks(fake), params={"status": "RUNNING", "name": "box"}).json()
+
+    assert ([nb["id"] for nb in page["data"]], page["total"]) == ([wanted], 1)
+
+
+def test_notebook_list_sorts_by_the_requested_key_and_direction(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    for name in ("b", "c", "a"):
+        fake.add_instance(PROJECT, name=name)
+
+    page = session.get(notebooks(fake), params={"sort_key": "name", "sort_dir": "ASC"}).json()
+
+    assert [nb["name"] for nb in page["data"]] == ["a", "b", "c"]
+
+
+def test_notebook_list_rejects_an_unsortable_field(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    response = session.get(notebooks(fake), params={"sort_key": "name,lease"})
+
+    assert error_of(response) == (400, "ModelArts.6303")
+
+
+def test_empty_notebook_list_has_no_pages(fake: FakeModelArts, session: requests.Session) -> None:
+    assert session.get(notebooks(fake), params={"limit": 50}).json() == {
+        "current": 0,
+        "data": [],
+        "pages": 0,
+        "size": 50,
+        "total": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    "query", [{}, {"de_type": "notebook"}, {"de_type": "Notebook", "limit": "-1"}]
+)
+def test_devenviron_list_needs_de_type_notebook_exactly(
+    fake: FakeModelArts, session: requests.Session, query: dict[str, str]
+) -> None:
+    assert error_of(session.get(instances(fake), params=query)) == (400, "ModelArts.0104")
+
+
+def test_devenviron_list_limit_zero_means_all_and_offset_skips_records(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    ids = [fake.add_instance(PROJECT, api=DEVENVIRON, name=f"nb-{n:02d}") for n in range(15)]
+    fake.add_instance(PROJECT)  # a notebook-API instance is not listed here
+
+    everything = session.get(instances(fake), params={"de_type": "Notebook"}).json()
+    window = session.get(
+        instances(fake), params={"de_type": "Notebook", "offset": "3", "limit": "4"}
+    ).json()
+
+    assert everything["total_count"] == 15
+    assert [i["id"] for i in everything["instances"]] == ids
+    assert window["total_count"] == 15
+    assert [i["id"] for i in window["instances"]] == ids[3:7]
+
+
+def test_devenviron_list_sorts_by_creation_time_descending(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    old = fake.add_instance(PROJECT, api=DEVENVIRON, created_ms=900, name="z")
+    new = fake.add_instance(PROJECT, api=DEVENVIRON, created_ms=10_000, name="a")
+    query = {"de_type": "Notebook", "sortby": "creation_timestamp", "order": "desc"}
+
+    listed = session.get(instances(fake), params=query).json()["instances"]
+
+    assert [i["id"] for i in listed] == [new, old]
+
+
+# -- faults ----------------------------------------------------------------------------------
+
+
+def test_status_fault_answers_its_error_once_then_the_normal_answer(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    nid = fake.add_instance(PROJECT)
+    fake.add_fault(Fault("status", status=503, error_code="ModelArts.6102", retry_after="7"))
+
+    first = session.delete(f"{notebooks(fake)}/{nid}")
+    second = session.delete(f"{notebooks(fake)}/{nid}")
+
+    assert error_of(first) == (503, "ModelArts.6102")
+    assert first.headers["Retry-After"] == "7"
+    assert fake.instance_ids() == set()  # the fault left the instance alone; the retry deleted it
+    assert second.status_code == 200
+
+
+def test_status_fault_without_a_code_uses_the_usual_one_for_its_status(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    fake.add_fault(Fault("status", status=429, times=None))
+
+    response = session.get(notebooks(fake))
+
+    assert error_of(response) == (429, "ModelArts.6101")
+    assert "Retry-After" not in response.headers
+
+
+def test_fault_armed_forever_never_runs_out(fake: FakeModelArts, session: requests.Session) -> None:
+    fake.add_fault(Fault("status", status=500, times=None))
+
+    statuses = [session.get(notebooks(fake)).status_code for _ in range(5)]
+
+    assert statuses == [500] * 5
+
+
+def test_fault_armed_for_n_requests_hits_exactly_n(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    fake.add_fault(Fault("status", status=502, times=2))
+
+    statuses = [session.get(notebooks(fake)).status_code for _ in range(3)]
+
+    assert statuses == [502, 502, 200]
+
+
+def test_instance_fault_hits_only_that_instance(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    flaky, fine = fake.add_instance(PROJECT), fake.add_instance(PROJECT)
+    fake.add_fault(Fault("status", status=500, times=None), instance_id=flaky)
+
+    assert session.get(f"{notebooks(fake)}/{fine}").status_code == 200
+    assert session.get(notebooks(fake)).status_code == 200
+    assert session.get(f"{notebooks(fake)}/{flaky}").status_code == 500
+
+
+def test_fault_limited_to_a_method_spares_the_others(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    nid = fake.add_instance(PROJECT)
+    fake.add_fault(Fault("status", status=500, method="DELETE"))
+
+    assert session.get(f"{notebooks(fake)}/{nid}").status_code == 200
+    assert session.delete(f"{notebooks(fake)}/{nid}").status_code == 500
+    assert session.delete(f"{notebooks(fake)}/{nid}").status_code == 200
+
+
+def test_reset_fault_drops_the_connection_unanswered(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    nid = fake.add_instance(PROJECT)
+    fake.add_fault(Fault("reset"), instance_id=nid)
+
+    with pytest.raises(requests.ConnectionError):
+        session.delete(f"{notebooks(fake)}/{nid}")
+
+    assert [(r.method, r.status, r.instance_id) for r in fake.requests] == [("DELETE", None, nid)]
+    assert fake.instance_ids() == {(PROJECT, nid)}
+    assert session.delete(f"{notebooks(fake)}/{nid}").status_code == 200
+
+
+def test_slow_fault_outlasts_a_client_read_timeout(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    fake.add_fault(Fault("slow", delay=0.5))
+
+    with pytest.raises(requests.ReadTimeout):
+        session.get(notebooks(fake), timeout=(1, 0.1))
+
+
+def test_slow_fault_sleeps_its_delay_then_answers_normally(session: requests.Session) -> None:
+    sleep = RecordingSleep()
+    with FakeModelArts(sleep=sleep) as fake:
+        nid = fake.add_instance(PROJECT)
+        fake.add_fault(Fault("slow", delay=42.0))
+
+        response = session.delete(f"{notebooks(fake)}/{nid}")
+
+    assert sleep.calls == [42.0]
+    assert (response.status_code, response.json()["status"]) == (200, "DELETING")
+
+
+def test_malformed_fault_sends_a_non_json_body_labelled_json(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    fake.add_fault(Fault("malformed", status=500))
+
+    response = session.get(notebooks(fake))
+
+    assert response.status_code == 500
+    assert response.headers["Content-Type"] == "application/json"
+    with pytest.raises(ValueError, match=r"Expecting|Unterminated"):
+        json.loads(response.content)
+
+
+@pytest.mark.parametrize("status", [200, 204, 503])
+def test_empty_fault_sends_an_empty_body(
+    fake: FakeModelArts, session: requests.Session, status: int
+) -> None:
+    fake.add_fault(Fault("empty", status=status))
+
+    response = session.get(notebooks(fake))
+
+    assert (response.status_code, response.content) == (status, b"")
+    assert response.headers["Content-Length"] == "0"
+
+
+def test_html_fault_sends_a_gateway_error_page(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    fake.add_fault(Fault("html", status=502, retry_after="3"))
+
+    response = session.get(notebooks(fake))
+
+    assert response.status_code == 502
+    assert response.headers["Content-Type"] == "text/html"
+    assert response.headers["Retry-After"] == "3"
+    assert "<title>502 Bad Gateway</title>" in response.text
+
+
+def test_latency_is_applied_to_every_request(session: requests.Session) -> None:
+    sleep = RecordingSleep()
+    with FakeModelArts(latency=0.25, sleep=sleep) as fake:
+        session.get(notebooks(fake))
+        session.get(f"{fake.url}/nowhere")
+
+    assert sleep.calls == [0.25, 0.25]
+
+
+def test_rate_limit_answers_429_with_retry_after_until_the_bucket_refills(
+    session: requests.Session,
+) -> None:
+    clock = ManualClock()
+    with FakeModelArts(clock=clock, rate_limit=2.0) as fake:
+        burst = [session.get(notebooks(fake)) for _ in range(3)]
+        clock.advance(0.5)
+        after_refill = session.get(notebooks(fake))
+
+    assert [r.status_code for r in burst] == [200, 200, 429]
+    assert burst[2].json()["error_code"] == "ModelArts.6101"
+    assert burst[2].headers["Retry-After"] == "1"
+    assert after_refill.status_code == 200
+
+
+def test_rate_limit_can_be_switched_on_after_start(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    assert session.get(notebooks(fake)).status_code == 200
+    fake.rate_limit = 0.001
+
+    statuses = [session.get(notebooks(fake)).status_code for _ in range(2)]
+
+    assert statuses == [200, 429]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"kind": "explode"},
+        {"kind": "status", "status": 99},
+        {"kind": "status", "times": 0},
+        {"kind": "slow", "delay": -1.0},
+    ],
+)
+def test_fault_refuses_settings_that_make_no_sense(arguments: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="fault"):
+        Fault(**arguments)
+
+
+# -- authentication --------------------------------------------------------------------------
+
+
+def test_request_without_credentials_is_rejected_as_apigw_0301(fake: FakeModelArts) -> None:
+    response = requests.get(notebooks(fake), timeout=5)
+
+    assert error_of(response) == (401, "APIGW.0301")
+    assert uuid.UUID(response.headers["X-Request-Id"])
+
+
+@pytest.mark.parametrize(("ak", "sk"), [(AK, "wrong-sk"), ("other-ak", SK)])
+def test_signature_by_another_key_pair_is_rejected(fake: FakeModelArts, ak: str, sk: str) -> None:
+    response = requests.get(notebooks(fake), auth=SdkHmacSha256Auth(ak, sk), timeout=5)
+
+    assert error_of(response) == (401, "APIGW.0301")
+
+
+def test_signature_older_than_fifteen_minutes_is_rejected(fake: FakeModelArts) -> None:
+    def stale() -> datetime:
+        return datetime.now(timezone.utc) - timedelta(minutes=16)
+
+    auth = SdkHmacSha256Auth(AK, SK, clock=stale)
+
+    response = requests.get(notebooks(fake), auth=auth, timeout=5)
+
+    assert error_of(response) == (401, "APIGW.0301")
+    assert "15 minutes" in response.json()["error_msg"]
+
+
+def test_valid_iam_token_is_accepted_without_a_signature(fake: FakeModelArts) -> None:
+    response = requests.get(notebooks(fake), headers={"X-Auth-Token": "fake-iam-token"}, timeout=5)
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(("code", "expected"), [(None, "APIGW.0307"), ("ModelArts.0203", None)])
+def test_unknown_iam_token_is_rejected_with_the_configured_code(
+    code: str | None, expected: str | None
+) -> None:
+    fake = FakeModelArts() if code is None else FakeModelArts(token_error_code=code)
+    with fake:
+        response = requests.get(notebooks(fake), headers={"X-Auth-Token": "stolen"}, timeout=5)
+
+    assert error_of(response) == (401, expected or code)
+
+
+@pytest.mark.parametrize(
+    ("sent", "status"), [(None, 401), ("wrong-token", 401), ("sts-token", 200)]
+)
+def test_security_token_must_match_when_one_is_configured(sent: str | None, status: int) -> None:
+    with FakeModelArts(security_token="sts-token") as fake:
+        response = requests.get(notebooks(fake), auth=SdkHmacSha256Auth(AK, SK, sent), timeout=5)
+
+    assert response.status_code == status
+
+
+def test_project_header_naming_another_project_is_forbidden(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    nid = fake.add_instance(PROJECT)
+
+    response = session.delete(f"{notebooks(fake)}/{nid}", headers={"X-Project-Id": OTHER_PROJECT})
+
+    assert error_of(response) == (403, "ModelArts.0210")
+    assert fake.instance_ids() == {(PROJECT, nid)}
+    matching = session.delete(f"{notebooks(fake)}/{nid}", headers={"X-Project-Id": PROJECT})
+    assert matching.status_code == 200
+
+
+# -- stop before delete ----------------------------------------------------------------------
+
+
+def test_notebook_must_be_stopped_before_delete_when_the_service_insists(
+    session: requests.Session,
+) -> None:
+    clock = ManualClock()
+    with FakeModelArts(stop_before_delete=True, stop_seconds=30, clock=clock) as fake:
+        nid = fake.add_instance(PROJECT, status="RUNNING")
+        url = f"{notebooks(fake)}/{nid}"
+
+        refused = session.delete(url)
+        stop = session.post(f"{url}/stop")
+        stop_again = session.post(f"{url}/stop")
+        while_stopping = session.delete(url)
+        clock.advance(30)
+        shown = session.get(url).json()
+        deleted = session.delete(url)
+        gone = session.get(url)
+
+    assert error_of(refused) == (400, "ModelArts.6304")
+    assert refused.json()["error_msg"] == "Please stop the instance before deleting."
+    assert stop.json()["status"] == "STOPPING"
+    assert error_of(stop_again) == (400, "ModelArts.6357")
+    assert error_of(while_stopping) == (400, "ModelArts.6304")
+    assert shown["status"] == "STOPPED"
+    assert (deleted.status_code, deleted.json()["status"]) == (200, "DELETING")
+    assert error_of(gone) == (404, "ModelArts.6404")
+
+
+def test_devenviron_instance_must_be_stopped_before_delete_when_the_service_insists(
+    session: requests.Session,
+) -> None:
+    clock = ManualClock()
+    with FakeModelArts(stop_before_delete=True, stop_seconds=5, clock=clock) as fake:
+        iid = fake.add_instance(PROJECT, api=DEVENVIRON, status="STARTING")
+        url = f"{instances(fake)}/{iid}"
+
+        refused = session.delete(url)
+        clock.advance(5)  # finishes starting
+        stop = session.post(f"{url}/action", json={"action": "stop"})
+        clock.advance(5)
+        stopped_twice = session.post(f"{url}/action", json={"action": "stop"})
+        deleted = session.delete(url)
+
+    assert error_of(refused) == (400, "ModelArts.6304")
+    assert stop.json() == {"current_status": "STOPPING", "previous_state": "RUNNING"}
+    assert error_of(stopped_twice) == (400, "ModelArts.6357")
+    assert deleted.json() == {"instance_id": iid}
+
+
+def test_running_instance_is_deleted_outright_unless_a_stop_is_required(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    nid = fake.add_instance(PROJECT, status="RUNNING")
+
+    assert session.delete(f"{notebooks(fake)}/{nid}").status_code == 200
+
+
+def test_instance_seeded_as_stopping_stops_after_stop_seconds() -> None:
+    clock = ManualClock()
+    with FakeModelArts(stop_seconds=3, clock=clock) as fake:
+        nid = fake.add_instance(PROJECT, status="STOPPING")
+        before = (fake.instance(PROJECT, nid) or {})["status"]
+        clock.advance(3)
+        after = (fake.instance(PROJECT, nid) or {})["status"]
+
+    assert (before, after) == ("STOPPING", "STOPPED")
+
+
+# -- recording -------------------------------------------------------------------------------
+
+
+def test_every_request_is_recorded_with_what_the_endpoint_saw(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    iid = fake.add_instance(PROJECT, api=DEVENVIRON, status="RUNNING")
+
+    session.get(instances(fake), params={"de_type": "Notebook"})
+    session.post(f"{instances(fake)}/{iid}/action", json={"action": "stop"})
+    session.get(f"{fake.url}/nowhere")
+
+    recorded = fake.requests
+    assert [(r.method, r.path, r.status, r.instance_id) for r in recorded] == [
+        ("GET", f"/v1/{PROJECT}/demanager/instances", 200, None),
+        ("POST", f"/v1/{PROJECT}/demanager/instances/{iid}/action", 200, iid),
+        ("GET", "/nowhere", 404, None),
+    ]
+    assert recorded[0].query == "de_type=Notebook"
+    assert json.loads(recorded[1].body) == {"action": "stop"}
+    assert recorded[1].headers["Authorization"].startswith("SDK-HMAC-SHA256 Access=fake-ak,")
+
+
+def test_secret_headers_are_redacted_in_the_record() -> None:
+    with FakeModelArts(security_token="sts-secret-value") as fake:
+        requests.get(notebooks(fake), headers={"X-Auth-Token": "fake-iam-token"}, timeout=5)
+        requests.get(notebooks(fake), auth=SdkHmacSha256Auth(AK, SK, "sts-secret-value"), timeout=5)
+        recorded = fake.requests
+
+    assert recorded[0].headers["X-Auth-Token"] == "***"
+    assert recorded[1].headers["X-Security-Token"] == "***"
+    assert "fake-iam-token" not in repr(recorded)
+    assert "sts-secret-value" not in repr(recorded)
+
+
+def test_clear_requests_forgets_what_was_recorded(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    session.get(notebooks(fake))
+    fake.clear_requests()
+    session.get(notebooks(fake))
+
+    assert len(fake.requests) == 1
+
+
+def test_every_answer_carries_its_own_request_id(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    fake.add_fault(Fault("html"))
+    responses = [
+        session.get(notebooks(fake)),  # the fault
+        session.get(notebooks(fake)),
+        session.get(f"{fake.url}/nowhere"),
+        requests.get(notebooks(fake), timeout=5),  # unauthenticated
+    ]
+
+    ids = [r.headers["X-Request-Id"] for r in responses]
+    assert all(uuid.UUID(i) for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
+# -- concurrency and lifecycle ---------------------------------------------------------------
+
+
+def test_concurrent_deletes_are_all_served_and_recorded(fake: FakeModelArts) -> None:
+    ids = [fake.add_instance(PROJECT, status="STOPPED") for _ in range(32)]
+
+    def delete(nid: str) -> int:
+        with requests.Session() as s:
+            s.auth = SdkHmacSha256Auth(AK, SK)
+            return s.delete(f"{notebooks(fake)}/{nid}", timeout=10).status_code
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = list(pool.map(delete, ids))
+
+    assert statuses == [200] * 32
+    assert fake.instance_ids() == set()
+    assert sorted(r.instance_id or "" for r in fake.requests) == sorted(ids)
+
+
+def test_answers_are_http_1_1_with_content_length(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    response = session.get(notebooks(fake))
+
+    assert response.raw.version == 11
+    assert int(response.headers["Content-Length"]) == len(response.content)
+
+
+def test_stop_closes_open_keep_alive_connections(session: requests.Session) -> None:
+    fake = FakeModelArts().start()
+    url = notebooks(fake)
+    assert session.get(url).status_code == 200
+
+    fake.stop()
+
+    with pytest.raises(requests.ConnectionError):
+        session.get(url, timeout=5)
+
+
+def test_url_is_only_known_once_started() -> None:
+    fake = FakeModelArts()
+
+    with pytest.raises(RuntimeError, match="start"):
+        _ = fake.url
+
+
+def test_add_instance_refuses_duplicates_and_unknown_generations(fake: FakeModelArts) -> None:
+    nid = fake.add_instance(PROJECT)
+
+    with pytest.raises(ValueError, match="already exists"):
+        fake.add_instance(PROJECT, nid)
+    with pytest.raises(ValueError, match="api must be"):
+        fake.add_instance(PROJECT, api="v3")
+
+
+def test_add_instance_extra_fields_override_the_body(fake: FakeModelArts) -> None:
+    nid = fake.add_instance(PROJECT, billing_items=["STORAGE"], flavor="modelarts.vm.gpu.t4")
+
+    body = fake.instance(PROJECT, nid)
+
+    assert body is not None
+    assert (body["billing_items"], body["flavor"]) == (["STORAGE"], "modelarts.vm.gpu.t4")
+
+
+@pytest.mark.parametrize("rate", [0.0, -1.0])
+def test_rate_limit_must_be_positive(rate: float) -> None:
+    with pytest.raises(ValueError, match="rate_limit"):
+        FakeModelArts(rate_limit=rate)

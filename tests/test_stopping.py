@@ -1,0 +1,248 @@
+"""Instances that must be stopped first: stop, wait boundedly, then delete; never hang."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from modelarts_cleanup.cleanup import delete_one
+from modelarts_cleanup.entry import run_function
+from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
+from modelarts_cleanup.fake import FakeModelArts
+from modelarts_cleanup.payload import Target
+from modelarts_cleanup.report import Outcome
+from modelarts_cleanup.stopping import StopFailed, StopPolicy, settle
+
+P = "ed43aef64dff4e5c81cb84b71adcb3fd"
+I = "6fa459ea-ee8a-3ca4-894e-db77e160355e"  # noqa: E741
+TARGET = Target(project_id=P, instance_id=I)
+
+
+class Clock:
+    """A clock that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@dataclass(frozen=True)
+class Deletion:
+    outcome: str = "deleted"
+    http_status: int = 200
+    request_id: str | None = "r"
+    attempts: int = 1
+    status: str | None = "DELETING"
+
+
+def not_now(code: str = "ModelArts.6304") -> ApiError:
+    return ApiError("not now", http_status=400, error_code=code, error_msg="stop first", attempts=1)
+
+
+class Instance:
+    """Scripted answers: statuses seen by successive GETs, delete answers in order."""
+
+    def __init__(
+        self,
+        statuses: list[str | None],
+        deletes: list[Deletion | ApiError],
+        stop_error: ApiError | None = None,
+    ) -> None:
+        self.statuses: Iterator[str | None] = iter(statuses)
+        self.last: str | None = None
+        self.deletes = iter(deletes)
+        self.stop_error = stop_error
+        self.calls: list[str] = []
+
+    def get_instance(
+        self, project_id: str, instance_id: str, *, deadline: float | None = None
+    ) -> dict[str, Any] | None:
+        self.calls.append("get")
+        self.last = next(self.statuses, self.last)
+        return None if self.last is None else {"id": instance_id, "status": self.last}
+
+    def stop_instance(
+        self, project_id: str, instance_id: str, *, deadline: float | None = None
+    ) -> None:
+        self.calls.append("stop")
+        if self.stop_error is not None:
+            raise self.stop_error
+
+    def delete_instance(
+        self, project_id: str, instance_id: str, *, deadline: float | None = None
+    ) -> Deletion:
+        self.calls.append("delete")
+        answer = next(self.deletes)
+        if isinstance(answer, ApiError):
+            raise answer
+        return answer
+
+
+def test_running_instance_is_stopped_waited_for_then_deleted() -> None:
+    clock = Clock()
+    instance = Instance(["RUNNING", "STOPPING", "STOPPING", "STOPPED"], [not_now(), Deletion()])
+    result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
+    assert result.outcome is Outcome.DELETED
+    assert result.attempts == 2
+    assert instance.calls == ["delete", "get", "stop", "get", "get", "get", "delete"]
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+
+
+def test_poll_backs_off_up_to_the_cap() -> None:
+    clock = Clock()
+    instance = Instance(["RUNNING", *["STOPPING"] * 8, "STOPPED"], [])
+    status = settle(
+        instance,
+        P,
+        I,
+        deadline=None,
+        policy=StopPolicy(max_delay=5.0),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert status == "STOPPED"
+    assert clock.sleeps == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0]
+
+
+@pytest.mark.parametrize("code", ["ModelArts.6306", "ModelArts.6308", "ModelArts.6357"])
+def test_transitional_answers_are_waited_out_not_reported_as_failures(code: str) -> None:
+    clock = Clock()
+    instance = Instance(["STARTING", "STOPPED"], [not_now(code), Deletion()])
+    result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
+    assert result.outcome is Outcome.DELETED
+    assert "stop" not in instance.calls
+
+
+def test_starting_instance_is_stopped_once_it_runs() -> None:
+    clock = Clock()
+    instance = Instance(["STARTING", "RUNNING", "STOPPING", "STOPPED"], [not_now(), Deletion()])
+    assert (
+        delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep).outcome
+        is Outcome.DELETED
+    )
+    assert instance.calls.count("stop") == 1
+
+
+def test_instance_gone_while_waiting_is_already_absent() -> None:
+    clock = Clock()
+    instance = Instance(["DELETING", None], [not_now("ModelArts.6357")])
+    result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
+    assert result.outcome is Outcome.ALREADY_ABSENT
+    assert result.attempts == 1
+
+
+def test_refused_stop_is_a_failure_with_its_reason() -> None:
+    clock = Clock()
+    refusal = ApiError(
+        "no", http_status=403, error_code="ModelArts.0108", error_msg="not authorised"
+    )
+    instance = Instance(["RUNNING"], [not_now()], stop_error=refusal)
+    result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
+    assert result.outcome is Outcome.FAILED
+    assert (result.error_code, result.reason, result.http_status) == (
+        "ModelArts.0108",
+        "stop_failed",
+        403,
+    )
+    assert result.attempts == 1
+
+
+def test_stop_answered_already_stopping_keeps_waiting() -> None:
+    clock = Clock()
+    instance = Instance(
+        ["RUNNING", "STOPPED"], [not_now(), Deletion()], stop_error=not_now("ModelArts.6357")
+    )
+    assert (
+        delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep).outcome
+        is Outcome.DELETED
+    )
+
+
+def test_stop_that_never_finishes_fails_after_the_maximum_wait() -> None:
+    clock = Clock()
+    instance = Instance(["RUNNING", "STOPPING"], [not_now()])
+    with pytest.raises(StopFailed, match="still STOPPING"):
+        settle(
+            instance,
+            P,
+            I,
+            deadline=None,
+            policy=StopPolicy(max_wait=60),
+            clock=clock,
+            sleep=clock.sleep,
+        )
+    assert clock.now <= 60
+
+
+def test_wait_never_crosses_the_deadline() -> None:
+    clock = Clock()
+    instance = Instance(["RUNNING", "STOPPING"], [not_now()])
+    result = delete_one(instance, TARGET, deadline=20.0, clock=clock, sleep=clock.sleep)
+    assert result.outcome is Outcome.FAILED
+    assert (result.error_code, result.reason) == ("StopTimeout", "deadline")
+    assert clock.now <= 20.0
+
+
+def test_deadline_during_wait_raises_deadline_exceeded() -> None:
+    clock = Clock()
+    instance = Instance(["STOPPING"], [])
+    with pytest.raises(DeadlineExceeded):
+        settle(instance, P, I, deadline=3.0, clock=clock, sleep=clock.sleep)
+
+
+def test_instance_that_keeps_refusing_is_given_up_after_three_rounds() -> None:
+    clock = Clock()
+    instance = Instance(["STOPPED"], [not_now(), not_now(), not_now()])
+    result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
+    assert result.outcome is Outcome.FAILED
+    assert result.error_code == "ModelArts.6304"
+    assert result.attempts == 3
+    assert instance.calls.count("delete") == 3
+
+
+def test_other_errors_are_not_waited_on() -> None:
+    clock = Clock()
+    instance = Instance(
+        [], [ApiError("bad", http_status=400, error_code="ModelArts.0104", attempts=1)]
+    )
+    result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
+    assert result.outcome is Outcome.FAILED
+    assert instance.calls == ["delete"]
+
+
+# End to end: the local endpoint refuses to delete running instances, for both generations.
+
+
+@pytest.mark.parametrize("api", ["notebook", "devenviron"])
+def test_running_instances_are_stopped_and_deleted_end_to_end(api: str) -> None:
+    instance_id = I if api == "notebook" else "DE-" + I
+    with FakeModelArts(access_key="AK", secret_key="SK", stop_before_delete=True) as fake:
+        fake.add_instance(P, instance_id, api=api, status="RUNNING")
+        env = {
+            "MODELARTS_CLEANUP_ENDPOINT": fake.url,
+            "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
+            "MODELARTS_CLEANUP_API": api,
+            "HUAWEICLOUD_SDK_AK": "AK",
+            "HUAWEICLOUD_SDK_SK": "SK",
+        }
+        event = {"targets": [{"project_id": P, "instance_id": instance_id}]}
+        clock = Clock()
+        report = run_function(event, None, environ=env, log_stream=io.StringIO(), sleep=clock.sleep)
+        (result,) = report["results"]
+        assert result["outcome"] == "deleted"
+        assert fake.instance_ids(P) == set()
+        methods = [(r.method, r.status) for r in fake.requests]
+        assert methods[0] == ("DELETE", 400)
+        assert ("POST", 200) in methods
+        assert methods[-1] == ("DELETE", 200)
