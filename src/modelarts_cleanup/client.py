@@ -4,22 +4,26 @@ Transport failures become `ApiError`s whose `error_code` is one of our own names
 ModelArts code for them): `ConnectTimeout`, `ReadTimeout`, `ConnectionError` (refused, reset,
 DNS, body cut short), `SSLError` (TLS handshake or certificate), `RequestError` (anything else
 `requests` raises). A 2xx whose body cannot be used where a body is needed raises
-`MalformedResponse`; an unexpected 3xx raises `UnexpectedRedirect`.
+`MalformedResponse`; an unexpected 3xx raises `UnexpectedRedirect`. A listing whose pages do not
+add up raises `InconsistentListing`; one longer than `MAX_LIST_PAGES` pages, `ListingTooLarge`.
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
 import html
 import json
 import logging
+import math
 import random
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timezone
 from enum import Enum
+from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -32,19 +36,27 @@ from modelarts_cleanup.exceptions import ApiError, ConfigurationError, DeadlineE
 __all__ = [
     "CONNECTION_ERROR",
     "CONNECT_TIMEOUT",
+    "INCONSISTENT_LISTING",
+    "LISTING_TOO_LARGE",
     "MALFORMED_RESPONSE",
+    "MAX_LIST_PAGES",
+    "NOTEBOOK_FEATURES",
+    "NOTEBOOK_PAGE_SIZE",
     "NOT_FOUND_CODES",
     "READ_TIMEOUT",
     "REQUEST_ERROR",
     "SSL_ERROR",
     "UNEXPECTED_REDIRECT",
     "ApiGeneration",
+    "Billing",
     "DeleteResult",
+    "ListedInstance",
     "ModelArtsClient",
     "RetryPolicy",
     "Timeouts",
     "endpoint_for_region",
     "new_session",
+    "parse_billing",
     "parse_error",
     "retry_after_seconds",
 ]
@@ -59,6 +71,17 @@ SSL_ERROR = "SSLError"
 REQUEST_ERROR = "RequestError"
 MALFORMED_RESPONSE = "MalformedResponse"
 UNEXPECTED_REDIRECT = "UnexpectedRedirect"
+INCONSISTENT_LISTING = "InconsistentListing"
+LISTING_TOO_LARGE = "ListingTooLarge"
+
+# ListNotebooks accepts limit 10, 20 or 50 (SDK ListNotebooksRequest); Terraform's data source
+# pages with 50 and `offset += len(page)`: the offset counts records, not pages.
+NOTEBOOK_PAGE_SIZE = 50
+# NOTEBOOK (the default) lists billed instances only; the free CodeLab ones need DEFAULT.
+NOTEBOOK_FEATURES = ("NOTEBOOK", "DEFAULT")
+# A safety bound on one listing (all features together): 100 pages are 5000 notebooks, far
+# beyond any quota, so more means the server is not paging the way we think it does.
+MAX_LIST_PAGES = 100
 
 # "Does not exist": 6309 on both generations, 6404 on the notebook API (Terraform maps both).
 NOT_FOUND_CODES: frozenset[str] = frozenset({"ModelArts.6309", "ModelArts.6404"})
@@ -73,6 +96,12 @@ _CODE_KEYS = ("error_code", "errorCode", "code")
 _MSG_KEYS = ("error_msg", "error_message", "errorMsg", "message")
 _SHORT_TEXT = 200
 _LONG_TEXT = 500
+
+# Epoch milliseconds outside [1973-03-03, 2286-11-20] are not milliseconds: most likely seconds
+# (or microseconds). Reading seconds as milliseconds would date an instance to 1970 and make it
+# look ancient to an age policy, so such values count as unknown instead.
+_MIN_EPOCH_MS = 100_000_000_000
+_MAX_EPOCH_MS = 10_000_000_000_000
 
 
 class ApiGeneration(str, Enum):
@@ -123,6 +152,25 @@ class DeleteResult:
     status: str | None  # instance status the API returned (e.g. "DELETING"), if any
 
 
+Billing = Literal["prepaid", "postpaid"]
+
+
+@dataclass(frozen=True)
+class ListedInstance:
+    """One instance as a listing showed it; `raw` is a deep read-only copy of the API object."""
+
+    project_id: str
+    instance_id: str
+    name: str | None
+    status: str | None
+    created_ms: int | None  # epoch milliseconds, None when absent or implausible
+    updated_ms: int | None
+    feature: str | None  # notebook API only: NOTEBOOK (billed) or DEFAULT (free CodeLab)
+    billing: Billing | None  # None: nothing in the object says how it is paid
+    # Nested objects are MappingProxyType and arrays tuples; excluded from the hash (unhashable).
+    raw: Mapping[str, Any] = field(hash=False)
+
+
 _DEFAULT_RETRY = RetryPolicy()
 _DEFAULT_TIMEOUTS = Timeouts()
 
@@ -164,6 +212,28 @@ def parse_error(response: requests.Response) -> tuple[str | None, str | None]:
     """(error_code, error_msg) from an error response, whichever spelling the service used."""
     code, msg, _ = _parse_error_body(response)
     return code, msg
+
+
+def parse_billing(instance: Mapping[str, Any]) -> Billing | None:
+    """How an instance is paid, read fail-closed: any pre-paid sign wins; unsure is None.
+
+    With no billing field at all, a notebook on the public resource pool is pay-per-use, the only
+    mode the API documents for one; a notebook on a dedicated pool (`pool.id`) is paid through
+    the pool, which may be yearly/monthly and is not shown here: unknown.
+    """
+    verdicts = [_billing_word(value) for value in _billing_values(instance)]
+    if "prepaid" in verdicts:
+        return "prepaid"
+    # A field we know but a value we do not ("COMMON", spot "2", ...) leaves the mode unknown,
+    # even when another field looks post-paid.
+    if "unknown" in verdicts:
+        return None
+    if "postpaid" in verdicts:
+        return "postpaid"
+    pool = instance.get("pool")
+    if isinstance(pool, Mapping) and pool.get("id"):
+        return None
+    return None if pool not in (None, {}) else "postpaid"
 
 
 def retry_after_seconds(response: requests.Response, *, now: float) -> float | None:
@@ -271,6 +341,24 @@ class ModelArtsClient:
             )
         return body
 
+    def get_listed_instance(
+        self, project_id: str, instance_id: str, *, deadline: float | None = None
+    ) -> ListedInstance | None:
+        """The instance read as a listing reads it (status, times, billing), or None if gone."""
+        body = self.get_instance(project_id, instance_id, deadline=deadline)
+        if body is None:
+            return None
+        if body.get("id", instance_id) != instance_id:
+            raise ApiError(
+                "GET answered for another instance",
+                error_code=INCONSISTENT_LISTING,
+                error_msg="the instance in the answer is not the one asked for",
+            )
+        item = {**body, "id": instance_id}
+        if self._api is ApiGeneration.NOTEBOOK:
+            return _listed_notebook(project_id, item, "NOTEBOOK")
+        return _listed_devenviron(project_id, item)
+
     def stop_instance(
         self, project_id: str, instance_id: str, *, deadline: float | None = None
     ) -> None:
@@ -286,6 +374,125 @@ class ModelArtsClient:
                 json_body={"action": "stop"},
                 deadline=deadline,
             )
+
+    def list_instances(
+        self, project_id: str, *, deadline: float | None = None
+    ) -> list[ListedInstance]:
+        """Every instance of the project, all pages, deduplicated; raises rather than be partial."""
+        if not isinstance(project_id, str) or not _PROJECT_ID.fullmatch(project_id):
+            raise ValueError("project_id must be 32 lowercase hexadecimal characters")
+        listing = _Listing(project_id)
+        if self._api is ApiGeneration.NOTEBOOK:
+            for feature in NOTEBOOK_FEATURES:
+                self._page_through(
+                    listing,
+                    f"/v1/{project_id}/notebooks",
+                    # Terraform's data source sends offset=0 too; the old API gets an offset
+                    # only once it needs one, so its first request is the documented one.
+                    {"limit": str(NOTEBOOK_PAGE_SIZE), "offset": "0", "feature": feature},
+                    ("data", "total"),
+                    functools.partial(_listed_notebook, project_id, feature=feature),
+                    deadline,
+                )
+        else:
+            # limit=0 means "all"; should an answer still hold fewer than total_count, the
+            # offset pages on from where it stopped.
+            self._page_through(
+                listing,
+                f"/v1/{project_id}/demanager/instances",
+                {"de_type": "Notebook", "limit": "0"},
+                ("instances", "total_count"),
+                lambda item: _listed_devenviron(project_id, item),
+                deadline,
+            )
+        return listing.instances
+
+    def _page_through(
+        self,
+        listing: _Listing,
+        path: str,
+        query: Mapping[str, str],
+        keys: tuple[str, str],
+        convert: Callable[[Mapping[str, Any]], ListedInstance],
+        deadline: float | None,
+    ) -> None:
+        """Fetch pages by record offset until `seen` reaches the total the pages announce."""
+        seen = 0
+        while True:
+            params = dict(query)
+            if seen:
+                params["offset"] = str(seen)
+            page = self._list_page(listing, path, params, keys, deadline)
+            seen += len(page.items)
+            for item in page.items:
+                listing.add(convert(item))
+            if _listing_done(page, seen):
+                return
+
+    def _list_page(
+        self,
+        listing: _Listing,
+        path: str,
+        params: Mapping[str, str],
+        keys: tuple[str, str],
+        deadline: float | None,
+    ) -> _Page:
+        """One page, checked against the documented shape (`keys`: the array and the total)."""
+        what = f"GET {path}?{'&'.join(f'{k}={v}' for k, v in params.items())}"
+        if listing.pages >= MAX_LIST_PAGES:
+            raise ApiError(
+                f"{what}: the listing did not end within {MAX_LIST_PAGES} pages; not fetching more",
+                error_code=LISTING_TOO_LARGE,
+                error_msg=f"more than {MAX_LIST_PAGES} pages",
+                attempts=0,
+                retryable=False,
+            )
+        listing.pages += 1
+        answer = self._call(
+            "GET", path, project_id=listing.project_id, params=params, deadline=deadline
+        )
+        response = answer.response
+        if answer.absent:
+            # "No such instance" makes no sense for a collection: the endpoint or the API
+            # generation is wrong. Never read it as an empty project.
+            code, msg = parse_error(response)
+            raise ApiError(
+                f"{what}: HTTP {response.status_code}" + (f" {code}" if code else "") + ": the "
+                "listing itself was not found (check the endpoint and the API generation)",
+                http_status=response.status_code,
+                error_code=code,
+                error_msg=msg,
+                request_id=_request_id(response),
+                attempts=answer.attempts,
+                retryable=False,
+            )
+        items_key, total_key = keys
+        body = _json_object(response)
+        items = body.get(items_key) if body is not None else None
+        total = body.get(total_key) if body is not None else None
+        problem = None
+        if body is None:
+            problem = "the page is not a JSON object"
+        elif not isinstance(items, list):
+            problem = f"`{items_key}` is missing or not an array"
+        elif not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            problem = f"`{total_key}` is missing or not a non-negative integer"
+        elif not all(isinstance(item, dict) for item in items):
+            problem = f"`{items_key}` holds something that is not an object"
+        elif not all(isinstance(i.get("id"), str) and i["id"].strip() for i in items):
+            problem = "an instance has no `id`"
+        if problem is not None or not isinstance(items, list) or not isinstance(total, int):
+            raise ApiError(
+                f"{what}: HTTP {response.status_code} but {problem}",
+                http_status=response.status_code,
+                error_code=MALFORMED_RESPONSE,
+                error_msg=problem,
+                request_id=_request_id(response),
+                attempts=answer.attempts,
+                retryable=True,
+            )
+        _log.debug("%s: %d instances of %d", what, len(items), total)
+        return _Page(what, items, total, _request_id(response))
 
     # -- the core -------------------------------------------------------------------------
 
@@ -439,6 +646,203 @@ class ModelArtsClient:
             attempts=attempts,
             retryable=retryable,
         )
+
+
+class _Listing:
+    """What one `list_instances` call gathered so far: instances in order, ids seen, pages."""
+
+    def __init__(self, project_id: str) -> None:
+        self.project_id = project_id
+        self.instances: list[ListedInstance] = []
+        self.pages = 0
+        self._ids: set[str] = set()
+
+    def add(self, instance: ListedInstance) -> None:
+        # Offset paging over a changing collection repeats records (a newer instance pushes
+        # older ones to the next page), and one instance could show under two features.
+        if instance.instance_id not in self._ids:
+            self._ids.add(instance.instance_id)
+            self.instances.append(instance)
+
+
+@dataclass(frozen=True)
+class _Page:
+    """One checked page of a listing."""
+
+    what: str  # "GET path?query", for messages
+    items: list[Mapping[str, Any]]
+    total: int
+    request_id: str | None
+
+
+def _listing_done(page: _Page, seen: int) -> bool:
+    """True once `seen` records reach the page's total; raise when the pages cannot be right."""
+    if seen == page.total:
+        return True
+    if seen < page.total and page.items:
+        return False
+    # Deletions between pages shrink the total and shift records (one may be skipped, which the
+    # next run repairs); more records than the total, or a page that stops short of it, is not
+    # that: the listing cannot be trusted, and listing again is the remedy.
+    detail = (
+        f"{seen} records seen but the total is now {page.total}"
+        if seen > page.total
+        else f"an empty page after {seen} records, before the total of {page.total}"
+    )
+    raise ApiError(
+        f"{page.what}: inconsistent listing: {detail}",
+        error_code=INCONSISTENT_LISTING,
+        error_msg=detail,
+        request_id=page.request_id,
+        attempts=1,
+        retryable=True,
+    )
+
+
+def _listed_notebook(project_id: str, item: Mapping[str, Any], feature: str) -> ListedInstance:
+    # Top-level create_at/update_at as in the API examples; the SDK model (and Terraform) only
+    # has them inside `lease`.
+    lease = item.get("lease")
+    lease = lease if isinstance(lease, dict) else {}
+    created = _epoch_ms(item.get("create_at"))
+    updated = _epoch_ms(item.get("update_at"))
+    listed_feature = item.get("feature")
+    return ListedInstance(
+        project_id=project_id,
+        instance_id=item["id"],
+        name=_text(item.get("name")),
+        status=_text(item.get("status")),
+        created_ms=created if created is not None else _epoch_ms(lease.get("create_at")),
+        updated_ms=updated if updated is not None else _epoch_ms(lease.get("update_at")),
+        # The server filtered by the feature asked for, so that is what the instance has.
+        feature=listed_feature if isinstance(listed_feature, str) else feature,
+        billing=parse_billing(item),
+        raw=_frozen(item),
+    )
+
+
+def _listed_devenviron(project_id: str, item: Mapping[str, Any]) -> ListedInstance:
+    return ListedInstance(
+        project_id=project_id,
+        instance_id=item["id"],
+        name=_text(item.get("name")),
+        status=_text(item.get("status")),
+        created_ms=_epoch_ms(item.get("creation_timestamp")),
+        updated_ms=_epoch_ms(item.get("latest_update_timestamp")),
+        feature=None,
+        billing=parse_billing(item),
+        raw=_frozen(item),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _epoch_ms(value: Any) -> int | None:
+    """Epoch milliseconds from an int, an integral float or a string of digits; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not re.fullmatch(r"[0-9]{1,16}", value):
+            return None
+        value = int(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            return None
+        value = int(value)
+    elif not isinstance(value, int):
+        return None
+    return value if _MIN_EPOCH_MS <= value <= _MAX_EPOCH_MS else None
+
+
+def _frozen(value: Any) -> Any:
+    """A deep copy nobody can change: objects become MappingProxyType, arrays tuples."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+# Where an instance's billing mode may be written. The notebook API documents none: NotebookResp
+# (SDKv3 huaweicloudsdkmodelarts/v1/model/notebook_resp.py) has only `feature` (DEFAULT = free
+# CodeLab, NOTEBOOK = billed) and `billing_items` (STORAGE/COMPUTE/ALL: what is billed, not how),
+# and the old devenviron instance (OTC historical_apis/devenviron_old_version/
+# obtaining_development_environment_instances.rst) only `flavor_details.promo_type` (Free or
+# NoDiscount). Huawei's billing pages say notebook compute on public pools is pay-per-use and
+# that on a dedicated pool is paid with the pool (which may be yearly/monthly). The spellings
+# below are the ones ModelArts uses on its other resources, so that a notebook growing one is
+# read right:
+# - `charging_mode` on DevServer (server_response.py): COMMON | POST_PAID | PRE_PAID;
+# - `charging_info.charging_mode` (charging_info.py, DevServer/HyperInstance): the same values;
+# - `os.modelarts/billing.mode` in pool `metadata.annotations` (pool_meta_annotations.py;
+#   Terraform resource_huaweicloud_modelarts_resource_pool.go): "0" on demand, "1" yearly/monthly;
+# - ECS-style `metadata.charging_mode` "0"/"1"/"2" (spot), `extend_params.charging_mode`
+#   prePaid/postPaid (the old API's `spec.extend_params` is a free map);
+# - `billing_mode`, `pay_type`, `charge_mode` and camelCase forms: names other Huawei Cloud APIs
+#   use.
+_BILLING_KEYS = (
+    "charging_mode",
+    "chargingMode",
+    "billing_mode",
+    "billingMode",
+    "charge_mode",
+    "chargeMode",
+    "pay_type",
+    "payType",
+    "os.modelarts/billing.mode",
+)
+_BILLING_CONTAINERS = (
+    ("charging_info",),
+    ("chargingInfo",),
+    ("billing_info",),
+    ("extend_params",),
+    ("spec", "extend_params"),
+    ("metadata",),
+    ("metadata", "annotations"),
+    ("annotations",),
+)
+_PREPAID_WORDS = frozenset(
+    {
+        "prepaid",
+        "1",
+        "yearly",
+        "monthly",
+        "yearlymonthly",
+        "period",
+        "periodic",
+        "包年包月",
+        "包周期",
+    }
+)
+_POSTPAID_WORDS = frozenset({"postpaid", "0", "ondemand", "payperuse", "按需", "按需计费"})
+
+
+def _billing_values(instance: Mapping[str, Any]) -> list[Any]:
+    """Every value found under a known billing key, at the top level or in a known container."""
+    containers: list[Mapping[str, Any]] = [instance]
+    for route in _BILLING_CONTAINERS:
+        current: Any = instance
+        for step in route:
+            current = current.get(step) if isinstance(current, Mapping) else None
+        if isinstance(current, Mapping):
+            containers.append(current)
+    # A known key holding null still counts: it is a mode we cannot read, not the absence of one.
+    return [c[key] for c in containers for key in _BILLING_KEYS if key in c]
+
+
+def _billing_word(value: Any) -> Literal["prepaid", "postpaid", "unknown"]:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return "unknown"
+    # PRE_PAID, prePaid, pre-paid, "Yearly/Monthly", " 1 " all normalise to one word.
+    word = re.sub(r"[\s_\-/]", "", str(value)).lower()
+    if word in _PREPAID_WORDS:
+        return "prepaid"
+    if word in _POSTPAID_WORDS:
+        return "postpaid"
+    return "unknown"
 
 
 _Verdict = Literal["ok", "absent"]
