@@ -71,7 +71,8 @@ def test_plan_keeps_payload_order_and_drops_duplicates() -> None:
     ts = targets(3)
     plan = make_plan([ts[2], ts[0], ts[2], ts[1]], Policy(), dry_run=False)
     assert plan.order == (ts[2], ts[0], ts[1])
-    assert plan.to_delete == plan.order
+    assert tuple(c.target for c in plan.to_delete) == plan.order
+    assert {c.matched_by for c in plan.to_delete} == {"targets"}
     assert plan.refused == ()
     assert plan.refused_run is None
 
@@ -91,7 +92,7 @@ def test_projects_outside_the_allowlist_are_refused() -> None:
         [*targets(1, P1), *targets(1, P2)], Policy(allowed_projects=frozenset({P2})), dry_run=False
     )
     assert [(r.project_id, r.reason) for r in plan.refused] == [(P1, "project_not_allowed")]
-    assert [t.project_id for t in plan.to_delete] == [P2]
+    assert [c.target.project_id for c in plan.to_delete] == [P2]
 
 
 def test_more_deletions_than_the_cap_refuse_the_whole_run() -> None:

@@ -157,8 +157,8 @@ def test_ids_of_the_wrong_type_are_refused(value: object) -> None:
         ("{", "event: not valid JSON"),
         (b"\xff\xfe", "event: not valid UTF-8"),
         ('{"targets": []}\x00', "event: contains a NUL"),
-        ({"targets": []}, "targets: List should have at least 1 item"),
-        ({}, "targets: Field required"),
+        ({"targets": []}, "nothing to do: give at least one target or selector"),
+        ({}, "nothing to do: give at least one target or selector"),
         ({"targets": "a,b"}, "targets: Input should be a valid list"),
     ],
 )
@@ -203,15 +203,16 @@ def test_parse_payload_validates_the_canonical_object_only() -> None:
 
 def test_error_message_counts_and_lists_problems() -> None:
     with pytest.raises(PayloadError) as caught:
-        parse_event({"targets": [], "x": 1})
+        parse_event({"targets": [target()], "x": 1, "y": 2})
     assert str(caught.value).startswith("invalid payload (2 problems):\n  - ")
 
 
 def test_schema_describes_the_payload() -> None:
     schema = payload_schema()
     assert schema["additionalProperties"] is False
-    assert set(schema["properties"]) == {"targets", "dry_run"}
-    assert schema["required"] == ["targets"]
+    assert set(schema["properties"]) == {"targets", "selectors", "dry_run"}
+    assert "required" not in schema
+    assert [branch["required"] for branch in schema["anyOf"]] == [["targets"], ["selectors"]]
     target_schema = schema["$defs"]["Target"]
     assert target_schema["properties"]["project_id"]["pattern"] == "^[0-9a-f]{32}$"
     assert target_schema["additionalProperties"] is False

@@ -38,6 +38,21 @@ def test_run_status_follows_the_design(outcomes: tuple[Outcome, ...], status: Ru
     assert run_status(results(*outcomes)) is status
 
 
+@pytest.mark.parametrize(
+    ("outcomes", "status"),
+    [
+        ((O.DELETED,), RunStatus.PARTIAL),
+        ((O.WOULD_DELETE,), RunStatus.PARTIAL),
+        ((), RunStatus.FAILED),
+        ((O.FAILED,), RunStatus.FAILED),
+    ],
+)
+def test_a_selector_that_could_not_be_applied_counts_as_a_failure(
+    outcomes: tuple[Outcome, ...], status: RunStatus
+) -> None:
+    assert run_status(results(*outcomes), failed_selectors=1) is status
+
+
 def test_refused_run_is_refused_whatever_the_results() -> None:
     assert run_status(results(O.REFUSED), refused=True) is RunStatus.REFUSED
 
@@ -63,6 +78,7 @@ def test_report_counts_every_outcome() -> None:
         "duration_ms",
         "counts",
         "results",
+        "selectors",
     ]
     assert data["results"][1]["outcome"] == "failed"
     assert json.loads(json.dumps(data)) == data

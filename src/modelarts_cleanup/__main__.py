@@ -6,9 +6,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .exceptions import CleanupError
 from .payload import payload_schema
+from .report import render_table
 
 EXIT_OK, EXIT_NOT_CLEAN, EXIT_INVALID = 0, 1, 2
 
@@ -38,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="time budget, as FunctionGraph's remaining time would give it",
     )
+    plan = commands.add_parser(
+        "plan",
+        help="show what a run would delete and which rule picked each instance; delete nothing",
+        description="Lists the projects selectors name (read-only) and prints the plan. "
+        "Exit status as for invoke.",
+    )
+    plan.add_argument("--event", metavar="FILE", help="as for invoke")
+    plan.add_argument("--json", action="store_true", help="print the dry-run report as JSON")
     commands.add_parser("demo", help="run against the embedded local endpoint")
     commands.add_parser("schema", help="print the JSON Schema of the payload")
     return parser
@@ -53,10 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import run_demo
 
         return run_demo()
-    return _invoke(args.event, dry_run=args.dry_run, deadline=args.deadline)
+    if args.command == "plan":
+        return _invoke(args.event, dry_run=True, deadline=None, table=not args.json)
+    return _invoke(args.event, dry_run=args.dry_run, deadline=args.deadline, table=False)
 
 
-def _invoke(event_path: str | None, *, dry_run: bool, deadline: float | None) -> int:
+def _invoke(event_path: str | None, *, dry_run: bool, deadline: float | None, table: bool) -> int:
+    # Imported here: `schema` needs none of the HTTP stack.
     from .entry import run_function
 
     try:
@@ -71,8 +84,33 @@ def _invoke(event_path: str | None, *, dry_run: bool, deadline: float | None) ->
     except CleanupError:
         # run_function has already logged why, as one JSON line on stderr.
         return EXIT_INVALID
-    print(json.dumps(report, indent=2, ensure_ascii=False))
+    if table:
+        print(render_plan(report))
+    else:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
     return EXIT_OK if report["status"] == "succeeded" else EXIT_NOT_CLEAN
+
+
+def render_plan(report: dict[str, Any]) -> str:
+    """A dry-run report as a table for people: what would go, what stays and why."""
+    results = report["results"]
+    columns = ("project_id", "instance_id", "instance_name", "outcome", "reason", "matched_by")
+    lines = [render_table(results, columns)] if results else ["nothing selected"]
+    for selector in report["selectors"]:
+        where = f"{selector['selector']} ({selector['project_id']})"
+        if selector["error_code"] is not None:
+            lines.append(
+                f"{where}: not applied, {selector['error_code']}: {selector['error_msg']}; "
+                "nothing in that project is deleted by it"
+            )
+        else:
+            lines.append(f"{where}: {selector['listed']} listed, {selector['picked']} picked")
+    counts = report["counts"]
+    lines.append(
+        f"would delete {counts['would_delete']}, refused {counts['refused']}; "
+        f"status {report['status']}"
+    )
+    return "\n".join(lines)
 
 
 def _read_event(path: str | None) -> object:

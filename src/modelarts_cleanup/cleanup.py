@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Protocol
 
 from .exceptions import ApiError, DeadlineExceeded
-from .payload import Target
+from .payload import Selector, Target, is_instance_id
 from .report import JsonLog, Outcome, Reason, Result
+from .selection import Listed, select
 from .stopping import DEFAULT_STOP_POLICY, NOT_NOW_CODES, InstanceControl, StopPolicy, settle
 
 
@@ -45,36 +46,153 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """A target and what put it in the run."""
+
+    target: Target
+    matched_by: str = "targets"  # or "selectors[i]"
+    # Set for selected instances: the rule is checked again just before deleting.
+    selector: Selector | None = None
+    # A selector kept it back (pre-paid, unreadable state): refused, never sent.
+    refusal: str | None = None
+    name: str | None = None
+
+
+class ListingClient(Protocol):
+    """What selectors need from a ModelArts client."""
+
+    def list_instances(
+        self, project_id: str, *, deadline: float | None = None
+    ) -> Sequence[Listed]: ...
+
+
+@dataclass(frozen=True)
+class SelectorReport:
+    """What one selector found: how many instances were listed and picked, or why none were."""
+
+    selector: str
+    project_id: str
+    listed: int | None
+    picked: int
+    error_code: str | None = None
+    error_msg: str | None = None
+    http_status: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Whether the selector could not be applied."""
+        return self.error_code is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As it appears in the report."""
+        return asdict(self)
+
+
+def discover(
+    selectors: Sequence[Selector],
+    client: ListingClient,
+    *,
+    policy: Policy,
+    deadline: float | None,
+    now_ms: int,
+) -> tuple[list[Candidate], list[SelectorReport]]:
+    """List each selector's project once and apply the selector.
+
+    Fails closed per project: if its listing fails, no selector deletes anything in it, and the
+    selector's report says why. Explicit targets are not affected.
+    """
+    listings: dict[str, Sequence[Listed] | ApiError] = {}
+    candidates: list[Candidate] = []
+    reports: list[SelectorReport] = []
+    for index, selector in enumerate(selectors):
+        label, project = f"selectors[{index}]", selector.project_id
+        if policy.allowed_projects and project not in policy.allowed_projects:
+            reports.append(
+                SelectorReport(
+                    label,
+                    project,
+                    None,
+                    0,
+                    error_code=Reason.PROJECT_NOT_ALLOWED.value,
+                    error_msg="project not in MODELARTS_CLEANUP_ALLOWED_PROJECTS: not listed",
+                )
+            )
+            continue
+        if project not in listings:
+            try:
+                listings[project] = client.list_instances(project, deadline=deadline)
+            except ApiError as exc:
+                listings[project] = exc
+        listing = listings[project]
+        if isinstance(listing, ApiError):
+            reports.append(
+                SelectorReport(
+                    label,
+                    project,
+                    None,
+                    0,
+                    error_code=listing.error_code or "ListingFailed",
+                    error_msg=listing.error_msg or str(listing),
+                    http_status=listing.http_status,
+                )
+            )
+            continue
+        picks = [
+            p for p in select(selector, listing, now_ms=now_ms) if is_instance_id(p.instance_id)
+        ]
+        candidates.extend(
+            Candidate(
+                Target(project_id=project, instance_id=p.instance_id),
+                matched_by=label,
+                selector=selector,
+                refusal=p.refusal,
+                name=p.name,
+            )
+            for p in picks
+        )
+        reports.append(SelectorReport(label, project, len(listing), len(picks)))
+    return candidates, reports
+
+
+@dataclass(frozen=True)
 class Plan:
     """Which targets to delete, and which policy keeps, decided before any request."""
 
-    to_delete: tuple[Target, ...]
+    to_delete: tuple[Candidate, ...]
     refused: tuple[Result, ...]
     refused_run: str | None
     dry_run: bool
     order: tuple[Target, ...]
 
 
-def make_plan(targets: Sequence[Target], policy: Policy, *, dry_run: bool) -> Plan:
-    """Dedupe, apply the policy, and refuse the whole run above the cap. Pure."""
-    order = tuple(dict.fromkeys(targets))
-    to_delete: list[Target] = []
+Recheck = Callable[[Candidate], "str | None"]
+
+
+def make_plan(candidates: Sequence[Target | Candidate], policy: Policy, *, dry_run: bool) -> Plan:
+    """Dedupe (first mention wins), apply the policy, refuse the whole run above the cap. Pure."""
+    unique: dict[Target, Candidate] = {}
+    for item in candidates:
+        candidate = item if isinstance(item, Candidate) else Candidate(item)
+        unique.setdefault(candidate.target, candidate)
+    to_delete: list[Candidate] = []
     refused: list[Result] = []
-    for target in order:
-        reason = _policy_reason(target, policy)
-        if reason is None:
-            to_delete.append(target)
+    for candidate in unique.values():
+        reason = _policy_reason(candidate.target, policy)
+        if reason is not None:
+            refused.append(_refused(candidate, reason.value))
+        elif candidate.refusal is not None:
+            refused.append(_refused(candidate, candidate.refusal))
         else:
-            refused.append(_refused(target, reason))
+            to_delete.append(candidate)
     refused_run = None
     if len(to_delete) > policy.max_deletions:
         refused_run = (
             f"{len(to_delete)} deletions planned, more than MODELARTS_CLEANUP_MAX_DELETIONS="
             f"{policy.max_deletions}: the whole run is refused"
         )
-        refused.extend(_refused(t, Reason.MAX_DELETIONS_EXCEEDED) for t in to_delete)
+        refused.extend(_refused(c, Reason.MAX_DELETIONS_EXCEEDED.value) for c in to_delete)
         to_delete = []
-    return Plan(tuple(to_delete), tuple(refused), refused_run, dry_run, order)
+    return Plan(tuple(to_delete), tuple(refused), refused_run, dry_run, tuple(unique))
 
 
 def _policy_reason(target: Target, policy: Policy) -> Reason | None:
@@ -85,8 +203,16 @@ def _policy_reason(target: Target, policy: Policy) -> Reason | None:
     return None
 
 
-def _refused(target: Target, reason: Reason) -> Result:
-    return Result(target.project_id, target.instance_id, Outcome.REFUSED, reason=reason.value)
+def _refused(candidate: Candidate, reason: str) -> Result:
+    target = candidate.target
+    return Result(
+        target.project_id,
+        target.instance_id,
+        Outcome.REFUSED,
+        reason=reason,
+        matched_by=candidate.matched_by,
+        instance_name=candidate.name,
+    )
 
 
 def execute(
@@ -96,31 +222,58 @@ def execute(
     concurrency: int,
     deadline: float | None,
     log: JsonLog,
+    recheck: Recheck | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     stop_policy: StopPolicy = DEFAULT_STOP_POLICY,
 ) -> tuple[Result, ...]:
-    """Carry the plan out; one result per target, in the payload's order, whatever happens."""
+    """Carry the plan out; one result per target, in the payload's order, whatever happens.
+
+    `recheck` is asked about each selected instance just before it is deleted; a reason it
+    gives keeps the instance (refused), and a failure to ask fails that target only.
+    """
     done: dict[Target, Result] = {}
     for result in plan.refused:
         done[Target(project_id=result.project_id, instance_id=result.instance_id)] = result
         _log_result(log, result)
 
-    def one(target: Target) -> Result:
-        if plan.dry_run:
-            result = Result(target.project_id, target.instance_id, Outcome.WOULD_DELETE)
-        else:
-            result = delete_one(
-                client, target, deadline=deadline, clock=clock, sleep=sleep, stop_policy=stop_policy
-            )
+    def one(candidate: Candidate) -> Result:
+        result = _carry_out(candidate)
+        result = replace(result, matched_by=candidate.matched_by, instance_name=candidate.name)
         _log_result(log, result)  # as it happens, so a run cut short still leaves its lines
         return result
+
+    def _carry_out(candidate: Candidate) -> Result:
+        target = candidate.target
+        if plan.dry_run:
+            return Result(target.project_id, target.instance_id, Outcome.WOULD_DELETE)
+        if deadline is not None and clock() >= deadline:
+            return _not_attempted(target)
+        if candidate.selector is not None and recheck is not None:
+            try:
+                reason = recheck(candidate)
+            except DeadlineExceeded:
+                return _not_attempted(target)
+            except ApiError as exc:
+                return _failed(target, exc, 0, clock(), clock, reason="recheck_failed")
+            if reason is not None:
+                return _refused(candidate, reason)
+        return delete_one(
+            client, target, deadline=deadline, clock=clock, sleep=sleep, stop_policy=stop_policy
+        )
 
     if plan.to_delete:
         workers = max(1, min(concurrency, len(plan.to_delete)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cleanup") as pool:
-            done.update(zip(plan.to_delete, pool.map(one, plan.to_delete), strict=True))
+            results = pool.map(one, plan.to_delete)
+            done.update(zip((c.target for c in plan.to_delete), results, strict=True))
     return tuple(done[t] for t in plan.order)
+
+
+def _not_attempted(target: Target) -> Result:
+    return Result(
+        target.project_id, target.instance_id, Outcome.NOT_ATTEMPTED, reason=Reason.DEADLINE.value
+    )
 
 
 def _log_result(log: JsonLog, result: Result) -> None:
@@ -148,7 +301,7 @@ def delete_one(
     started = clock()
     pid, iid = target.project_id, target.instance_id
     if deadline is not None and started >= deadline:
-        return Result(pid, iid, Outcome.NOT_ATTEMPTED, reason=Reason.DEADLINE.value)
+        return _not_attempted(target)
     attempts = 0
     try:
         for round_ in range(1, MAX_DELETE_ROUNDS + 1):
@@ -196,7 +349,7 @@ def delete_one(
         raise AssertionError("unreachable: the last round returns or raises")  # pragma: no cover
     except DeadlineExceeded as exc:
         if attempts + exc.attempts == 0:
-            return Result(pid, iid, Outcome.NOT_ATTEMPTED, reason=Reason.DEADLINE.value)
+            return _not_attempted(target)
         return _failed(target, exc, attempts + exc.attempts, started, clock, reason="deadline")
     except ApiError as exc:
         return _failed(target, exc, attempts + exc.attempts, started, clock)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from .entry import run_function
 from .fake import FakeModelArts, Fault
+from .report import render_table
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 GONE = "6fa459ea-ee8a-3ca4-894e-db77e160355e"  # the seed page's example: never created here
@@ -52,7 +53,8 @@ def run_demo(out: TextIO | None = None) -> int:
         remaining = {i for _, i in fake.instance_ids(PROJECT)}
 
     print(file=out)
-    print(render_table(report["results"]), file=out)
+    columns = ("instance_id", "outcome", "http_status", "attempts", "error_code", "duration_ms")
+    print(render_table(report["results"], columns), file=out)
     counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items() if v)
     print(f"\nrun {report['status']} in {report['duration_ms']} ms: {counts}", file=out)
     signed = sum(1 for r in served if r.headers.get("Authorization", "").startswith("SDK-HMAC"))
@@ -67,14 +69,3 @@ def run_demo(out: TextIO | None = None) -> int:
         return 1
     print("demo OK: every outcome is the expected one", file=out)
     return 0
-
-
-def render_table(results: list[dict[str, Any]]) -> str:
-    """Results as a fixed-width table for people."""
-    columns = ("instance_id", "outcome", "http_status", "attempts", "error_code", "duration_ms")
-    rows = [[str(r.get(c) if r.get(c) is not None else "-") for c in columns] for r in results]
-    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
-    lines = [columns, ["-" * w for w in widths], *rows]
-    return "\n".join(
-        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )

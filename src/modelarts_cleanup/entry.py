@@ -10,12 +10,13 @@ from typing import Any, TextIO
 
 import requests
 
-from .cleanup import Policy, execute, make_plan
+from .cleanup import Candidate, Policy, Recheck, discover, execute, make_plan
 from .client import ApiGeneration, ModelArtsClient, RetryPolicy, Timeouts, new_session
 from .credentials import resolve_credentials
 from .exceptions import ConfigurationError, PayloadError
 from .payload import Target, parse_event
 from .report import JsonLog, Report, run_status, summary_log_fields
+from .selection import recheck
 from .settings import Settings, function_environment, load_settings
 
 # Requests cap their own timeouts at the deadline, so the margin only has to cover building and
@@ -42,6 +43,7 @@ def run_function(
     session_factory: SessionFactory = _default_session,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """Run one invocation and return its report; invalid input raises and deletes nothing."""
     global _cold_start
@@ -68,42 +70,58 @@ def run_function(
 
     # Each source can only make the run safer: any one of them asking for a dry run wins.
     dry_run = settings.dry_run or payload.dry_run or force_dry_run
-    plan = make_plan(payload.targets, _policy(settings), dry_run=dry_run)
-    if plan.refused_run is not None:
-        log.error(plan.refused_run)
+    policy = _policy(settings)
     budget = _budget_seconds(context, deadline_seconds)
     deadline = (
         None if budget is None else started + budget - min(DEADLINE_MARGIN_SECONDS, budget / 4)
     )
-    log.debug(
-        "run planned",
-        targets=len(plan.order),
-        to_delete=len(plan.to_delete),
-        dry_run=dry_run,
-        credentials=credentials.source,
-    )
-
     session = session_factory(settings.concurrency, credentials.auth())
     try:
         client = _client(settings, session, clock, sleep)
+        selected, selector_reports = discover(
+            payload.selectors,
+            client,
+            policy=policy,
+            deadline=deadline,
+            now_ms=round(wall_clock() * 1000),
+        )
+        for selector_report in selector_reports:
+            if selector_report.failed:
+                log.error("selector not applied", **selector_report.to_dict())
+        plan = make_plan([*payload.targets, *selected], policy, dry_run=dry_run)
+        if plan.refused_run is not None:
+            log.error(plan.refused_run)
+        log.debug(
+            "run planned",
+            targets=len(plan.order),
+            to_delete=len(plan.to_delete),
+            dry_run=dry_run,
+            credentials=credentials.source,
+        )
         results = execute(
             plan,
             client,
             concurrency=settings.concurrency,
             deadline=deadline,
             log=log,
+            recheck=_rechecker(client, deadline, wall_clock),
             clock=clock,
             sleep=sleep,
         )
     finally:
         session.close()
     report = Report(
-        status=run_status(results, refused=plan.refused_run is not None),
+        status=run_status(
+            results,
+            refused=plan.refused_run is not None,
+            failed_selectors=sum(1 for r in selector_reports if r.failed),
+        ),
         dry_run=dry_run,
         api=settings.api.value,
         request_id=request_id,
         duration_ms=round((clock() - started) * 1000),
         results=results,
+        selectors=tuple(r.to_dict() for r in selector_reports),
     )
     log.log(
         "INFO" if report.status.value == "succeeded" else "WARNING",
@@ -128,6 +146,23 @@ def _client(
         clock=clock,
         sleep=sleep,
     )
+
+
+def _rechecker(
+    client: ModelArtsClient, deadline: float | None, wall_clock: Callable[[], float]
+) -> Recheck:
+    """Reads a selected instance again just before deleting it: its state may have changed."""
+
+    def recheck_one(candidate: Candidate) -> str | None:
+        target, selector = candidate.target, candidate.selector
+        if selector is None:
+            return None
+        fresh = client.get_listed_instance(target.project_id, target.instance_id, deadline=deadline)
+        if fresh is None:
+            return None  # gone: the delete itself will say already_absent
+        return recheck(selector, fresh, now_ms=round(wall_clock() * 1000))
+
+    return recheck_one
 
 
 def _check_generation(targets: Sequence[Target], api: ApiGeneration) -> None:

@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .exceptions import PayloadError
 
@@ -23,9 +30,12 @@ MAX_TARGETS = 5000
 # Deeper than any valid payload can be; stops pathological nesting before json or pydantic recurse.
 _MAX_DEPTH = 32
 
+_T = TypeVar("_T")
+
 _PATTERN_MESSAGES = {
     "project_id": "must be 32 lowercase hexadecimal characters",
     "instance_id": "must be a lowercase UUID, optionally prefixed 'DE-'",
+    "name_pattern": "must not contain control characters",
 }
 
 
@@ -57,6 +67,83 @@ class Target(BaseModel):
     instance_id: InstanceId
 
 
+# Statuses of both API generations (modelarts-api.md section 2); a typo must not select nothing
+# silently, so anything else is refused.
+Status = Literal[
+    "INIT",
+    "CREATING",
+    "CREATE_QUEUING",
+    "CREATE_FAILED",
+    "STARTING",
+    "START_QUEUING",
+    "READY_TO_START",
+    "START_FAILED",
+    "RESTARTING",
+    "RUNNING",
+    "STOPPING",
+    "STOPPED",
+    "SNAPSHOTTING",
+    "RESIZING",
+    "RESIZE_FAILED",
+    "UNAVAILABLE",
+    "ERROR",
+    "FROZEN",
+    "DELETING",
+    "DELETE_FAILED",
+    "DELETED",
+]
+NameGlob = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="shell-style pattern matched against the whole name, case-sensitive "
+        "(* any run, ? one character, [abc] one of)",
+    ),
+]
+MAX_SELECTORS = 50
+MAX_HOURS = 24 * 3650
+
+
+class Selector(BaseModel):
+    """A rule that picks instances of one project by status, age and name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    project_id: ProjectId
+    statuses: tuple[Status, ...] = Field(
+        min_length=1,
+        max_length=21,
+        description="Only instances in one of these statuses (required: a rule never means "
+        "'every status').",
+    )
+    idle_hours: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_HOURS,
+        description="Only instances not updated for at least this many hours.",
+    )
+    older_than_hours: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_HOURS,
+        description="Only instances created at least this many hours ago.",
+    )
+    name_pattern: NameGlob | None = Field(
+        default=None, description="Only instances whose name matches this pattern."
+    )
+    exclude_names: tuple[NameGlob, ...] = Field(
+        default=(), max_length=50, description="Never instances whose name matches one of these."
+    )
+
+    @field_validator("statuses", "exclude_names", mode="before")
+    @classmethod
+    def _lists_are_tuples(cls, value: object) -> object:
+        # Strict mode wants a tuple; JSON only has lists.
+        return tuple(value) if isinstance(value, list) else value
+
+
 class Payload(BaseModel):
     """The canonical payload."""
 
@@ -65,23 +152,40 @@ class Payload(BaseModel):
         extra="forbid",
         strict=True,
         title="modelarts-cleanup payload",
-        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+        json_schema_extra={
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "anyOf": [
+                {"required": ["targets"], "properties": {"targets": {"minItems": 1}}},
+                {"required": ["selectors"], "properties": {"selectors": {"minItems": 1}}},
+            ],
+        },
     )
 
     targets: list[Target] = Field(
-        min_length=1,
+        default_factory=list,
         max_length=MAX_TARGETS,
         description="Instances to delete; duplicate pairs are handled once.",
+    )
+    selectors: list[Selector] = Field(
+        default_factory=list,
+        max_length=MAX_SELECTORS,
+        description="Rules that pick instances to delete from a listing of their project.",
     )
     dry_run: bool = Field(
         default=False,
         description="Report what would be deleted and delete nothing. Can only make a run safer.",
     )
 
-    @field_validator("targets")
+    @field_validator("targets", "selectors")
     @classmethod
-    def _merge_duplicates(cls, targets: list[Target]) -> list[Target]:
-        return list(dict.fromkeys(targets))
+    def _merge_duplicates(cls, items: list[_T]) -> list[_T]:
+        return list(dict.fromkeys(items))
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> Payload:
+        if not self.targets and not self.selectors:
+            raise ValueError("nothing to do: give at least one target or selector")
+        return self
 
 
 def payload_schema() -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
@@ -42,7 +42,10 @@ class Reason(str, Enum):
     DEADLINE = "deadline"
 
 
-_ATTEMPTED = frozenset({Outcome.DELETED, Outcome.ALREADY_ABSENT, Outcome.FAILED})
+# Outcomes of targets the run acted on (a dry run acts by reporting).
+_ATTEMPTED = frozenset(
+    {Outcome.DELETED, Outcome.ALREADY_ABSENT, Outcome.FAILED, Outcome.WOULD_DELETE}
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class Result:
     request_id: str | None = None
     duration_ms: int = 0
     instance_status: str | None = None
+    matched_by: str | None = None
+    instance_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as it appears in the report."""
@@ -76,16 +81,22 @@ def count_outcomes(results: Iterable[Result]) -> dict[str, int]:
     return counts
 
 
-def run_status(results: Iterable[Result], *, refused: bool = False) -> RunStatus:
-    """Succeeded, partial, failed or refused, as DESIGN.md defines them."""
+def run_status(
+    results: Iterable[Result], *, refused: bool = False, failed_selectors: int = 0
+) -> RunStatus:
+    """Succeeded, partial, failed or refused, as DESIGN.md defines them.
+
+    A selector that could not be applied (its project's listing failed) counts as a failed
+    attempt: the run did not do all it was asked to.
+    """
     if refused:
         return RunStatus.REFUSED
     outcomes = [r.outcome for r in results]
-    failed = outcomes.count(Outcome.FAILED)
+    failed = outcomes.count(Outcome.FAILED) + failed_selectors
     unfinished = failed + outcomes.count(Outcome.NOT_ATTEMPTED)
     if unfinished == 0:
         return RunStatus.SUCCEEDED
-    attempted = sum(1 for o in outcomes if o in _ATTEMPTED)
+    attempted = sum(1 for o in outcomes if o in _ATTEMPTED) + failed_selectors
     if attempted and failed == attempted and failed == unfinished:
         return RunStatus.FAILED
     return RunStatus.PARTIAL
@@ -101,6 +112,7 @@ class Report:
     request_id: str
     duration_ms: int
     results: tuple[Result, ...]
+    selectors: tuple[dict[str, Any], ...] = ()
     counts: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -116,6 +128,7 @@ class Report:
             "duration_ms": self.duration_ms,
             "counts": dict(self.counts),
             "results": [r.to_dict() for r in self.results],
+            "selectors": [dict(s) for s in self.selectors],
         }
 
 
@@ -194,3 +207,13 @@ def summary_log_fields(report: Report) -> dict[str, Any]:
         "duration_ms": report.duration_ms,
         "counts": dict(report.counts),
     }
+
+
+def render_table(results: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Results as a fixed-width table for people; a missing value shows as '-'."""
+    rows = [[str(r.get(c) if r.get(c) is not None else "-") for c in columns] for r in results]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
+    lines = [list(columns), ["-" * w for w in widths], *rows]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
