@@ -255,7 +255,7 @@ def execute(
             except DeadlineExceeded:
                 return _not_attempted(target)
             except ApiError as exc:
-                return _failed(target, exc, 0, clock(), clock, reason="recheck_failed")
+                return _failed(target, exc, 0, clock(), clock, reason=Reason.RECHECK_FAILED.value)
             if reason is not None:
                 return _refused(candidate, reason)
         return delete_one(
@@ -325,7 +325,7 @@ def delete_one(
                     )
                 except ApiError as stop_error:
                     late = isinstance(stop_error, DeadlineExceeded)
-                    reason = Reason.DEADLINE.value if late else "stop_failed"
+                    reason = (Reason.DEADLINE if late else Reason.STOP_FAILED).value
                     return _failed(target, stop_error, attempts, started, clock, reason=reason)
                 if status is None:
                     return Result(
@@ -350,7 +350,9 @@ def delete_one(
     except DeadlineExceeded as exc:
         if attempts + exc.attempts == 0:
             return _not_attempted(target)
-        return _failed(target, exc, attempts + exc.attempts, started, clock, reason="deadline")
+        return _failed(
+            target, exc, attempts + exc.attempts, started, clock, reason=Reason.DEADLINE.value
+        )
     except ApiError as exc:
         return _failed(target, exc, attempts + exc.attempts, started, clock)
     except Exception as exc:  # noqa: BLE001  (one target's bug must not cost the others their result)

@@ -34,12 +34,18 @@ class RunStatus(str, Enum):
 
 
 class Reason(str, Enum):
-    """Why a target was refused or not attempted."""
+    """Why a target was refused, not attempted, or failed where it did."""
 
     PROTECTED = "protected"
     PROJECT_NOT_ALLOWED = "project_not_allowed"
     MAX_DELETIONS_EXCEEDED = "max_deletions_exceeded"
+    PREPAID = "prepaid"
+    BILLING_UNREADABLE = "billing_unreadable"
+    STATE_UNREADABLE = "state_unreadable"
+    STATE_CHANGED = "state_changed"
     DEADLINE = "deadline"
+    STOP_FAILED = "stop_failed"
+    RECHECK_FAILED = "recheck_failed"
 
 
 # Outcomes of targets the run acted on (a dry run acts by reporting).

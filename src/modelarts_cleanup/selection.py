@@ -8,6 +8,7 @@ from fnmatch import fnmatchcase
 from typing import Protocol
 
 from .payload import Selector
+from .report import Reason
 
 HOUR_MS = 3_600_000
 
@@ -51,7 +52,10 @@ def select(selector: Selector, instances: Iterable[Listed], *, now_ms: int) -> l
     for instance in instances:
         verdict = evaluate(selector, instance, now_ms=now_ms)
         if verdict is not False:
-            refusal = "state_unreadable" if verdict is None else _billing_refusal(instance.billing)
+            if verdict is None:
+                refusal: str | None = Reason.STATE_UNREADABLE.value
+            else:
+                refusal = _billing_refusal(instance.billing)
             picks.append(Pick(instance.instance_id, instance.name, instance.status, refusal))
     return picks
 
@@ -72,7 +76,7 @@ def evaluate(selector: Selector, instance: Listed, *, now_ms: int) -> bool | Non
 def recheck(selector: Selector, fresh: Listed, *, now_ms: int) -> str | None:
     """Just before deleting: None if the instance still qualifies, else why it no longer does."""
     if evaluate(selector, fresh, now_ms=now_ms) is not True:
-        return "state_changed"
+        return Reason.STATE_CHANGED.value
     return _billing_refusal(fresh.billing)
 
 
@@ -97,4 +101,5 @@ def _name(selector: Selector, name: str | None) -> bool | None:
 def _billing_refusal(billing: str | None) -> str | None:
     if billing == "postpaid":
         return None
-    return "prepaid" if billing == "prepaid" else "billing_unreadable"
+    reason = Reason.PREPAID if billing == "prepaid" else Reason.BILLING_UNREADABLE
+    return reason.value

@@ -1,0 +1,55 @@
+"""The README and DESIGN.md say what the code does: names, outcomes, commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from modelarts_cleanup.__main__ import _parser
+from modelarts_cleanup.report import Outcome, Reason
+from modelarts_cleanup.settings import ENV_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+DESIGN = (ROOT / "DESIGN.md").read_text(encoding="utf-8")
+MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
+
+
+def test_readme_opens_with_the_two_commands_and_make_has_them() -> None:
+    opening = README.split("## ", 1)[0]
+    assert "make demo" in opening
+    assert "make test" in opening
+    for target in ("demo", "test"):
+        assert re.search(rf"^{target}:", MAKEFILE, re.MULTILINE)
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("doc", ["README.md", "DESIGN.md"])
+def test_every_setting_is_documented(doc: str) -> None:
+    text = README if doc == "README.md" else DESIGN
+    documented = set(re.findall(r"`((?:MODELARTS_CLEANUP|HUAWEICLOUD_SDK)_[A-Z_]+)`", text))
+    assert documented == set(ENV_NAMES)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "DESIGN.md"])
+def test_every_outcome_is_in_the_outcomes_table(doc: str) -> None:
+    text = README if doc == "README.md" else DESIGN
+    rows = set(re.findall(r"^\| `([a-z_]+)` \|", text, re.MULTILINE))
+    assert {o.value for o in Outcome} <= rows
+
+
+def test_every_reason_is_documented() -> None:
+    for reason in Reason:
+        assert f"`{reason.value}`" in DESIGN
+
+
+def test_every_command_is_documented() -> None:
+    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in commands:
+        assert f"python -m modelarts_cleanup {name}" in README
+        assert f"python -m modelarts_cleanup {name}" in DESIGN
