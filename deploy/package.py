@@ -154,11 +154,17 @@ def _pip(args: Sequence[str]) -> None:
 
 
 def install_dependencies(
-    requirements: Sequence[str], target: Target, wheel_cache: Path, site: Path
+    requirements: Sequence[str],
+    target: Target,
+    wheel_cache: Path,
+    site: Path,
+    constraints: Path | None = None,
 ) -> None:
     """Install the requirements' wheels for `target` into `site`, downloading through the cache."""
     wheel_cache.mkdir(parents=True, exist_ok=True)
     selection = ["--only-binary=:all:", *target.pip_options()]
+    if constraints is not None:
+        selection += ["--constraint", str(constraints)]
     # Resolves against the configured index; wheels already in the cache are not fetched again.
     _pip(["download", "--quiet", "--dest", str(wheel_cache), *selection, *requirements])
     # --isolated and --no-index: the install sees the cache and nothing else, so two builds from
@@ -324,7 +330,10 @@ def build(
     project = read_project(root / "pyproject.toml")
     with tempfile.TemporaryDirectory(prefix="modelarts-cleanup-package-") as staging:
         site = Path(staging) / "site"
-        install_dependencies(project.dependencies, target, wheel_cache, site)
+        pins = root / "deploy" / "constraints.txt"
+        install_dependencies(
+            project.dependencies, target, wheel_cache, site, pins if pins.exists() else None
+        )
         files = collect_files(root, site)
     entries = entries_for(files)
     zip_path = out / f"{project.name}-{project.version}.zip"

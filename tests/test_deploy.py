@@ -556,3 +556,20 @@ def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert lines
     assert all(isinstance(json.loads(line), dict) for line in lines)
+
+
+def test_package_ships_exactly_the_pinned_dependency_versions(cp310_zip: zipfile.ZipFile) -> None:
+    pins = {}
+    for raw in (ROOT / "deploy" / "constraints.txt").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "_", name).lower()] = version
+    shipped = {}
+    for entry in cp310_zip.namelist():
+        top = entry.split("/", 1)[0]
+        if top.endswith(".dist-info"):
+            name, version = top[: -len(".dist-info")].rsplit("-", 1)
+            shipped[re.sub(r"[-_.]+", "_", name).lower()] = version
+    shipped.pop("modelarts_cleanup", None)
+    assert shipped == pins
