@@ -139,18 +139,35 @@ def test_devenviron_delete_uses_the_demanager_path(
         (204, ""),
         (200, ""),
         (202, '{"instance_id": "x"}'),
-        (200, "{not json"),
-        (200, "<html><body>ok</body></html>"),
-        (200, '["a list"]'),
     ],
 )
-def test_any_2xx_is_deleted_even_with_an_unreadable_body(
+def test_2xx_with_an_empty_or_json_body_is_deleted(
     mocked: responses.RequestsMock, fake_time: FakeTime, status: int, body: str
 ) -> None:
     mocked.delete(NOTEBOOK_URL, status=status, body=body)
     result = make_client(fake_time).delete_instance(PROJECT, INSTANCE)
     assert (result.outcome, result.http_status, result.status) == ("deleted", status, None)
     assert len(mocked.calls) == 1
+
+
+@pytest.mark.parametrize("body", ["{not json", "<html><body>ok</body></html>", '["a list"]'])
+def test_2xx_with_a_body_modelarts_never_sends_is_asked_again(
+    mocked: responses.RequestsMock, fake_time: FakeTime, body: str
+) -> None:
+    mocked.delete(NOTEBOOK_URL, status=200, body=body)
+    mocked.delete(NOTEBOOK_URL, status=404, json={"error_code": "ModelArts.6404", "error_msg": "x"})
+    result = make_client(fake_time).delete_instance(PROJECT, INSTANCE)
+    assert (result.outcome, result.attempts) == ("already_absent", 2)
+
+
+def test_2xx_with_an_unreadable_body_every_time_is_a_failure(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.delete(NOTEBOOK_URL, status=200, body="<html>proxy</html>")
+    with pytest.raises(ApiError) as caught:
+        make_client(fake_time).delete_instance(PROJECT, INSTANCE)
+    assert (caught.value.error_code, caught.value.http_status) == ("MalformedResponse", 200)
+    assert len(mocked.calls) == 5
 
 
 def test_every_request_carries_project_id_and_no_content_type_without_a_body(

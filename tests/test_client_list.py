@@ -453,8 +453,6 @@ def test_an_empty_page_before_the_total_is_an_inconsistent_listing(
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        ("{not json", "not a JSON object"),
-        ('["data"]', "not a JSON object"),
         ('{"total": 1}', "`data` is missing"),
         ('{"data": {"id": "x"}, "total": 1}', "`data` is missing or not an array"),
         ('{"data": []}', "`total` is missing"),
@@ -480,6 +478,19 @@ def test_a_page_not_of_the_documented_shape_is_refused(
     assert (err.error_code, err.http_status, err.request_id) == (MALFORMED_RESPONSE, 200, "req-bad")
     assert problem in str(err)
     assert len(api.queries) == 2
+
+
+@pytest.mark.parametrize("body", ["{not json", '["data"]', "<html>proxy</html>"])
+def test_a_page_that_is_not_json_is_asked_for_again(
+    mocked: responses.RequestsMock, fake_time: FakeTime, body: str
+) -> None:
+    api = NotebookApi({"NOTEBOOK": [notebook(n) for n in range(80)]}).install(mocked)
+    api.replies[2] = (200, {"X-Request-Id": "req-bad"}, body)
+
+    listed = make_client(fake_time).list_instances(PROJECT)
+
+    assert len(listed) == 80
+    assert [q["offset"] for q in api.queries[:3]] == ["0", "50", "50"]
 
 
 def test_an_old_api_page_without_total_count_is_refused(

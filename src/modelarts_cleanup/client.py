@@ -307,7 +307,6 @@ class ModelArtsClient:
                 attempts=answer.attempts,
                 status=None,
             )
-        # The deletion happened whatever the body says: an unreadable body only loses `status`.
         body = _json_object(response)
         status = body.get("status") if body is not None else None
         return DeleteResult(
@@ -861,7 +860,20 @@ def _judge(response: requests.Response, what: str, attempts: int) -> _Verdict | 
     """Classify one HTTP answer: "ok", "absent" or the error; every status decision lives here."""
     status = response.status_code
     if 200 <= status < 300:
-        return "ok"
+        if not response.content.strip() or _json_object(response) is not None:
+            return "ok"
+        # ModelArts answers with JSON or nothing; anything else (a proxy's HTML page, a truncated
+        # body) does not show the request was carried out. Asking again is safe: a repeated
+        # DELETE of a deleted instance answers "not found".
+        return ApiError(
+            f"{what}: HTTP {status} with a body that is not a JSON object",
+            http_status=status,
+            error_code=MALFORMED_RESPONSE,
+            error_msg="a success status with a body ModelArts does not send",
+            request_id=_request_id(response),
+            attempts=attempts,
+            retryable=True,
+        )
     code, msg, body_kind = _parse_error_body(response)
     if _means_absent(status, code, body_kind):
         return "absent"

@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from .exceptions import CredentialsError
 from .settings import Settings
-from .signer import SdkHmacSha256Auth
+from .signer import SdkHmacSha256Auth, header_safe
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,10 @@ class TokenAuth(requests.auth.AuthBase):
     """Adds `X-Auth-Token` to each request."""
 
     def __init__(self, token: SecretStr) -> None:
+        if not header_safe(token.get_secret_value()):
+            raise CredentialsError(
+                "the IAM token is empty or has characters an HTTP header cannot carry"
+            )
         self._token = token
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:

@@ -64,6 +64,13 @@ def run_function(
         payload = parse_event(event, default_targets=settings.targets)
         _check_generation(payload.targets, settings.api)
         credentials = resolve_credentials(settings, context)
+        auth = credentials.auth()
+        session = session_factory(settings.concurrency, auth)
+        try:
+            client = _client(settings, session, clock, sleep)
+        except ConfigurationError:
+            session.close()
+            raise
     except (ConfigurationError, PayloadError) as exc:
         log.error(str(exc), error_type=type(exc).__name__)
         raise
@@ -75,9 +82,7 @@ def run_function(
     deadline = (
         None if budget is None else started + budget - min(DEADLINE_MARGIN_SECONDS, budget / 4)
     )
-    session = session_factory(settings.concurrency, credentials.auth())
     try:
-        client = _client(settings, session, clock, sleep)
         selected, selector_reports = discover(
             payload.selectors,
             client,

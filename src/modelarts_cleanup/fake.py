@@ -17,6 +17,7 @@ import json
 import math
 import re
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -38,13 +39,17 @@ __all__ = ["DEVENVIRON", "NOTEBOOK", "FakeModelArts", "Fault", "RecordedRequest"
 NOTEBOOK = "notebook"
 DEVENVIRON = "devenviron"
 
-FaultKind = Literal["status", "reset", "slow", "malformed", "empty", "html"]
-_FAULT_KINDS = frozenset({"status", "reset", "slow", "malformed", "empty", "html"})
+FaultKind = Literal["status", "reset", "slow", "malformed", "empty", "html", "stuck_delete"]
+_FAULT_KINDS = frozenset({"status", "reset", "slow", "malformed", "empty", "html", "stuck_delete"})
+# Faults that take the place of the normal answer (`carried_out` decides whether the request is
+# carried out first); `slow` delays the normal answer and `stuck_delete` changes what it does.
+_ANSWER_FAULTS = frozenset({"status", "reset", "malformed", "empty", "html"})
 
 REDACTED = "***"
 _SECRET_HEADERS = frozenset({"x-security-token", "x-auth-token"})
 # The gateway rejects a signature whose X-Sdk-Date is further than this from its own clock.
 _MAX_CLOCK_SKEW = timedelta(minutes=15)
+_HANDSHAKE_TIMEOUT = 10.0
 _SDK_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 # ListNotebooks: "limit ... [10,20,50]" (SDK ListNotebooksRequest); Terraform pages with 50.
 _NOTEBOOK_PAGE_SIZES = (10, 20, 50)
@@ -101,9 +106,15 @@ class Fault:
     `status`: answer `status` with an `error_code`/`error_msg` body. `reset`: close the connection
     with an RST and no answer. `slow`: sleep `delay` seconds, then answer normally. `malformed`,
     `empty`, `html`: answer `status` with a body that is not JSON (under `application/json`), an
-    empty body, or a gateway's HTML error page. `retry_after` adds a `Retry-After` header. A fault
-    is used up after `times` matching requests (None: never); `method` limits it to one method.
-    Faults other than `slow` leave the instances untouched.
+    empty body, or a gateway's HTML error page. `stuck_delete`: a DELETE is answered as accepted
+    (200, the instance `DELETING`) but the instance stays, listed as `DELETING`: a deletion the
+    service accepted and never finished; it matches DELETE requests only.
+    `retry_after` adds a `Retry-After` header. A fault is used up after `times` matching requests
+    (None: never); `method` limits it to one method.
+
+    By default a fault answers in the service's place and the instances stay untouched (something
+    in front of ModelArts answered). With `carried_out` the request is carried out first and only
+    its answer is replaced: an answer lost or mangled on the way back (a reset after the delete).
     """
 
     kind: FaultKind
@@ -114,10 +125,15 @@ class Fault:
     delay: float = 0.0
     times: int | None = 1
     method: str | None = None
+    carried_out: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in _FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}")
+        if self.carried_out and self.kind not in _ANSWER_FAULTS:
+            raise ValueError(f"a {self.kind!r} fault has no answer of its own to replace")
+        if self.kind == "stuck_delete" and (self.method or "DELETE").upper() != "DELETE":
+            raise ValueError("a 'stuck_delete' fault applies to DELETE requests only")
         if not 100 <= self.status <= 599:
             raise ValueError("fault status must be an HTTP status code (100-599)")
         if self.times is not None and self.times < 1:
@@ -348,6 +364,7 @@ class FakeModelArts:
         sleep: Callable[[float], None] = time.sleep,
         token_error_code: str = "APIGW.0307",  # noqa: S107  (an error code, not a token)
         legacy_error_message: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._access_key = access_key
         self._secret_key = secret_key
@@ -362,6 +379,8 @@ class FakeModelArts:
         self._token_error_code = token_error_code
         # The old API's own examples spell the message `error_message`; the SDK says `error_msg`.
         self._de_msg_key = "error_message" if legacy_error_message else "error_msg"
+        # Serves HTTPS with this (server-side) context instead of plain HTTP: for TLS tests.
+        self._ssl_context = ssl_context
         self._rate_limit: float | None = None
         self.rate_limit = rate_limit
         self._bucket: _TokenBucket | None = None
@@ -392,11 +411,12 @@ class FakeModelArts:
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. `http://127.0.0.1:54321`; only once started."""
+        """Base URL, e.g. `http://127.0.0.1:54321` (`https://` with TLS); only once started."""
         if self._server is None:
             raise RuntimeError("the fake endpoint is not running: call start() first")
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://{host!s}:{port}"
 
     def start(self) -> FakeModelArts:
         """Bind to a free loopback port and serve in a background thread."""
@@ -404,6 +424,12 @@ class FakeModelArts:
             raise RuntimeError("the fake endpoint is already running")
         server = _Server(("127.0.0.1", 0), _Handler)
         server.fake = self
+        if self._ssl_context is not None:
+            # The handshake runs in each connection's own thread (see _Handler.setup), so a
+            # client that fails it, or never starts it, cannot stall the accept loop.
+            server.socket = self._ssl_context.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -540,9 +566,10 @@ class FakeModelArts:
             self._sleep(self._latency)
         fault = self._take_fault(method, route.instance_id if route is not None else None)
         if fault is not None:
-            if fault.kind != "slow":
+            if fault.kind == "slow":
+                self._sleep(fault.delay)
+            elif fault.kind in _ANSWER_FAULTS and not fault.carried_out:
                 return self._fault_reply(fault)
-            self._sleep(fault.delay)
         wait = self._throttle()
         if wait is not None:
             retry_after = str(max(1, math.ceil(wait)))
@@ -556,7 +583,17 @@ class FakeModelArts:
         if claimed is not None and claimed.strip() != route.project_id:
             return self._error(route, 403, *_PROJECT_MISMATCH)
         with self._lock:
-            return cast("_Reply", getattr(self, f"_do_{route.action}")(route, query, body))
+            key = (route.project_id, route.instance_id or "")
+            before = self._instances.get(key)
+            reply = cast("_Reply", getattr(self, f"_do_{route.action}")(route, query, body))
+            stuck = fault is not None and fault.kind == "stuck_delete"
+            if stuck and before is not None and key not in self._instances:
+                # Accepted and answered as usual, then never finished: it stays, DELETING.
+                self._set_status(before, "DELETING")
+                self._instances[key] = before
+        if fault is not None and fault.carried_out:
+            return self._fault_reply(fault)
+        return reply
 
     def _take_fault(self, method: str, instance_id: str | None) -> Fault | None:
         with self._lock:
@@ -567,6 +604,8 @@ class FakeModelArts:
                 if armed.instance_id is not None and armed.instance_id != instance_id:
                     continue
                 if armed.fault.method is not None and armed.fault.method.upper() != method:
+                    continue
+                if armed.fault.kind == "stuck_delete" and method != "DELETE":
                     continue
                 if armed.remaining is not None:
                     armed.remaining -= 1
@@ -898,8 +937,17 @@ class _Handler(BaseHTTPRequestHandler):
         return cast("_Server", self.server).fake
 
     def setup(self) -> None:
+        connection: socket.socket = self.request  # `self.connection` once super().setup() ran
+        self._fake._track(connection, add=True)
+        if isinstance(connection, ssl.SSLSocket):
+            try:
+                connection.settimeout(_HANDSHAKE_TIMEOUT)
+                connection.do_handshake()
+                connection.settimeout(None)
+            except OSError:  # ssl.SSLError included: the client refused our certificate
+                self._fake._track(connection, add=False)
+                raise
         super().setup()
-        self._fake._track(self.connection, add=True)
 
     def finish(self) -> None:
         try:

@@ -244,13 +244,34 @@ def _decode_json(raw: bytes | str, *, where: str) -> object:
             raise PayloadError([f"{where}: contains a NUL character"])
         if _nesting_depth(text) > _MAX_DEPTH:
             raise PayloadError([f"{where}: nested deeper than {_MAX_DEPTH} levels"])
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except UnicodeDecodeError:
         raise PayloadError([f"{where}: not valid UTF-8"]) from None
     except json.JSONDecodeError as exc:
         raise PayloadError(
             [f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"]
         ) from None
+    except _DuplicateKey as exc:
+        raise PayloadError([f"{where}: the key {_printable(exc.key)!r} appears twice"]) from None
+    except ValueError:
+        # e.g. an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise PayloadError([f"{where}: not valid JSON (a number too large to read)"]) from None
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON lets a key repeat and keeps the last; which one wins must never decide a deletion."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
 
 
 def _nesting_depth(text: str) -> int:

@@ -185,13 +185,18 @@ class Settings(BaseSettings):
             )
         if parts.username or parts.password or parts.query or parts.fragment:
             raise ValueError("must not hold credentials, a query or a fragment")
-        return value.rstrip("/")
+        try:
+            parts.port  # noqa: B018  (raises on a port out of range)
+        except ValueError:
+            raise ValueError("has a port that is not a number from 0 to 65535") from None
+        # urlsplit lower-cases the scheme; the URL sent must say exactly what was checked.
+        return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.endpoint is None and self.region is None:
             raise ValueError(f"set {_ENV['region']} (e.g. cn-north-4) or {_ENV['endpoint']}")
-        insecure = self.endpoint is not None and self.endpoint.startswith("http://")
+        insecure = self.endpoint is not None and urlsplit(self.endpoint).scheme == "http"
         if insecure and not self.allow_http:
             raise ValueError(
                 f"{_ENV['endpoint']} is plain http://; credentials would travel unencrypted. "

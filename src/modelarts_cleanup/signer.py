@@ -252,6 +252,11 @@ def _as_text(value: str | bytes) -> str:
     return value if isinstance(value, str) else value.decode("utf-8")
 
 
+def header_safe(value: str) -> bool:
+    """Whether a token can travel as an HTTP header value: printable ASCII, not blank-edged."""
+    return _TOKEN_PATTERN.fullmatch(value) is not None
+
+
 class SdkHmacSha256Auth(AuthBase):
     """Signs each prepared request with `SDK-HMAC-SHA256` (AK/SK, optional security token)."""
 
@@ -273,7 +278,7 @@ class SdkHmacSha256Auth(AuthBase):
         except ValueError:
             raise CredentialsError("the secret key is not valid Unicode text") from None
         token = None if security_token is None else _reveal(security_token)
-        if token is not None and not _TOKEN_PATTERN.fullmatch(token):
+        if token is not None and not header_safe(token):
             raise CredentialsError(
                 "the security token is empty or has characters an HTTP header cannot carry"
             )
