@@ -375,3 +375,34 @@ def test_invoke_dry_run_flag_overrides_the_event(fake: FakeModelArts) -> None:
     assert done.returncode == 0
     assert json.loads(done.stdout)["results"][0]["outcome"] == "would_delete"
     assert fake.requests == []
+
+
+def test_handler_returns_before_the_platform_would_stop_it() -> None:
+    slow = FakeModelArts(access_key=AK, secret_key=SK, latency=0.25).start()
+    try:
+        ids = [slow.add_instance(PROJECT) for _ in range(40)]
+        context = FunctionGraphContext(remaining_ms=3000, **environ(slow))
+        report = run_function(
+            payload(*ids),
+            context,
+            environ={"MODELARTS_CLEANUP_CONCURRENCY": "1"},
+            log_stream=io.StringIO(),
+        )
+    finally:
+        slow.stop()
+    by_outcome: dict[str, set[str]] = {}
+    for result in report["results"]:
+        by_outcome.setdefault(result["outcome"], set()).add(result["instance_id"])
+    assert by_outcome["deleted"]
+    assert by_outcome["not_attempted"]
+    assert report["status"] == "partial"
+    # At most the one request in flight when the deadline came is cut short; what became of it
+    # is unknown, so it is `failed`, never `deleted` (the next run will find it absent or not).
+    cut = [r for r in report["results"] if r["outcome"] == "failed"]
+    assert len(cut) <= 1
+    assert all(r["error_code"] == "ReadTimeout" for r in cut)
+    left = {i for _, i in slow.instance_ids(PROJECT)}
+    assert by_outcome["deleted"].isdisjoint(left)
+    assert by_outcome["not_attempted"] <= left
+    # The platform stops the function at 3000 ms; the report must be out before that.
+    assert report["duration_ms"] < 3000
