@@ -21,11 +21,11 @@ demo: $(STAMP)
 	$(BIN)/python -m modelarts_cleanup demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests handler.py deploy
-	$(BIN)/ruff format --check src tests handler.py deploy
+	$(BIN)/ruff check src tests handler.py deploy benchmarks
+	$(BIN)/ruff format --check src tests handler.py deploy benchmarks
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src handler.py deploy/package.py
+	$(BIN)/mypy --strict src handler.py deploy/package.py benchmarks
 
 unit: $(STAMP)
 	$(BIN)/pytest
@@ -42,6 +42,10 @@ else
 endif
 
 test: lint typecheck unit unit310
+
+# Against the official SDK and the physical limit, on loopback; prints tables (a few minutes).
+bench: $(STAMP)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m benchmarks
 
 # dist/modelarts-cleanup-<version>.zip for FunctionGraph's Python 3.10 runtime (reproducible).
 package: $(STAMP)

@@ -922,3 +922,29 @@ def test_nonsensical_policies_are_refused(make: Callable[[], object]) -> None:
 def test_api_generation_accepts_its_setting_spelling(fake_time: FakeTime) -> None:
     assert ApiGeneration("devenviron") is ApiGeneration.DEVENVIRON
     assert make_client(fake_time, api=ApiGeneration("notebook")).api is ApiGeneration.NOTEBOOK
+
+
+def test_proxy_and_ca_bundle_from_the_environment_are_read_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not used: nothing is sent")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.invalid:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    session = new_session(2)
+    ModelArtsClient(session=session, endpoint=ENDPOINT, api=ApiGeneration.NOTEBOOK)
+    assert session.trust_env is False
+    assert session.proxies["https"] == "http://proxy.example.invalid:3128"
+    assert session.verify == str(bundle)
+
+
+def test_without_environment_settings_verification_stays_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CURL_CA_BUNDLE", "")
+    session = new_session(2)
+    ModelArtsClient(session=session, endpoint=ENDPOINT, api=ApiGeneration.NOTEBOOK)
+    assert session.verify is True
+    assert session.trust_env is False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, TextIO
@@ -74,9 +74,13 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         """The result as it appears in the report."""
-        data = asdict(self)
+        # Shallow on purpose: every field is a plain value, and asdict() deep-copies each.
+        data = {f.name: getattr(self, f.name) for f in _RESULT_FIELDS}
         data["outcome"] = self.outcome.value
         return data
+
+
+_RESULT_FIELDS = fields(Result)
 
 
 def count_outcomes(results: Iterable[Result]) -> dict[str, int]:

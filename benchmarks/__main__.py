@@ -1,0 +1,61 @@
+"""`python -m benchmarks [--quick] [--out FILE]`: run every measurement, print the tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import scenarios
+from benchmarks.fake_process import FakeProcess
+from benchmarks.table import HEADLINE_CONCURRENCY, SDK_SIZE, Results, progress, render
+
+SIZES = (200, 1000)
+CONCURRENCIES = (1, 4, 8, 16, 32)
+THROTTLE_RATE = 50.0
+# About 5 s and 20 s at 50/s. A run ends with up to one Retry-After interval (1 s) of idle tail,
+# so the longer run is the one that shows the rate the client sustains.
+THROTTLED_SIZES = (250, 1000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; exit status 0 whatever the verdicts (they are numbers, not tests)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="skip the slowest batches; fewer cold starts"
+    )
+    parser.add_argument("--out", type=Path, help="also write the tables to this file")
+    args = parser.parse_args(argv)
+    command = "python -m benchmarks" + (" --quick" if args.quick else "")
+    began = time.perf_counter()
+    with FakeProcess() as fake:
+        progress("warming up")
+        scenarios.warm_up(fake)
+        progress("CPU per deletion at zero latency")
+        cpu_ours, cpu_sdk = scenarios.cpu_per_delete(fake, 1000, (1, HEADLINE_CONCURRENCY))
+        progress("throughput at 50 ms")
+        rows = scenarios.throughput(
+            fake, SIZES, CONCURRENCIES, skip_over=10.0 if args.quick else float("inf")
+        )
+        progress("the endpoint's floor")
+        floor = scenarios.floor(fake, max(SIZES), (HEADLINE_CONCURRENCY, max(CONCURRENCIES)))
+        progress(f"the SDK loop: {SDK_SIZE} deletions at 50 ms")
+        sdk = scenarios.sdk_loop(fake, SDK_SIZE)
+        progress("throttled")
+        throttled = [
+            scenarios.throttled(fake, THROTTLE_RATE, size, concurrency=HEADLINE_CONCURRENCY)
+            for size in THROTTLED_SIZES[-1 if args.quick else 0 :]
+        ]
+        progress("cold starts")
+        cold = scenarios.cold_starts(fake, 10 if args.quick else 15)
+    text = render(Results(rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, command))
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    progress(f"done in {time.perf_counter() - began:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

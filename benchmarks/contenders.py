@@ -1,0 +1,187 @@
+"""Two ways to delete a batch: our function, and the seed's (the official SDK, one at a time)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from benchmarks.fake_process import ACCESS_KEY, PROJECT_ID, SECRET_KEY, FakeProcess, Served
+from modelarts_cleanup.entry import run_function
+from modelarts_cleanup.signer import SdkHmacSha256Auth
+
+
+@dataclass(frozen=True)
+class Run:
+    """One timed batch, as the client and the endpoint saw it."""
+
+    targets: int
+    wall: float  # seconds, the whole invocation (setup included)
+    cpu: float  # the client process's CPU seconds, every thread
+    deleted: int
+    failed: int
+    most_attempts: int  # the most DELETE requests one target needed
+    served: Served
+
+    def check_clean(self, who: str) -> None:
+        """Refuse a run whose numbers would mean nothing: every target deleted, every answer 200."""
+        clean = (
+            self.deleted == self.targets
+            and self.failed == 0
+            and self.served.statuses == {200: self.targets}
+            and self.served.remaining == 0
+        )
+        if not clean:
+            raise RuntimeError(
+                f"{who}: {self.deleted}/{self.targets} deleted, {self.failed} failed, endpoint "
+                f"answered {self.served.statuses}, {self.served.remaining} instances left"
+            )
+
+
+def function_environment(url: str, *, concurrency: int, max_attempts: int = 5) -> dict[str, str]:
+    """The settings a deployed function would have, pointed at the local endpoint."""
+    return {
+        "MODELARTS_CLEANUP_ENDPOINT": url,
+        "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
+        "HUAWEICLOUD_SDK_AK": ACCESS_KEY,
+        "HUAWEICLOUD_SDK_SK": SECRET_KEY,
+        "MODELARTS_CLEANUP_MAX_DELETIONS": "5000",
+        "MODELARTS_CLEANUP_CONCURRENCY": str(concurrency),
+        "MODELARTS_CLEANUP_MAX_ATTEMPTS": str(max_attempts),
+    }
+
+
+def event_for(ids: Sequence[str]) -> dict[str, object]:
+    """The canonical payload naming these instances."""
+    return {"targets": [{"project_id": PROJECT_ID, "instance_id": i} for i in ids]}
+
+
+def run_ours(
+    fake: FakeProcess, url: str, ids: Sequence[str], *, concurrency: int, max_attempts: int = 5
+) -> Run:
+    """Our function, invoked as FunctionGraph would; logs go where stdout would, formatted."""
+    environ = function_environment(url, concurrency=concurrency, max_attempts=max_attempts)
+    event = event_for(ids)
+    with open(os.devnull, "w", encoding="utf-8") as log_stream:
+        fake.served()
+        cpu, started = time.process_time(), time.perf_counter()
+        report = run_function(event, None, environ=environ, log_stream=log_stream)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    counts = report["counts"]
+    return Run(
+        targets=len(ids),
+        wall=wall,
+        cpu=cpu,
+        deleted=counts["deleted"],
+        failed=counts["failed"] + counts["not_attempted"],
+        most_attempts=max((r["attempts"] for r in report["results"]), default=0),
+        served=fake.served(),
+    )
+
+
+def run_sdk(fake: FakeProcess, url: str, ids: Sequence[str]) -> Run:
+    """The seed's way: build the official client, then DeleteNotebook for each ID in turn."""
+    # Imported here: the SDK costs seconds to import and is a bench-only dependency.
+    from huaweicloudsdkcore.auth.credentials import (  # type: ignore[import-untyped]
+        BasicCredentials,
+    )
+    from huaweicloudsdkmodelarts.v1 import (  # type: ignore[import-untyped]
+        DeleteNotebookRequest,
+        ModelArtsClient,
+    )
+
+    deleted = failed = 0
+    fake.served()
+    cpu, started = time.process_time(), time.perf_counter()
+    client = (
+        ModelArtsClient.new_builder()
+        .with_credentials(BasicCredentials(ACCESS_KEY, SECRET_KEY, PROJECT_ID))
+        .with_endpoints([url])
+        .build()
+    )
+    for instance_id in ids:
+        if _sdk_delete(client, DeleteNotebookRequest(id=instance_id)):
+            deleted += 1
+        else:
+            failed += 1
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    client.get_http_client().close()
+    return Run(
+        targets=len(ids),
+        wall=wall,
+        cpu=cpu,
+        deleted=deleted,
+        failed=failed,
+        most_attempts=1,
+        served=fake.served(),
+    )
+
+
+def _sdk_delete(client: Any, request: Any) -> bool:
+    """One SDK call; the SDK raises for any error status."""
+    from huaweicloudsdkcore.exceptions.exceptions import (  # type: ignore[import-untyped]
+        SdkException,
+    )
+
+    try:
+        return bool(client.delete_notebook(request).status_code == 200)
+    except SdkException:
+        return False
+
+
+def run_floor(fake: FakeProcess, url: str, ids: Sequence[str], *, concurrency: int) -> Run:
+    """No client at all: requests signed in advance, replayed over raw keep-alive sockets.
+
+    What the endpoint and loopback allow at this concurrency; the gap between this and the limit
+    belongs to the test rig, not to any client.
+    """
+    auth = SdkHmacSha256Auth(ACCESS_KEY, SECRET_KEY)
+    signed = []
+    for instance_id in ids:
+        request = requests.Request(
+            "DELETE",
+            f"{url}/v1/{PROJECT_ID}/notebooks/{instance_id}",
+            headers={"X-Project-Id": PROJECT_ID},
+        ).prepare()
+        auth(request)
+        signed.append((urlsplit(request.url).path, dict(request.headers)))
+    parts = urlsplit(url)
+    local = threading.local()
+    opened: list[http.client.HTTPConnection] = []
+
+    def send(item: tuple[str, dict[str, str]]) -> int:
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection(parts.hostname or "", parts.port)
+            local.connection = connection
+            opened.append(connection)
+        connection.request("DELETE", item[0], headers=item[1])
+        response = connection.getresponse()
+        response.read()
+        return response.status
+
+    fake.served()
+    cpu, started = time.process_time(), time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        statuses = list(pool.map(send, signed))
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    for connection in opened:
+        connection.close()
+    deleted = statuses.count(200)
+    return Run(
+        targets=len(ids),
+        wall=wall,
+        cpu=cpu,
+        deleted=deleted,
+        failed=len(ids) - deleted,
+        most_attempts=1,
+        served=fake.served(),
+    )

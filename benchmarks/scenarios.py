@@ -1,0 +1,195 @@
+"""The measurements the issue asks for, and the rig's own floor; each returns numbers only."""
+
+from __future__ import annotations
+
+import http.client
+import math
+import statistics
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from benchmarks.coldstart import Start, Starter, start_once
+from benchmarks.contenders import Run, run_floor, run_ours, run_sdk
+from benchmarks.fake_process import FakeProcess
+
+LATENCY = 0.05  # seconds the endpoint sleeps before each answer
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """One batch at one concurrency, against the physical limit."""
+
+    concurrency: int
+    run: Run
+    latency: float
+
+    @property
+    def limit(self) -> float:
+        """Seconds no client can beat: ceil(N / C) round trips of `latency` each."""
+        return math.ceil(self.run.targets / self.concurrency) * self.latency
+
+    @property
+    def efficiency(self) -> float:
+        """limit / wall: 1.0 is the physical limit."""
+        return self.limit / self.run.wall
+
+
+@dataclass(frozen=True)
+class ColdStarts:
+    """Every start of each kind; medians are what the targets use."""
+
+    starts: dict[Starter, list[Start]]
+
+    def median_wall(self, starter: Starter) -> float:
+        """Median seconds, spawn to exit."""
+        return statistics.median(s.wall for s in self.starts[starter])
+
+    def median_rss_mib(self, starter: Starter) -> float:
+        """Median peak RSS, MiB."""
+        return statistics.median(s.peak_rss_kib for s in self.starts[starter]) / 1024
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """A batch against an endpoint allowing `rate` requests a second (429 + Retry-After above)."""
+
+    rate: float
+    concurrency: int
+    run: Run
+
+    @property
+    def achieved(self) -> float:
+        """Deletions a second over the whole invocation."""
+        return self.run.deleted / self.run.wall
+
+
+def warm_up(fake: FakeProcess, count: int = 50) -> None:
+    """Load everything lazily loaded (SDK models, pydantic validators) before anything is timed."""
+    url = fake.start(latency=0.0)
+    run_ours(fake, url, fake.seed(count), concurrency=8).check_clean("warm-up (ours)")
+    run_sdk(fake, url, fake.seed(count)).check_clean("warm-up (SDK)")
+
+
+def throughput(
+    fake: FakeProcess, sizes: Sequence[int], concurrencies: Sequence[int], *, skip_over: float
+) -> list[Throughput]:
+    """Every size at every concurrency, skipping any batch whose limit exceeds `skip_over` s."""
+    url = fake.start(latency=LATENCY)
+    rows = []
+    for size in sizes:
+        for concurrency in concurrencies:
+            if math.ceil(size / concurrency) * LATENCY > skip_over:
+                continue
+            run = run_ours(fake, url, fake.seed(size), concurrency=concurrency)
+            run.check_clean(f"ours, {size} targets at concurrency {concurrency}")
+            rows.append(Throughput(concurrency, run, LATENCY))
+    return rows
+
+
+def floor(fake: FakeProcess, size: int, concurrencies: Sequence[int]) -> list[Throughput]:
+    """The endpoint's own floor: pre-signed requests, no client work (see `run_floor`)."""
+    url = fake.start(latency=LATENCY)
+    rows = []
+    for concurrency in concurrencies:
+        run = run_floor(fake, url, fake.seed(size), concurrency=concurrency)
+        run.check_clean(f"floor, {size} targets at concurrency {concurrency}")
+        rows.append(Throughput(concurrency, run, LATENCY))
+    return rows
+
+
+def sdk_loop(fake: FakeProcess, size: int) -> Throughput:
+    """The seed's way on the same endpoint: concurrency 1 by construction."""
+    url = fake.start(latency=LATENCY)
+    run = run_sdk(fake, url, fake.seed(size))
+    run.check_clean(f"SDK, {size} targets")
+    return Throughput(1, run, LATENCY)
+
+
+def cpu_per_delete(
+    fake: FakeProcess, size: int, concurrencies: Sequence[int], *, rounds: int = 3
+) -> tuple[list[Throughput], Throughput]:
+    """At zero latency: ours at each concurrency and the SDK loop, interleaved `rounds` times.
+
+    Each contender's run with the median CPU is kept, so one noisy moment skews nobody.
+    """
+    url = fake.start(latency=0.0)
+    ours: dict[int, list[Run]] = {c: [] for c in concurrencies}
+    sdk: list[Run] = []
+    for _ in range(rounds):
+        for concurrency in concurrencies:
+            run = run_ours(fake, url, fake.seed(size), concurrency=concurrency)
+            run.check_clean(f"ours at zero latency, concurrency {concurrency}")
+            ours[concurrency].append(run)
+        run = run_sdk(fake, url, fake.seed(size))
+        run.check_clean("SDK at zero latency")
+        sdk.append(run)
+    return (
+        [Throughput(c, _median_cpu(runs), 0.0) for c, runs in ours.items()],
+        Throughput(1, _median_cpu(sdk), 0.0),
+    )
+
+
+def _median_cpu(runs: Sequence[Run]) -> Run:
+    return sorted(runs, key=lambda r: r.cpu)[len(runs) // 2]
+
+
+def cold_starts(fake: FakeProcess, runs: int) -> ColdStarts:
+    """`runs` fresh processes of each kind, interleaved so drift hits all kinds alike."""
+    url = fake.start(latency=0.0)
+    kinds: tuple[Starter, ...] = ("bare", "ours", "sdk")
+
+    def one(kind: Starter) -> Start:
+        return start_once(kind, url, "" if kind == "bare" else fake.seed(1)[0])
+
+    for kind in kinds:  # one discarded start each: bytecode and page caches warm for all
+        one(kind)
+    starts: dict[Starter, list[Start]] = {kind: [] for kind in kinds}
+    fake.served()
+    for _ in range(runs):
+        for kind in kinds:
+            starts[kind].append(one(kind))
+    served = fake.served()
+    if served.statuses != {200: 2 * runs} or served.remaining != 0:
+        raise RuntimeError(f"cold starts: endpoint answered {served.statuses}")
+    return ColdStarts(starts)
+
+
+def throttled(fake: FakeProcess, rate: float, size: int, concurrency: int) -> Throttled:
+    """Our function against a rate-limited endpoint whose burst allowance is spent beforehand."""
+    url = fake.start(latency=LATENCY, rate_limit=rate)
+    ids = fake.seed(size)
+    _drain(url)
+    run = run_ours(fake, url, ids, concurrency=concurrency, max_attempts=10)
+    unexpected = set(run.served.statuses) - {200, 429}
+    if unexpected or run.deleted + run.failed != size:
+        raise RuntimeError(f"throttled run: endpoint answered {run.served.statuses}")
+    return Throttled(rate, concurrency, run)
+
+
+def _drain(url: str, workers: int = 16) -> None:
+    """Spend the endpoint's initial burst (a full bucket of `rate` tokens) until it answers 429.
+
+    Without this the first second's burst is free and "achieved rate / R" flatters the client.
+    The throttle is checked before routing, so unrouted GETs spend tokens like real calls.
+    """
+    parts = urlsplit(url)
+    throttled = threading.Event()
+
+    def spend() -> None:
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        try:
+            while not throttled.is_set():
+                connection.request("GET", "/drain")
+                response = connection.getresponse()
+                response.read()
+                if response.status == 429:
+                    throttled.set()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(spend) for _ in range(workers)]:
+            future.result()
