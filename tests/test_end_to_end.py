@@ -406,3 +406,31 @@ def test_handler_returns_before_the_platform_would_stop_it() -> None:
     assert by_outcome["not_attempted"] <= left
     # The platform stops the function at 3000 ms; the report must be out before that.
     assert report["duration_ms"] < 3000
+
+
+@pytest.mark.parametrize("deadline", ["0", "-3", "soon", "nan", "inf"])
+def test_invoke_refuses_a_deadline_that_is_not_a_positive_time(
+    fake: FakeModelArts, deadline: str
+) -> None:
+    done = invoke(fake, "--event", "-", "--deadline", deadline, stdin=json.dumps(payload(MISSING)))
+    assert done.returncode == 2
+    assert "--deadline" in done.stderr
+    assert fake.requests == []
+
+
+def test_invoke_deadline_leaves_what_it_cannot_start_for_the_next_run() -> None:
+    with FakeModelArts(access_key=AK, secret_key=SK, latency=0.3) as slow:
+        ids = [slow.add_instance(PROJECT) for _ in range(20)]
+        env = {"MODELARTS_CLEANUP_CONCURRENCY": "1"}
+        done = invoke(
+            slow, "--event", "-", "--deadline", "2", stdin=json.dumps(payload(*ids)), **env
+        )
+        left = {i for _, i in slow.instance_ids(PROJECT)}
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    not_attempted = {r["instance_id"] for r in report["results"] if r["outcome"] == "not_attempted"}
+    assert not_attempted
+    assert not_attempted <= left
+    assert {r["reason"] for r in report["results"] if r["outcome"] == "not_attempted"} == {
+        "deadline"
+    }

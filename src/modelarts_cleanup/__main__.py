@@ -1,4 +1,4 @@
-"""Command line: `python -m modelarts_cleanup invoke|demo|schema`."""
+"""Command line: `python -m modelarts_cleanup invoke|plan|demo|schema`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ from .payload import payload_schema
 from .report import render_table
 
 EXIT_OK, EXIT_NOT_CLEAN, EXIT_INVALID = 0, 1, 2
+
+
+def _seconds(text: str) -> float:
+    value = float(text)  # argparse turns a ValueError into a usage error, exit 2
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of seconds above 0")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--dry-run", action="store_true", help="delete nothing, say what would go")
     invoke.add_argument(
         "--deadline",
-        type=float,
+        type=_seconds,
         metavar="SECONDS",
         help="time budget, as FunctionGraph's remaining time would give it",
     )
