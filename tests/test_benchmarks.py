@@ -1,0 +1,46 @@
+"""The benchmark rig still works: each contender deletes for real, and the tables render.
+
+Numbers are not asserted here (the machines are shared); `make bench` prints them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from benchmarks import scenarios
+from benchmarks.contenders import run_floor, run_ours, run_sdk
+from benchmarks.fake_process import FakeProcess
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeProcess]:
+    with FakeProcess() as process:
+        yield process
+
+
+def test_every_contender_really_deletes_through_the_signature_check(fake: FakeProcess) -> None:
+    url = fake.start(latency=0.0)
+    for label, run in (
+        ("ours", run_ours(fake, url, fake.seed(12), concurrency=4)),
+        ("sdk", run_sdk(fake, url, fake.seed(5))),
+        ("floor", run_floor(fake, url, fake.seed(8), concurrency=2)),
+    ):
+        run.check_clean(label)  # raises unless every target was answered 200 and is gone
+        assert run.deleted > 0
+        assert run.wall > 0
+
+
+def test_a_run_that_was_refused_is_not_counted(fake: FakeProcess) -> None:
+    url = fake.start(latency=0.0)
+    ids = fake.seed(3)
+    run_ours(fake, url, ids, concurrency=2).check_clean("first")
+    again = run_ours(fake, url, ids, concurrency=2)  # all already gone: 404s, nothing deleted
+    with pytest.raises(RuntimeError):
+        again.check_clean("second")
+
+
+def test_throttled_scenario_reports_rate_and_failures(fake: FakeProcess) -> None:
+    result = scenarios.throttled(fake, 200.0, 60, concurrency=8)
+    assert result.achieved > 0
+    assert result.run.deleted == 60
