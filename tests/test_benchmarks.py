@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from benchmarks import scenarios
 from benchmarks.contenders import run_floor, run_ours, run_sdk
 from benchmarks.fake_process import FakeProcess

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,6 +25,7 @@ from modelarts_cleanup.client import (
     parse_error,
 )
 from modelarts_cleanup.exceptions import ApiError, ConfigurationError, DeadlineExceeded
+from tests.clocks import FakeTime
 
 ENDPOINT = "https://modelarts.example.invalid"
 PROJECT = "0123456789abcdef0123456789abcdef"
@@ -35,39 +36,12 @@ DEVENVIRON_URL = f"{ENDPOINT}/v1/{PROJECT}/demanager/instances/{DE_INSTANCE}"
 SECRET = "s3cr3t-token-never-shown"
 
 
-class FakeTime:
-    """A clock that only moves when told to, and a sleep that records instead of waiting."""
-
-    def __init__(self, start: float = 1000.0, *, oversleep: float = 0.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-        self.oversleep = oversleep
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds + self.oversleep
-
-
 class TokenAuth(requests.auth.AuthBase):
     """Stands in for the signer: adds a secret header that must never leak into errors."""
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         r.headers["X-Auth-Token"] = SECRET
         return r
-
-
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
 
 
 def make_client(

@@ -30,6 +30,7 @@ from modelarts_cleanup.client import (
 from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
 from modelarts_cleanup.fake import DEVENVIRON, FakeModelArts, Fault
 from modelarts_cleanup.signer import SdkHmacSha256Auth
+from tests.clocks import FakeTime
 
 ENDPOINT = "https://modelarts.example.invalid"
 PROJECT = "0123456789abcdef0123456789abcdef"
@@ -43,38 +44,12 @@ Instance = dict[str, Any]
 Reply = tuple[int, dict[str, str], str]
 
 
-class FakeTime:
-    """A clock that only moves when told to, and a sleep that records instead of waiting."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 class StaticAuth(requests.auth.AuthBase):
     """Stands in for the signer in the mocked tests."""
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         r.headers["X-Auth-Token"] = "mock-token"
         return r
-
-
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
-
-
-@pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
 
 
 def make_client(

@@ -16,25 +16,11 @@ from modelarts_cleanup.fake import FakeModelArts
 from modelarts_cleanup.payload import Target
 from modelarts_cleanup.report import Outcome
 from modelarts_cleanup.stopping import StopFailed, StopPolicy, settle
+from tests.clocks import FakeTime
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
 I = "6fa459ea-ee8a-3ca4-894e-db77e160355e"  # noqa: E741
 TARGET = Target(project_id=P, instance_id=I)
-
-
-class Clock:
-    """A clock that moves only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @dataclass(frozen=True)
@@ -90,7 +76,7 @@ class Instance:
 
 
 def test_running_instance_is_stopped_waited_for_then_deleted() -> None:
-    clock = Clock()
+    clock = FakeTime(0.0)
     instance = Instance(["RUNNING", "STOPPING", "STOPPING", "STOPPED"], [not_now(), Deletion()])
     result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
     assert result.outcome is Outcome.DELETED
@@ -100,7 +86,7 @@ def test_running_instance_is_stopped_waited_for_then_deleted() -> None:
 
 
 def test_poll_backs_off_up_to_the_cap() -> None:
-    clock = Clock()
+    clock = FakeTime(0.0)
     instance = Instance(["RUNNING", *["STOPPING"] * 8, "STOPPED"], [])
     status = settle(
         instance,
@@ -117,7 +103,7 @@ def test_poll_backs_off_up_to_the_cap() -> None:
 
 @pytest.mark.parametrize("code", ["ModelArts.6306", "ModelArts.6308", "ModelArts.6357"])
 def test_transitional_answers_are_waited_out_not_reported_as_failures(code: str) -> None:
-    clock = Clock()
+    clock = FakeTime(0.0)
     instance = Instance(["STARTING", "STOPPED"], [not_now(code), Deletion()])
     result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
     assert result.outcome is Outcome.DELETED
@@ -125,7 +111,7 @@ def test_transitional_answers_are_waited_out_not_reported_as_failures(code: str)
 
 
 def test_starting_instance_is_stopped_once_it_runs() -> None:
-    clock = Clock()
+    clock = FakeTime(0.0)
     instance = Instance(["STARTING", "RUNNING", "STOPPING", "STOPPED"], [not_now(), Deletion()])
     assert (
         delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep).outcome
@@ -135,7 +121,7 @@ def test_starting_instance_is_stopped_once_it_runs() -> None:
 
 
 def test_instance_gone_while_waiting_is_already_absent() -> None:
-    clock = Clock()
+    clock = FakeTime(0.0)
     instance = Instance(["DELETING", None], [not_now("ModelArts.6357")])
     result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
     assert result.outcome is Outcome.ALREADY_ABSENT
@@ -143,7 +129,7 @@ def test_instance_gone_while_waiting_is_already_absent() -> None:
 
 
 def test_refused_stop_is_a_failure_with_its_reason() -> None:
-    clock = Clock()
+    clock = FakeTime(0.0)
     refusal = ApiError(
         "no", http_status=403, error_code="ModelArts.0108", error_msg="not authorised"
     )
@@ -159,7 +145,7 @@ def test_refused_stop_is_a_failure_with_its_reason() -> None:
 
 
 def test_stop_answered_already_stopping_keeps_waiting() -> None:
-    clock = Clock()
+    clock = FakeTime(0.0)
     instance = Instance(
         ["RUNNING", "STOPPED"], [not_now(), Deletion()], stop_error=not_now("ModelArts.6357")
     )
@@ -170,7 +156,7 @@ def test_stop_answered_already_stopping_keeps_waiting() -> None:
 
 
 def test_stop_that_never_finishes_fails_after_the_maximum_wait() -> None:
-    clock = Clock()
+    clock = FakeTime(0.0)
     instance = Instance(["RUNNING", "STOPPING"], [not_now()])
     with pytest.raises(StopFailed, match="still STOPPING"):
         settle(
@@ -186,7 +172,7 @@ def test_stop_that_never_finishes_fails_after_the_maximum_wait() -> None:
 
 
 def test_wait_never_crosses_the_deadline() -> None:
-    clock = Clock()
+    clock = FakeTime(0.0)
     instance = Instance(["RUNNING", "STOPPING"], [not_now()])
     result = delete_one(instance, TARGET, deadline=20.0, clock=clock, sleep=clock.sleep)
     assert result.outcome is Outcome.FAILED
@@ -195,14 +181,14 @@ def test_wait_never_crosses_the_deadline() -> None:
 
 
 def test_deadline_during_wait_raises_deadline_exceeded() -> None:
-    clock = Clock()
+    clock = FakeTime(0.0)
     instance = Instance(["STOPPING"], [])
     with pytest.raises(DeadlineExceeded):
         settle(instance, P, I, deadline=3.0, clock=clock, sleep=clock.sleep)
 
 
 def test_instance_that_keeps_refusing_is_given_up_after_three_rounds() -> None:
-    clock = Clock()
+    clock = FakeTime(0.0)
     instance = Instance(["STOPPED"], [not_now(), not_now(), not_now()])
     result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
     assert result.outcome is Outcome.FAILED
@@ -212,7 +198,7 @@ def test_instance_that_keeps_refusing_is_given_up_after_three_rounds() -> None:
 
 
 def test_other_errors_are_not_waited_on() -> None:
-    clock = Clock()
+    clock = FakeTime(0.0)
     instance = Instance(
         [], [ApiError("bad", http_status=400, error_code="ModelArts.0104", attempts=1)]
     )
@@ -237,7 +223,7 @@ def test_running_instances_are_stopped_and_deleted_end_to_end(api: str) -> None:
             "HUAWEICLOUD_SDK_SK": "SK",
         }
         event = {"targets": [{"project_id": P, "instance_id": instance_id}]}
-        clock = Clock()
+        clock = FakeTime(0.0)
         report = run_function(event, None, environ=env, log_stream=io.StringIO(), sleep=clock.sleep)
         (result,) = report["results"]
         assert result["outcome"] == "deleted"
