@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -434,3 +435,34 @@ def test_invoke_deadline_leaves_what_it_cannot_start_for_the_next_run() -> None:
     assert {r["reason"] for r in report["results"] if r["outcome"] == "not_attempted"} == {
         "deadline"
     }
+
+
+def test_a_timer_event_delivered_twice_ends_the_same_and_reports_no_failure(
+    fake: FakeModelArts,
+) -> None:
+    ids = [fake.add_instance(PROJECT) for _ in range(4)]
+    event = {
+        "trigger_type": "TIMER",
+        "trigger_name": "nightly",
+        "user_event": json.dumps(payload(*ids, MISSING)),
+    }
+    first, _ = run(fake, event)
+    second, _ = run(fake, event)  # the platform retries asynchronous invocations
+    assert [r["outcome"] for r in first["results"]] == ["deleted"] * 4 + ["already_absent"]
+    assert [r["outcome"] for r in second["results"]] == ["already_absent"] * 5
+    assert first["status"] == second["status"] == "succeeded"
+    assert fake.instance_ids(PROJECT) == set()
+
+
+def test_a_retry_while_the_first_delivery_still_runs_loses_nothing(fake: FakeModelArts) -> None:
+    ids = [fake.add_instance(PROJECT) for _ in range(30)]
+    event = payload(*ids)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reports = list(pool.map(lambda _: run(fake, event)[0], range(2)))
+    for report in reports:
+        assert {r["outcome"] for r in report["results"]} <= {"deleted", "already_absent"}
+    deleted = [
+        r["instance_id"] for rep in reports for r in rep["results"] if r["outcome"] == "deleted"
+    ]
+    assert sorted(deleted) == sorted(ids)  # each instance deleted exactly once, by one of them
+    assert fake.instance_ids(PROJECT) == set()
