@@ -280,7 +280,9 @@ def test_schema_command_prints_the_payload_schema(capsys: pytest.CaptureFixture[
 def test_demo_command_runs_and_checks_itself(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "demo OK" in out
+    assert "named targets OK" in out
+    assert "cleanup by rule OK" in out
+    assert "FAILED" not in out
     assert "demo-secret-key-never-logged" not in out
 
 

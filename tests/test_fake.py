@@ -846,3 +846,25 @@ def test_add_instance_extra_fields_override_the_body(fake: FakeModelArts) -> Non
 def test_rate_limit_must_be_positive(rate: float) -> None:
     with pytest.raises(ValueError, match="rate_limit"):
         FakeModelArts(rate_limit=rate)
+
+
+def test_a_seeded_fleet_is_varied_realistic_and_reproducible() -> None:
+    now = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    with (
+        FakeModelArts(wall_clock=lambda: now) as first,
+        FakeModelArts(wall_clock=lambda: now) as second,
+    ):
+        fleet = first.seed_fleet(PROJECT, 200, seed=3)
+        assert [i["id"] for i in second.seed_fleet(PROJECT, 200, seed=3)] == [
+            i["id"] for i in fleet
+        ]
+        old = first.seed_fleet(PROJECT, 5, api="devenviron", seed=4)
+    now_ms = int(now.timestamp() * 1000)
+    assert len({i["id"] for i in fleet}) == 200
+    assert {"STOPPED", "RUNNING", "ERROR"} <= {i["status"] for i in fleet}
+    assert {i["name"].split("0")[0] for i in fleet} == {"tmp-", "tmp-keep-", "course-", "prod-"}
+    assert all(
+        now_ms - 90 * 86_400_000 <= i["create_at"] <= i["update_at"] <= now_ms for i in fleet
+    )
+    assert 0 < sum(i["feature"] == "DEFAULT" for i in fleet) < 60
+    assert all(i["id"].startswith("DE-") and isinstance(i["creation_timestamp"], str) for i in old)

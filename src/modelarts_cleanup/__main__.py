@@ -6,11 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from .exceptions import CleanupError
 from .payload import payload_schema
-from .report import render_table
+from .report import render_plan
 
 EXIT_OK, EXIT_NOT_CLEAN, EXIT_INVALID = 0, 1, 2
 
@@ -96,28 +95,6 @@ def _invoke(event_path: str | None, *, dry_run: bool, deadline: float | None, ta
     else:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     return EXIT_OK if report["status"] == "succeeded" else EXIT_NOT_CLEAN
-
-
-def render_plan(report: dict[str, Any]) -> str:
-    """A dry-run report as a table for people: what would go, what stays and why."""
-    results = report["results"]
-    columns = ("project_id", "instance_id", "instance_name", "outcome", "reason", "matched_by")
-    lines = [render_table(results, columns)] if results else ["nothing selected"]
-    for selector in report["selectors"]:
-        where = f"{selector['selector']} ({selector['project_id']})"
-        if selector["error_code"] is not None:
-            lines.append(
-                f"{where}: not applied, {selector['error_code']}: {selector['error_msg']}; "
-                "nothing in that project is deleted by it"
-            )
-        else:
-            lines.append(f"{where}: {selector['listed']} listed, {selector['picked']} picked")
-    counts = report["counts"]
-    lines.append(
-        f"would delete {counts['would_delete']}, refused {counts['refused']}; "
-        f"status {report['status']}"
-    )
-    return "\n".join(lines)
 
 
 def _read_event(path: str | None) -> object:

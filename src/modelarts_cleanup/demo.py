@@ -2,21 +2,51 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sys
 from typing import TextIO
 
 from .entry import run_function
 from .fake import FakeModelArts, Fault
-from .report import render_table
+from .report import render_plan, render_table
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 GONE = "6fa459ea-ee8a-3ca4-894e-db77e160355e"  # the seed page's example: never created here
 DEMO_AK, DEMO_SK = "DEMOACCESSKEY0000001", "demo-secret-key-never-logged"
 
 
+FLEET_PROJECT = "0123456789abcdef0123456789abcdef"
+RULE = {
+    "project_id": FLEET_PROJECT,
+    "statuses": ["STOPPED", "ERROR"],
+    "idle_hours": 72,
+    "name_pattern": "tmp-*",
+    "exclude_names": ["tmp-keep-*"],
+}
+
+
 def run_demo(out: TextIO | None = None) -> int:
-    """Seed the local endpoint, run the function on it, print logs and a table; 0 if as expected."""
+    """Both demos: named targets, then cleanup by rule; 0 if every outcome is as expected."""
     out = sys.stdout if out is None else out
+    named = _named_targets(out)
+    print(file=out)
+    by_rule = _by_rule(out)
+    return 0 if named and by_rule else 1
+
+
+def _environ(fake: FakeModelArts, **extra: str) -> dict[str, str]:
+    return {
+        "MODELARTS_CLEANUP_ENDPOINT": fake.url,
+        "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
+        "HUAWEICLOUD_SDK_AK": DEMO_AK,
+        "HUAWEICLOUD_SDK_SK": DEMO_SK,
+        **extra,
+    }
+
+
+def _named_targets(out: TextIO) -> bool:
+    """Six named instances: deleted, deleted after two 503s, refused by IAM, already gone."""
     with FakeModelArts(access_key=DEMO_AK, secret_key=DEMO_SK) as fake:
         expected: dict[str, str] = {}
         for name in ("idle-training-box", "tmp-experiment-7", "old-course-notebook"):
@@ -41,14 +71,9 @@ def run_demo(out: TextIO | None = None) -> int:
         expected[GONE] = "already_absent"
 
         event = {"targets": [{"project_id": PROJECT, "instance_id": i} for i in expected]}
-        environ = {
-            "MODELARTS_CLEANUP_ENDPOINT": fake.url,
-            "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
-            "HUAWEICLOUD_SDK_AK": DEMO_AK,
-            "HUAWEICLOUD_SDK_SK": DEMO_SK,
-        }
-        print(f"# local ModelArts endpoint at {fake.url}; JSON log lines follow\n", file=out)
-        report = run_function(event, None, environ=environ, log_stream=out)
+        print(f"# 1. named targets; local ModelArts endpoint at {fake.url}", file=out)
+        print("# JSON log lines, as LTS would index them:\n", file=out)
+        report = run_function(event, None, environ=_environ(fake), log_stream=out)
         served = fake.requests
         remaining = {i for _, i in fake.instance_ids(PROJECT)}
 
@@ -66,6 +91,36 @@ def run_demo(out: TextIO | None = None) -> int:
         print(
             f"demo FAILED: expected {expected}, got {got}; still present: {still_there}", file=out
         )
-        return 1
-    print("demo OK: every outcome is the expected one", file=out)
-    return 0
+        return False
+    print("named targets OK: every outcome is the expected one", file=out)
+    return True
+
+
+def _by_rule(out: TextIO) -> bool:
+    """240 instances listed page by page; the plan, then a real run that deletes exactly it."""
+    with FakeModelArts(access_key=DEMO_AK, secret_key=DEMO_SK) as fake:
+        fake.seed_fleet(FLEET_PROJECT, 240)
+        environ = _environ(fake, MODELARTS_CLEANUP_MAX_DELETIONS="200")
+        event = {"selectors": [RULE]}
+        print("# 2. cleanup by rule: " + json.dumps(RULE), file=out)
+        print("# python -m modelarts_cleanup plan shows, deleting nothing:\n", file=out)
+        plan = run_function(
+            event, None, environ=environ, log_stream=io.StringIO(), force_dry_run=True
+        )
+        print(render_plan(plan), file=out)
+        pages = sum(1 for r in fake.requests if r.method == "GET" and r.instance_id is None)
+        report = run_function(event, None, environ=environ, log_stream=io.StringIO())
+        remaining = {i for _, i in fake.instance_ids(FLEET_PROJECT)}
+
+    planned = {r["instance_id"] for r in plan["results"] if r["outcome"] == "would_delete"}
+    deleted = {r["instance_id"] for r in report["results"] if r["outcome"] == "deleted"}
+    print(
+        f"\nlisted 240 instances in {pages} pages; the plan picked {len(planned)}, "
+        f"the run then deleted {len(deleted)}",
+        file=out,
+    )
+    if not planned or planned != deleted or deleted & remaining:
+        print("demo FAILED: the run did not delete exactly what the plan showed", file=out)
+        return False
+    print("cleanup by rule OK: the run deleted exactly the plan", file=out)
+    return True

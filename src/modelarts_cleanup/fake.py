@@ -15,6 +15,7 @@ import copy
 import hmac
 import json
 import math
+import random
 import re
 import socket
 import ssl
@@ -501,6 +502,40 @@ class FakeModelArts:
                 raise ValueError(f"instance {instance_id} already exists in project {project_id}")
             self._instances[(project_id, instance_id)] = _Instance(api, body, since)
         return instance_id
+
+    def seed_fleet(
+        self, project_id: str, count: int, *, api: str = NOTEBOOK, seed: int = 0
+    ) -> list[dict[str, Any]]:
+        """`count` instances as a team leaves them; returns their bodies as first served.
+
+        Mixed statuses (mostly stopped or running), names of a few kinds (`tmp-`, `tmp-keep-`,
+        `course-`, `prod-`), created up to 90 days ago and last updated since; with the notebook
+        API one in ten is a free CodeLab instance (`feature` DEFAULT). The same seed gives the
+        same fleet.
+        """
+        rng = random.Random(seed)  # noqa: S311  (a reproducible fleet, not a secret)
+        now = self._now_ms()
+        day = 24 * 3_600_000
+        statuses = ["STOPPED"] * 8 + ["RUNNING"] * 5 + ["ERROR", "CREATE_FAILED", "STARTING"]
+        seeded = []
+        for n in range(count):
+            created = now - rng.randint(1, 90 * day)
+            extra: dict[str, Any] = {}
+            if api == NOTEBOOK and rng.random() < 0.1:
+                extra["feature"] = "DEFAULT"
+            prefix = "DE-" if api == DEVENVIRON else ""
+            instance_id = self.add_instance(
+                project_id,
+                prefix + str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                api=api,
+                status=rng.choice(statuses),
+                name=f"{rng.choice(['tmp-', 'tmp-keep-', 'course-', 'prod-'])}{n:04d}",
+                created_ms=created,
+                updated_ms=rng.randint(created, now),
+                **extra,
+            )
+            seeded.append(self.instance(project_id, instance_id) or {})
+        return seeded
 
     def instance(self, project_id: str, instance_id: str) -> dict[str, Any] | None:
         """The instance as the API would show it now, or None when it does not exist."""

@@ -227,3 +227,25 @@ def render_table(results: Sequence[Mapping[str, Any]], columns: Sequence[str]) -
     return "\n".join(
         "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines
     )
+
+
+def render_plan(report: dict[str, Any]) -> str:
+    """A dry-run report as a table for people: what would go, what stays and why."""
+    results = report["results"]
+    columns = ("project_id", "instance_id", "instance_name", "outcome", "reason", "matched_by")
+    lines = [render_table(results, columns)] if results else ["nothing selected"]
+    for selector in report["selectors"]:
+        where = f"{selector['selector']} ({selector['project_id']})"
+        if selector["error_code"] is not None:
+            lines.append(
+                f"{where}: not applied, {selector['error_code']}: {selector['error_msg']}; "
+                "nothing in that project is deleted by it"
+            )
+        else:
+            lines.append(f"{where}: {selector['listed']} listed, {selector['picked']} picked")
+    counts = report["counts"]
+    lines.append(
+        f"would delete {counts['would_delete']}, refused {counts['refused']}; "
+        f"status {report['status']}"
+    )
+    return "\n".join(lines)
