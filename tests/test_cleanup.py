@@ -6,12 +6,21 @@ import io
 import json
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from modelarts_cleanup.cleanup import Plan, Policy, delete_one, execute, make_plan
+from modelarts_cleanup.cleanup import (
+    Candidate,
+    Plan,
+    Policy,
+    delete_one,
+    discover,
+    execute,
+    make_plan,
+)
 from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
-from modelarts_cleanup.payload import Target
+from modelarts_cleanup.payload import Selector, Target
 from modelarts_cleanup.report import JsonLog, Outcome
 
 P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
@@ -211,3 +220,50 @@ def test_results_follow_payload_order_at_any_concurrency(concurrency: int) -> No
         plan, ScriptedClient(), concurrency=concurrency, deadline=None, log=JsonLog(stream)
     )
     assert [r.instance_id for r in results] == [t.instance_id for t in ts]
+
+
+SELECTOR = Selector(project_id=P1, statuses=("STOPPED",))
+
+
+@pytest.mark.parametrize(
+    ("raised", "outcome", "reason", "code"),
+    [
+        (RuntimeError("surprise"), Outcome.FAILED, None, "UnexpectedError"),
+        (
+            ApiError("no", http_status=503, error_code="ModelArts.6102"),
+            Outcome.FAILED,
+            "recheck_failed",
+            "ModelArts.6102",
+        ),
+        (DeadlineExceeded("late", attempts=0), Outcome.NOT_ATTEMPTED, "deadline", None),
+    ],
+)
+def test_a_recheck_that_cannot_answer_fails_only_its_own_target(
+    raised: Exception, outcome: Outcome, reason: str | None, code: str | None
+) -> None:
+    picked, named = targets(2)
+    plan = make_plan(
+        [Candidate(picked, "selectors[0]", SELECTOR), Candidate(named)], Policy(), dry_run=False
+    )
+
+    def recheck(candidate: Candidate) -> str | None:
+        raise raised
+
+    client = ScriptedClient()
+    results = execute(
+        plan, client, concurrency=2, deadline=None, log=JsonLog(io.StringIO()), recheck=recheck
+    )
+    assert (results[0].outcome, results[0].reason, results[0].error_code) == (outcome, reason, code)
+    assert results[0].matched_by == "selectors[0]"
+    assert results[1].outcome is Outcome.DELETED
+    assert [c[1] for c in client.calls] == [named.instance_id]
+
+
+def test_a_listing_that_raises_something_unexpected_fails_its_selector_only() -> None:
+    class Broken:
+        def list_instances(self, project_id: str, *, deadline: float | None = None) -> list[Any]:
+            raise RecursionError("a body nested too deep")
+
+    candidates, reports = discover([SELECTOR], Broken(), policy=Policy(), deadline=None, now_ms=0)
+    assert candidates == []
+    assert (reports[0].error_code, reports[0].error_msg) == ("UnexpectedError", "RecursionError")

@@ -224,22 +224,49 @@ def test_an_instance_started_after_listing_is_kept(fake: FakeModelArts) -> None:
     assert not [r for r in fake.requests if r.method == "DELETE" and r.instance_id == victim]
 
 
+def test_an_instance_started_between_recheck_and_delete_is_not_stopped() -> None:
+    with FakeModelArts(access_key=AK, secret_key=SK, stop_before_delete=True) as fake:
+        old = {"created_ms": NOW_MS - 500 * HOUR, "updated_ms": NOW_MS - 100 * HOUR}
+        victim = fake.add_instance(P, status="STOPPED", name="tmp-a", **old)
+
+        def start_victim() -> None:
+            auth = SdkHmacSha256Auth(AK, SK)
+            url = f"{fake.url}/v1/{P}/notebooks/{victim}/start"
+            assert requests.post(url, auth=auth, headers={"X-Project-Id": P}, timeout=5).ok
+
+        factory = meddling(before_first_recheck=start_victim, method="DELETE")
+        report = run(fake, {"selectors": [RULE]}, session_factory=factory)
+        (result,) = report["results"]
+        assert (result["outcome"], result["reason"], result["attempts"]) == (
+            "refused",
+            "state_changed",
+            1,
+        )
+        assert fake.instance(P, victim) is not None
+        assert [r.method for r in fake.requests if r.instance_id == victim] == [
+            "GET",  # the re-check before deleting: still STOPPED
+            "POST",  # the user starts it (the test)
+            "DELETE",  # answered 6304: running now
+            "GET",  # read again before any stop: no longer matches, so no stop
+        ]
+
+
 def meddling(
-    *, before_first_recheck: Callable[[], None]
+    *, before_first_recheck: Callable[[], None], method: str = "GET"
 ) -> Callable[[int, requests.auth.AuthBase], requests.Session]:
-    """A session that lets the test act once, after listing and before the first re-check."""
+    """A session that lets the test act once, before the first `method` request to an instance."""
 
     def factory(pool: int, auth: requests.auth.AuthBase) -> requests.Session:
         session = new_session(pool, auth=auth)
         original = session.request
         done = False
 
-        def request(method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        def request(verb: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
             nonlocal done
-            if method == "GET" and "/notebooks/" in url and not done:
+            if verb == method and "/notebooks/" in url and not done:
                 done = True
                 before_first_recheck()
-            return original(method, url, *args, **kwargs)
+            return original(verb, url, *args, **kwargs)
 
         session.request = request  # type: ignore[method-assign]
         return session

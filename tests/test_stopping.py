@@ -232,3 +232,56 @@ def test_running_instances_are_stopped_and_deleted_end_to_end(api: str) -> None:
         assert methods[0] == ("DELETE", 400)
         assert ("POST", 200) in methods
         assert methods[-1] == ("DELETE", 200)
+
+
+def test_a_selected_instance_is_asked_about_again_before_any_stop() -> None:
+    clock = FakeTime(0.0)
+    instance = Instance(["RUNNING", "STOPPED"], [not_now(), Deletion()])
+    result = delete_one(
+        instance,
+        TARGET,
+        deadline=None,
+        clock=clock,
+        sleep=clock.sleep,
+        before_stopping=lambda: "state_changed",
+    )
+    assert (result.outcome, result.reason, result.attempts) == (Outcome.REFUSED, "state_changed", 1)
+    assert instance.calls == ["delete"]
+
+
+def test_a_selected_instance_still_matching_is_stopped_and_deleted() -> None:
+    clock = FakeTime(0.0)
+    instance = Instance(["RUNNING", "STOPPED"], [not_now(), Deletion()])
+    result = delete_one(
+        instance,
+        TARGET,
+        deadline=None,
+        clock=clock,
+        sleep=clock.sleep,
+        before_stopping=lambda: None,
+    )
+    assert result.outcome is Outcome.DELETED
+    assert "stop" in instance.calls
+
+
+def test_a_failed_question_before_stopping_stops_nothing() -> None:
+    clock = FakeTime(0.0)
+    instance = Instance(["RUNNING"], [not_now()])
+
+    def unanswerable() -> str | None:
+        raise ApiError("no", http_status=503, error_code="ModelArts.6102")
+
+    result = delete_one(
+        instance,
+        TARGET,
+        deadline=None,
+        clock=clock,
+        sleep=clock.sleep,
+        before_stopping=unanswerable,
+    )
+    assert (result.outcome, result.reason, result.error_code) == (
+        Outcome.FAILED,
+        "recheck_failed",
+        "ModelArts.6102",
+    )
+    assert instance.calls == ["delete"]

@@ -123,6 +123,11 @@ def discover(
                 listings[project] = client.list_instances(project, deadline=deadline)
             except ApiError as exc:
                 listings[project] = exc
+            except Exception as exc:  # noqa: BLE001  (one project's surprise must not stop the run)
+                # Only the type: an unexpected exception's text could hold a URL or header.
+                listings[project] = ApiError(
+                    "unexpected error", error_code="UnexpectedError", error_msg=type(exc).__name__
+                )
         listing = listings[project]
         if isinstance(listing, ApiError):
             reports.append(
@@ -238,7 +243,11 @@ def execute(
         _log_result(log, result)
 
     def one(candidate: Candidate) -> Result:
-        result = _carry_out(candidate)
+        started = clock()
+        try:
+            result = _carry_out(candidate)
+        except Exception as exc:  # noqa: BLE001  (one target's surprise must not cost the others)
+            result = _unexpected(candidate.target, exc, started, clock)
         result = replace(result, matched_by=candidate.matched_by, instance_name=candidate.name)
         _log_result(log, result)  # as it happens, so a run cut short still leaves its lines
         return result
@@ -249,9 +258,14 @@ def execute(
             return Result(target.project_id, target.instance_id, Outcome.WOULD_DELETE)
         if deadline is not None and clock() >= deadline:
             return _not_attempted(target)
+        guard = None
         if candidate.selector is not None and recheck is not None:
+
+            def guard() -> str | None:
+                return recheck(candidate)
+
             try:
-                reason = recheck(candidate)
+                reason = guard()
             except DeadlineExceeded:
                 return _not_attempted(target)
             except ApiError as exc:
@@ -259,7 +273,13 @@ def execute(
             if reason is not None:
                 return _refused(candidate, reason)
         return delete_one(
-            client, target, deadline=deadline, clock=clock, sleep=sleep, stop_policy=stop_policy
+            client,
+            target,
+            deadline=deadline,
+            clock=clock,
+            sleep=sleep,
+            stop_policy=stop_policy,
+            before_stopping=guard,
         )
 
     if plan.to_delete:
@@ -293,10 +313,13 @@ def delete_one(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     stop_policy: StopPolicy = DEFAULT_STOP_POLICY,
+    before_stopping: Callable[[], str | None] | None = None,
 ) -> Result:
     """Delete one instance, stopping it first when the API insists; never raises for a failure.
 
-    `attempts` counts DELETE requests; stop and status requests are not counted.
+    A "not now" answer means the instance is busy or running. For a selected instance that is
+    itself news: `before_stopping` is asked first, and a reason from it (or a failure to ask)
+    leaves the instance alone instead of stopping it. `attempts` counts DELETE requests.
     """
     started = clock()
     pid, iid = target.project_id, target.instance_id
@@ -313,6 +336,16 @@ def delete_one(
                 if exc.error_code not in NOT_NOW_CODES or round_ == MAX_DELETE_ROUNDS:
                     raise
                 attempts += exc.attempts
+                if before_stopping is not None:
+                    try:
+                        changed = before_stopping()
+                    except ApiError as recheck_error:
+                        reason = Reason.RECHECK_FAILED.value
+                        return _failed(
+                            target, recheck_error, attempts, started, clock, reason=reason
+                        )
+                    if changed is not None:
+                        return Result(pid, iid, Outcome.REFUSED, reason=changed, attempts=attempts)
                 try:
                     status = settle(
                         client,
@@ -356,11 +389,20 @@ def delete_one(
     except ApiError as exc:
         return _failed(target, exc, attempts + exc.attempts, started, clock)
     except Exception as exc:  # noqa: BLE001  (one target's bug must not cost the others their result)
-        # Only the type: an unexpected exception's text could hold a URL or header.
-        error = ApiError(
-            "unexpected error", error_code="UnexpectedError", error_msg=type(exc).__name__
-        )
-        return _failed(target, error, attempts, started, clock)
+        return _unexpected(target, exc, started, clock, attempts=attempts)
+
+
+def _unexpected(
+    target: Target,
+    exc: Exception,
+    started: float,
+    clock: Callable[[], float],
+    *,
+    attempts: int = 0,
+) -> Result:
+    # Only the type: an unexpected exception's text could hold a URL or header.
+    error = ApiError("unexpected error", error_code="UnexpectedError", error_msg=type(exc).__name__)
+    return _failed(target, error, attempts, started, clock)
 
 
 def _failed(

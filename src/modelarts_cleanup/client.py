@@ -924,15 +924,11 @@ def _means_absent(status: int, code: str | None, body_kind: str) -> bool:
         return False
     if code in NOT_FOUND_CODES:
         return True
-    if status != 404:
-        return False
-    if code is None:
-        # An HTML or plain-text 404 comes from something in front of ModelArts (wrong
-        # endpoint, proxy), not from ModelArts: calling that "already gone" would hide it.
-        return body_kind in ("empty", "json")
-    # APIGW.0101 and friends: the gateway found no such API, which says nothing about the
-    # instance. Only ModelArts' own codes speak about instances.
-    return code.startswith("ModelArts.")
+    # Otherwise only a bare 404 with nothing in it. A 404 that says anything else (an HTML or
+    # text page, JSON without a not-found code, APIGW.0101 "no such API", another ModelArts
+    # code) may come from a proxy or a wrong endpoint, and calling it "already gone" would
+    # report success for instances that still exist.
+    return status == 404 and code is None and body_kind == "empty"
 
 
 def _auth_hint(code: str | None) -> str:
@@ -955,10 +951,7 @@ def _parse_error_body(response: requests.Response) -> tuple[str | None, str | No
     text = response.content.decode("utf-8", errors="replace").strip()
     if not text:
         return None, None, "empty"
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return None, _short_text(text), "text"
+    body = _loads(text)
     if not isinstance(body, dict):
         # Valid JSON but not an object: not a shape ModelArts or its gateway ever sends.
         return None, _short_text(text), "text"
@@ -1012,11 +1005,19 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _json_object(response: requests.Response) -> dict[str, Any] | None:
-    try:
-        body = json.loads(response.content.decode("utf-8", errors="replace"))
-    except ValueError:
-        return None
+    body = _loads(response.content.decode("utf-8", errors="replace"))
     return body if isinstance(body, dict) else None
+
+
+_NOT_JSON = object()
+
+
+def _loads(text: str) -> Any:
+    """The JSON value, or _NOT_JSON; a hostile body (absurd nesting, huge numbers) is not JSON."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
 
 
 def _request_id(response: requests.Response) -> str | None:
