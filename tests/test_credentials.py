@@ -45,8 +45,8 @@ def test_settings_key_pair_comes_first() -> None:
     assert creds.security_token is None
 
 
-def test_agency_triple_from_the_context_is_next() -> None:
-    creds = resolve_credentials(settings(MODELARTS_CLEANUP_AUTH_TOKEN=IAM), Context(**AGENCY))
+def test_agency_triple_is_used_when_nothing_is_configured() -> None:
+    creds = resolve_credentials(settings(), Context(**AGENCY, getToken=IAM))
     assert isinstance(creds, AkSk)
     assert creds.source == "agency"
     assert creds.security_token is not None and creds.security_token.get_secret_value() == TOKEN

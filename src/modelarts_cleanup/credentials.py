@@ -68,9 +68,12 @@ def _context_value(context: object | None, method: str) -> str:
 
 
 def resolve_credentials(settings: Settings, context: object | None) -> Credentials:
-    """The first configured of: AK/SK settings, the function's agency, an IAM token."""
+    """What is configured first (AK/SK, then an IAM token); else the function's agency keys,
+    else the context's token."""
     if settings.access_key is not None and settings.secret_key is not None:
         return AkSk(settings.access_key, settings.secret_key, settings.security_token, "settings")
+    if settings.auth_token is not None:
+        return IamToken(settings.auth_token, "settings")
     access_key = _context_value(context, "getSecurityAccessKey")
     secret_key = _context_value(context, "getSecuritySecretKey")
     if access_key and secret_key:
@@ -78,8 +81,6 @@ def resolve_credentials(settings: Settings, context: object | None) -> Credentia
         return AkSk(
             access_key, SecretStr(secret_key), SecretStr(token) if token else None, "agency"
         )
-    if settings.auth_token is not None:
-        return IamToken(settings.auth_token, "settings")
     token = _context_value(context, "getToken")
     if token:
         return IamToken(SecretStr(token), "context")
