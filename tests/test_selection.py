@@ -138,7 +138,7 @@ def test_selectors_are_accepted_alone_or_with_targets() -> None:
     both = parse_event(
         {"selectors": [sel, sel], "targets": [{"project_id": P, "instance_id": iid(1)}]}
     )
-    assert len(both.selectors) == 1
+    assert len(both.selectors) == 2  # kept as given: results name selectors by position
 
 
 @pytest.mark.parametrize(

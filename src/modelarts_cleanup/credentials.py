@@ -68,8 +68,7 @@ def _context_value(context: object | None, method: str) -> str:
 
 
 def resolve_credentials(settings: Settings, context: object | None) -> Credentials:
-    """What is configured first (AK/SK, then an IAM token); else the function's agency keys,
-    else the context's token."""
+    """Configured credentials (AK/SK, then a token), else the agency's keys, else the context's."""
     if settings.access_key is not None and settings.secret_key is not None:
         return AkSk(settings.access_key, settings.secret_key, settings.security_token, "settings")
     if settings.auth_token is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -29,8 +29,6 @@ MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_TARGETS = 5000
 # Deeper than any valid payload can be; stops pathological nesting before json or pydantic recurse.
 _MAX_DEPTH = 32
-
-_T = TypeVar("_T")
 
 _PATTERN_MESSAGES = {
     "project_id": "must be 32 lowercase hexadecimal characters",
@@ -176,10 +174,11 @@ class Payload(BaseModel):
         description="Report what would be deleted and delete nothing. Can only make a run safer.",
     )
 
-    @field_validator("targets", "selectors")
+    @field_validator("targets")
     @classmethod
-    def _merge_duplicates(cls, items: list[_T]) -> list[_T]:
-        return list(dict.fromkeys(items))
+    def _merge_duplicates(cls, targets: list[Target]) -> list[Target]:
+        # Selectors are kept as given: results name them by position (`selectors[i]`).
+        return list(dict.fromkeys(targets))
 
     @model_validator(mode="after")
     def _something_to_do(self) -> Payload:
