@@ -478,3 +478,22 @@ def test_configuration_problem_found_late_is_still_stated(
     lines = done.stderr.splitlines()
     assert lines, "exit 2 and not a word on stderr"
     assert says in json.loads(lines[-1])["message"]
+
+
+@pytest.mark.parametrize("status", [401, 403, 500])
+def test_a_secret_echoed_back_by_a_server_is_blanked(status: int) -> None:
+    with FakeModelArts(
+        access_key=AK, secret_key=SK, security_token=SECURITY_TOKEN, tokens=(IAM_TOKEN,)
+    ) as fake:
+        instance = fake.add_instance(PROJECT)
+        echo = f"rejected: token {SECURITY_TOKEN} with key {SK}"
+        fake.add_fault(
+            Fault("status", status=status, error_code="APIGW.0301", error_msg=echo, times=None),
+            instance_id=instance,
+        )
+        report, log = run(event(instance), aksk_env(fake))
+    (result,) = report["results"]
+    assert result["outcome"] == "failed"
+    assert result["error_msg"] == "rejected: token *** with key ***"
+    assert_clean(json.dumps(report), "report")
+    assert_clean(log, "log")

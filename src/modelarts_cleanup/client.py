@@ -19,7 +19,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timezone
 from enum import Enum
@@ -288,8 +288,11 @@ class ModelArtsClient:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         wall_clock: Callable[[], float] = time.time,
+        secrets: Sequence[str] = (),
     ) -> None:
         self._session = session
+        # Values that must never appear in an error, even when a server (or a proxy) echoes them.
+        self._secrets = tuple(secret for secret in secrets if len(secret) >= 4)
         self._endpoint, self._host = _checked_endpoint(endpoint)
         _settle_environment(session, self._endpoint)
         self._api = ApiGeneration(api)
@@ -562,7 +565,7 @@ class ModelArtsClient:
                 verdict = _judge(response, what, attempts)
                 if isinstance(verdict, str):
                     return _Answer(response, attempts, absent=verdict == "absent")
-                error = verdict
+                error = self._scrubbed(verdict)
                 if error.retryable:
                     retry_after = retry_after_seconds(response, now=self._wall_clock())
             if not error.retryable:
@@ -591,6 +594,29 @@ class ModelArtsClient:
                 delay,
             )
             self._sleep(delay)
+
+    def _scrubbed(self, error: ApiError) -> ApiError:
+        """The error with every secret value the server sent back replaced by `***`."""
+        texts = (str(error), error.error_code or "", error.error_msg or "")
+        if not any(secret in text for secret in self._secrets for text in texts):
+            return error
+
+        def scrub(text: str | None) -> str | None:
+            if text is None:
+                return None
+            for secret in self._secrets:
+                text = text.replace(secret, "***")
+            return text
+
+        return ApiError(
+            scrub(str(error)) or "",
+            http_status=error.http_status,
+            error_code=scrub(error.error_code),
+            error_msg=scrub(error.error_msg),
+            request_id=error.request_id,
+            attempts=error.attempts,
+            retryable=error.retryable,
+        )
 
     def _timeout(
         self, deadline: float | None, what: str, attempts: int, last: ApiError | None

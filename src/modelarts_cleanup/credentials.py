@@ -25,6 +25,11 @@ class AkSk:
         """Signs every request with SDK-HMAC-SHA256."""
         return SdkHmacSha256Auth(self.access_key, self.secret_key, self.security_token)
 
+    def secret_values(self) -> tuple[str, ...]:
+        """What must never be shown: the SK and the security token."""
+        token = () if self.security_token is None else (self.security_token.get_secret_value(),)
+        return (self.secret_key.get_secret_value(), *token)
+
 
 @dataclass(frozen=True)
 class IamToken:
@@ -36,6 +41,10 @@ class IamToken:
     def auth(self) -> requests.auth.AuthBase:
         """Sends the token as X-Auth-Token."""
         return TokenAuth(self.token)
+
+    def secret_values(self) -> tuple[str, ...]:
+        """What must never be shown: the token."""
+        return (self.token.get_secret_value(),)
 
 
 Credentials = AkSk | IamToken

@@ -67,7 +67,7 @@ def run_function(
         auth = credentials.auth()
         session = session_factory(settings.concurrency, auth)
         try:
-            client = _client(settings, session, clock, sleep)
+            client = _client(settings, session, clock, sleep, credentials.secret_values())
         except ConfigurationError:
             session.close()
             raise
@@ -141,6 +141,7 @@ def _client(
     session: requests.Session,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
+    secrets: Sequence[str],
 ) -> ModelArtsClient:
     return ModelArtsClient(
         session=session,
@@ -150,6 +151,7 @@ def _client(
         timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
         clock=clock,
         sleep=sleep,
+        secrets=secrets,
     )
 
 
