@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -923,3 +926,55 @@ def test_without_environment_settings_verification_stays_on(
     ModelArtsClient(session=session, endpoint=ENDPOINT, api=ApiGeneration.NOTEBOOK)
     assert session.verify is True
     assert session.trust_env is False
+
+
+def test_a_body_over_the_size_cap_is_refused_without_retry(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.delete(NOTEBOOK_URL, status=200, body=b"{" + b" " * (8 * 1024 * 1024) + b"}")
+    with pytest.raises(ApiError) as caught:
+        make_client(fake_time).delete_instance(PROJECT, INSTANCE)
+    assert (caught.value.error_code, caught.value.http_status) == ("MalformedResponse", 200)
+    assert len(mocked.calls) == 1
+
+
+def test_a_body_dripping_in_cannot_hold_a_call_past_the_deadline() -> None:
+    """A server that sends one byte at a time, each well inside the read timeout."""
+    sent: list[int] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def drip() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            body = b'{"status": "DELETING"}'
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            )
+            count = 0
+            for byte in body:
+                time.sleep(0.3)
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    break
+                count += 1
+            sent.append(count)
+
+    server = threading.Thread(target=drip, daemon=True)
+    server.start()
+    client = ModelArtsClient(
+        session=new_session(1),
+        endpoint=f"http://127.0.0.1:{port}",
+        api=ApiGeneration.NOTEBOOK,
+        retry=RetryPolicy(max_attempts=1),
+        timeouts=Timeouts(connect=5.0, read=5.0),
+    )
+    with pytest.raises(ApiError) as caught:
+        client.delete_instance(PROJECT, INSTANCE, deadline=time.monotonic() + 1.0)
+    server.join(timeout=30)
+    listener.close()
+    assert caught.value.error_code == "ReadTimeout"
+    assert sent[0] < len(b'{"status": "DELETING"}')  # it hung up before the body was complete

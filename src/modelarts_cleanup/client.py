@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import requests
 import requests.auth
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from modelarts_cleanup.exceptions import ApiError, ConfigurationError, DeadlineExceeded
@@ -70,6 +71,10 @@ CONNECTION_ERROR = "ConnectionError"
 SSL_ERROR = "SSLError"
 REQUEST_ERROR = "RequestError"
 MALFORMED_RESPONSE = "MalformedResponse"
+# A ModelArts answer is a few KiB; a page of 50 notebooks well under a MiB.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+_CHUNK_BYTES = 64 * 1024
+_UNKNOWN_LENGTH_GRACE = 1.0
 UNEXPECTED_REDIRECT = "UnexpectedRedirect"
 INCONSISTENT_LISTING = "InconsistentListing"
 LISTING_TOO_LARGE = "ListingTooLarge"
@@ -558,7 +563,9 @@ class ModelArtsClient:
                     timeout=timeout,
                     # A 301/302 would turn DELETE into GET and its 200 into a false "deleted".
                     allow_redirects=False,
+                    stream=True,
                 )
+                self._read_body(response, deadline, what, attempts)
             except requests.RequestException as exc:
                 error = self._transport_error(exc, what, attempts, timeout)
             else:
@@ -594,6 +601,49 @@ class ModelArtsClient:
                 delay,
             )
             self._sleep(delay)
+
+    def _read_body(
+        self, response: requests.Response, deadline: float | None, what: str, attempts: int
+    ) -> None:
+        """Read the body as it arrives, up to MAX_BODY_BYTES and never past the deadline.
+
+        The read timeout bounds each wait for a byte, not the whole body: a server sending one
+        byte a second would hold the call for as long as it likes. Reading what has arrived and
+        looking at the clock between reads bounds the call by the deadline.
+        """
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while chunk := _read_some(response):
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise ApiError(
+                        f"{what}: HTTP {response.status_code} with a body over "
+                        f"{MAX_BODY_BYTES} bytes",
+                        http_status=response.status_code,
+                        error_code=MALFORMED_RESPONSE,
+                        error_msg="response body too large for a ModelArts answer",
+                        request_id=_request_id(response),
+                        attempts=attempts,
+                    )
+                chunks.append(chunk)
+                remaining = getattr(response.raw, "length_remaining", None)
+                if remaining == 0:
+                    break  # all that Content-Length announced is here
+                # Without a Content-Length the end is only seen by reading on: a little grace,
+                # so a complete answer that merely ends late is not thrown away.
+                grace = 0.0 if remaining is not None else _UNKNOWN_LENGTH_GRACE
+                if deadline is not None and self._clock() >= deadline + grace:
+                    raise requests.exceptions.ReadTimeout(
+                        "the deadline passed while the response body was still arriving"
+                    )
+        except BaseException:
+            response.close()
+            raise
+        response._content = b"".join(chunks)
+        # close() only hands the connection back when it believes the body was consumed.
+        response._content_consumed = True  # type: ignore[attr-defined]
+        response.close()  # hands the connection back to the pool: the body is all read
 
     def _scrubbed(self, error: ApiError) -> ApiError:
         """The error with every secret value the server sent back replaced by `***`."""
@@ -1028,6 +1078,23 @@ def _short_text(text: str) -> str | None:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _read_some(response: requests.Response) -> bytes:
+    """What has arrived of the body (at most a chunk); urllib3's errors as requests names them."""
+    try:
+        chunk: bytes = response.raw.read1(_CHUNK_BYTES, decode_content=True)
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ReadTimeout(str(exc)) from exc
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(str(exc)) from exc
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(str(exc)) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise requests.exceptions.ConnectionError(str(exc)) from exc
+    return chunk
 
 
 def _json_object(response: requests.Response) -> dict[str, Any] | None:
