@@ -20,10 +20,9 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timezone
 from enum import Enum
-from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -162,7 +161,7 @@ Billing = Literal["prepaid", "postpaid"]
 
 @dataclass(frozen=True)
 class ListedInstance:
-    """One instance as a listing showed it; `raw` is a deep read-only copy of the API object."""
+    """One instance as a listing (or a re-read) showed it."""
 
     project_id: str
     instance_id: str
@@ -172,8 +171,6 @@ class ListedInstance:
     updated_ms: int | None
     feature: str | None  # notebook API only: NOTEBOOK (billed) or DEFAULT (free CodeLab)
     billing: Billing | None  # None: nothing in the object says how it is paid
-    # Nested objects are MappingProxyType and arrays tuples; excluded from the hash (unhashable).
-    raw: Mapping[str, Any] = field(hash=False)
 
 
 _DEFAULT_RETRY = RetryPolicy()
@@ -810,7 +807,6 @@ def _listed_notebook(project_id: str, item: Mapping[str, Any], feature: str) -> 
         # The server filtered by the feature asked for, so that is what the instance has.
         feature=listed_feature if isinstance(listed_feature, str) else feature,
         billing=parse_billing(item),
-        raw=_frozen(item),
     )
 
 
@@ -824,7 +820,6 @@ def _listed_devenviron(project_id: str, item: Mapping[str, Any]) -> ListedInstan
         updated_ms=_epoch_ms(item.get("latest_update_timestamp")),
         feature=None,
         billing=parse_billing(item),
-        raw=_frozen(item),
     )
 
 
@@ -848,15 +843,6 @@ def _epoch_ms(value: Any) -> int | None:
     elif not isinstance(value, int):
         return None
     return value if _MIN_EPOCH_MS <= value <= _MAX_EPOCH_MS else None
-
-
-def _frozen(value: Any) -> Any:
-    """A deep copy nobody can change: objects become MappingProxyType, arrays tuples."""
-    if isinstance(value, dict):
-        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_frozen(v) for v in value)
-    return value
 
 
 # Where an instance's billing mode may be written. The notebook API documents none: NotebookResp
