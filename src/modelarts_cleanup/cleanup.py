@@ -1,4 +1,4 @@
-"""The run: plan (dedupe, policy, cap), then execute (bounded pool, deadline), then report."""
+"""The run: discover (selectors), plan (dedupe, policy, cap), execute (bounded pool, deadline)."""
 
 from __future__ import annotations
 
