@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -49,6 +50,12 @@ ENV_NAMES: frozenset[str] = frozenset(_ENV.values())
 SECRET_ENV_NAMES: frozenset[str] = frozenset(
     _ENV[name] for name in ("secret_key", "security_token", "auth_token")
 )
+
+
+_ID_RULES: dict[str, tuple[Callable[[str], bool], str]] = {
+    "allowed_projects": (is_project_id, "project IDs (32 lowercase hex characters)"),
+    "protected_instances": (is_instance_id, "instance IDs (UUID, optionally prefixed 'DE-')"),
+}
 
 
 def _env(field: str) -> Any:
@@ -157,20 +164,13 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("allowed_projects")
+    @field_validator("allowed_projects", "protected_instances")
     @classmethod
-    def _project_ids(cls, value: frozenset[str]) -> frozenset[str]:
-        bad = sorted(v for v in value if not is_project_id(v))
+    def _ids(cls, value: frozenset[str], info: ValidationInfo) -> frozenset[str]:
+        is_valid, expected = _ID_RULES[info.field_name or ""]
+        bad = sorted(v for v in value if not is_valid(v))
         if bad:
-            raise ValueError(f"not project IDs (32 lowercase hex characters): {bad[:5]}")
-        return value
-
-    @field_validator("protected_instances")
-    @classmethod
-    def _instance_ids(cls, value: frozenset[str]) -> frozenset[str]:
-        bad = sorted(v for v in value if not is_instance_id(v))
-        if bad:
-            raise ValueError(f"not instance IDs (UUID, optionally prefixed 'DE-'): {bad[:5]}")
+            raise ValueError(f"not {expected}: {bad[:5]}")
         return value
 
     @field_validator("endpoint")
