@@ -978,3 +978,37 @@ def test_a_body_dripping_in_cannot_hold_a_call_past_the_deadline() -> None:
     listener.close()
     assert caught.value.error_code == "ReadTimeout"
     assert sent[0] < len(b'{"status": "DELETING"}')  # it hung up before the body was complete
+
+
+def test_a_body_cut_short_is_a_connection_error_and_asked_again() -> None:
+    """Headers promise 40 bytes, 5 arrive, then the connection closes: never a success."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    served: list[int] = []
+
+    def cut_short() -> None:
+        for _ in range(2):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b'Content-Length: 40\r\n\r\n{"sta'
+                )
+                served.append(1)
+
+    server = threading.Thread(target=cut_short, daemon=True)
+    server.start()
+    client = ModelArtsClient(
+        session=new_session(1),
+        endpoint=f"http://127.0.0.1:{port}",
+        api=ApiGeneration.NOTEBOOK,
+        retry=RetryPolicy(max_attempts=2, base_delay=0.0),
+    )
+    with pytest.raises(ApiError) as caught:
+        client.delete_instance(PROJECT, INSTANCE)
+    server.join(timeout=30)
+    listener.close()
+    assert (caught.value.error_code, caught.value.attempts) == ("ConnectionError", 2)
+    assert caught.value.retryable is True
+    assert len(served) == 2
