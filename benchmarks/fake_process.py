@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from modelarts_cleanup.fake import FakeModelArts
+from modelarts_cleanup.testing import FakeModelArts
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_ID = "5c57f2b3a8072a045c57f2b3a8072a04"

@@ -120,7 +120,8 @@ def render(results: Results) -> str:
         "## Benchmarks",
         "",
         f"Machine: {machine()}.",
-        f"Command: `{results.command}`. Endpoint: `fake.py` in its own process on 127.0.0.1.",
+        f"Command: `{results.command}`. Endpoint: `modelarts_cleanup.testing` in its own "
+        "process on 127.0.0.1.",
         "",
     ]
     lines += _throughput(results)

@@ -55,6 +55,8 @@ _EXCLUDED_TOP_DIRS = frozenset({"bin"})
 _EXCLUDED_DIRS = frozenset({"__pycache__"})
 _EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 _EXCLUDED_NAMES = frozenset({"direct_url.json"})
+# The package's own test doubles (the local endpoint, the demo): what ships is what runs.
+TEST_ONLY_SUBPACKAGE = "testing"
 
 
 class PackagingError(Exception):
@@ -238,7 +240,10 @@ def collect_files(root: Path, site: Path) -> dict[str, bytes]:
     if not (package / "__init__.py").is_file():
         raise PackagingError(f"{package} is not a package")
     for path in _walk_files(package):
-        add(f"{PACKAGE_NAME}/{path.relative_to(package).as_posix()}", path.read_bytes())
+        relative = path.relative_to(package)
+        if relative.parts[0] == TEST_ONLY_SUBPACKAGE:
+            continue
+        add(f"{PACKAGE_NAME}/{relative.as_posix()}", path.read_bytes())
 
     for path in _walk_files(site):
         add(path.relative_to(site).as_posix(), path.read_bytes())

@@ -13,22 +13,16 @@ import pytest
 import requests
 import responses
 
-from modelarts_cleanup.client import (
-    INCONSISTENT_LISTING,
-    LISTING_TOO_LARGE,
-    MALFORMED_RESPONSE,
-    MAX_LIST_PAGES,
-    ApiGeneration,
-    ListedInstance,
-    ModelArtsClient,
-    RetryPolicy,
-    Timeouts,
-    new_session,
-    parse_billing,
-)
+from modelarts_cleanup.answers import MALFORMED_RESPONSE
+from modelarts_cleanup.client import ModelArtsClient
 from modelarts_cleanup.exceptions import ApiError
-from modelarts_cleanup.fake import DEVENVIRON, FakeModelArts, Fault
+from modelarts_cleanup.instances import ListedInstance, parse_billing
+from modelarts_cleanup.listing import INCONSISTENT_LISTING, LISTING_TOO_LARGE, MAX_LIST_PAGES
+from modelarts_cleanup.session import new_session
 from modelarts_cleanup.signer import SdkHmacSha256Auth
+from modelarts_cleanup.testing import DEVENVIRON, FakeModelArts, Fault
+from modelarts_cleanup.transport import RetryPolicy, Timeouts
+from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.clocks import FakeTime
 
 ENDPOINT = "https://modelarts.example.invalid"

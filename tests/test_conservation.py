@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from modelarts_cleanup.entry import run_function
-from modelarts_cleanup.fake import FakeModelArts, Fault
+from modelarts_cleanup.testing import FakeModelArts, Fault
 
 PROJECTS = (
     "ed43aef64dff4e5c81cb84b71adcb3fd",

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from modelarts_cleanup.fake import FakeModelArts
 from modelarts_cleanup.payload import parse_event, parse_payload
 from modelarts_cleanup.settings import ENV_NAMES, load_settings
+from modelarts_cleanup.testing import FakeModelArts
 
 ROOT = Path(__file__).resolve().parent.parent
 CP310_PLATFORM = "manylinux2014_x86_64"
@@ -363,6 +363,33 @@ def test_package_holds_no_test_only_package(cp310_zip: zipfile.ZipFile) -> None:
     assert not modules & TEST_ONLY_TOP_LEVEL
 
 
+def test_package_leaves_out_the_local_endpoint_and_signature_checking(
+    cp310_zip: zipfile.ZipFile,
+) -> None:
+    names = cp310_zip.namelist()
+    ours = [n for n in names if n.startswith("modelarts_cleanup/")]
+    assert "modelarts_cleanup/client.py" in ours
+    assert not [n for n in ours if n.startswith("modelarts_cleanup/testing/")]
+    # The server side of signing (checking a signature) lives in testing/ only.
+    for name in ours:
+        if name.endswith(".py"):
+            assert b"def verify(" not in cp310_zip.read(name), name
+
+
+def test_importing_the_handler_imports_nothing_of_the_test_doubles() -> None:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import handler"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()]
+    ours = [name for name in imported if name.startswith("modelarts_cleanup")]
+    assert "modelarts_cleanup.entry" in ours
+    assert not [name for name in ours if name.startswith("modelarts_cleanup.testing")]
+
+
 def test_package_holds_no_bytecode_and_no_scripts(cp310_zip: zipfile.ZipFile) -> None:
     names = cp310_zip.namelist()
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyo"))]
@@ -475,8 +502,9 @@ modules = {
     for name in ("handler", "modelarts_cleanup", "requests", "pydantic", "pydantic_core",
                  "pydantic_settings")
 }
+ours = sorted(name for name in sys.modules if name.startswith("modelarts_cleanup"))
 with open(result_file, "w", encoding="utf-8") as f:
-    json.dump({"report": report, "modules": modules, "path": sys.path}, f)
+    json.dump({"report": report, "modules": modules, "path": sys.path, "ours": ours}, f)
 '''
 
 
@@ -544,6 +572,8 @@ def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
     assert not [entry for entry in outcome["path"] if "site-packages" in entry]
     for name, file in outcome["modules"].items():
         assert Path(file).is_relative_to(code_dir), name
+    assert "modelarts_cleanup.client" in outcome["ours"]
+    assert not [name for name in outcome["ours"] if "testing" in name]
     report = outcome["report"]
     assert report["status"] == "succeeded"
     assert report["dry_run"] is True

@@ -18,7 +18,7 @@ import pytest
 from modelarts_cleanup.__main__ import main
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import ConfigurationError, CredentialsError, PayloadError
-from modelarts_cleanup.fake import FakeModelArts, Fault
+from modelarts_cleanup.testing import FakeModelArts, Fault
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from modelarts_cleanup.fake import DEVENVIRON, FakeModelArts, Fault
 from modelarts_cleanup.signer import SdkHmacSha256Auth
+from modelarts_cleanup.testing import DEVENVIRON, FakeModelArts, Fault
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 OTHER_PROJECT = "0123456789abcdef0123456789abcdef"

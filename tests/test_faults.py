@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from modelarts_cleanup.entry import run_function
-from modelarts_cleanup.fake import FakeModelArts, Fault
+from modelarts_cleanup.testing import FakeModelArts, Fault
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 MISSING = "6fa459ea-ee8a-3ca4-894e-db77e160355e"

@@ -22,7 +22,7 @@ import pytest
 
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import PayloadError
-from modelarts_cleanup.fake import FakeModelArts
+from modelarts_cleanup.testing import FakeModelArts
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
 I = "6fa459ea-ee8a-3ca4-894e-db77e160355e"  # noqa: E741

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from modelarts_cleanup.client import ApiGeneration, ModelArtsClient, RetryPolicy, new_session
+from modelarts_cleanup.client import ModelArtsClient
 from modelarts_cleanup.credentials import resolve_credentials
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import (
@@ -31,9 +31,12 @@ from modelarts_cleanup.exceptions import (
     CredentialsError,
     PayloadError,
 )
-from modelarts_cleanup.fake import FakeModelArts, Fault
+from modelarts_cleanup.session import new_session
 from modelarts_cleanup.settings import load_settings
 from modelarts_cleanup.signer import SdkHmacSha256Auth
+from modelarts_cleanup.testing import FakeModelArts, Fault
+from modelarts_cleanup.transport import RetryPolicy
+from modelarts_cleanup.vocabulary import ApiGeneration
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 AK = "SECRETSTESTAK"

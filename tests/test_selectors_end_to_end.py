@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import requests
 
-from modelarts_cleanup.client import new_session
 from modelarts_cleanup.entry import run_function
-from modelarts_cleanup.fake import FakeModelArts, Fault
+from modelarts_cleanup.session import new_session
 from modelarts_cleanup.signer import SdkHmacSha256Auth
+from modelarts_cleanup.testing import FakeModelArts, Fault
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
 P2 = "0123456789abcdef0123456789abcdef"

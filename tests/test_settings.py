@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from modelarts_cleanup.client import ApiGeneration
 from modelarts_cleanup.exceptions import ConfigurationError
 from modelarts_cleanup.payload import Target
 from modelarts_cleanup.settings import (
@@ -16,6 +15,7 @@ from modelarts_cleanup.settings import (
     function_environment,
     load_settings,
 )
+from modelarts_cleanup.vocabulary import ApiGeneration
 
 P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
 I1 = "6fa459ea-ee8a-3ca4-894e-db77e160355e"

@@ -33,8 +33,8 @@ from modelarts_cleanup.signer import (
     sdk_date,
     signature,
     signed_header_names,
-    verify,
 )
+from modelarts_cleanup.testing.signature import verify
 
 # --- published test vectors (SDKv3 huaweicloud-sdk-core/tests/test_signer.py) -----------------
 

@@ -12,10 +12,10 @@ import pytest
 from modelarts_cleanup.cleanup import delete_one
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
-from modelarts_cleanup.fake import FakeModelArts
 from modelarts_cleanup.payload import Target
 from modelarts_cleanup.report import Outcome
 from modelarts_cleanup.stopping import StopFailed, StopPolicy, settle
+from modelarts_cleanup.testing import FakeModelArts
 from tests.clocks import FakeTime
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"

@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from modelarts_cleanup.client import new_session
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import ConfigurationError
-from modelarts_cleanup.fake import FakeModelArts
+from modelarts_cleanup.session import new_session
 from modelarts_cleanup.settings import ENV_NAMES, Settings, load_settings
+from modelarts_cleanup.testing import FakeModelArts
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 AK, SK = "TRANSPORTACCESSKEY", "transport-secret-key"

@@ -66,8 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(payload_schema(), indent=2))
         return EXIT_OK
     if args.command == "demo":
-        from .demo import run_demo
-
+        try:
+            from .testing.demo import run_demo
+        except ImportError:
+            # The deployed package leaves the local endpoint out.
+            print("the demo is not part of this installation", file=sys.stderr)
+            return EXIT_INVALID
         return run_demo()
     if args.command == "plan":
         return _invoke(args.event, dry_run=True, deadline=None, table=not args.json)

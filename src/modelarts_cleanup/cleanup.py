@@ -9,10 +9,12 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from .exceptions import ApiError, DeadlineExceeded
-from .payload import Selector, Target, is_instance_id
+from .instances import DeleteResult, ListedInstance
+from .payload import Selector, Target
 from .report import JsonLog, Outcome, Reason, Result
-from .selection import Listed, select
-from .stopping import DEFAULT_STOP_POLICY, NOT_NOW_CODES, InstanceControl, StopPolicy, settle
+from .selection import select
+from .stopping import DEFAULT_STOP_POLICY, InstanceControl, StopPolicy, settle
+from .vocabulary import NOT_NOW_CODES, is_instance_id
 
 
 class DeletingClient(InstanceControl, Protocol):
@@ -20,20 +22,7 @@ class DeletingClient(InstanceControl, Protocol):
 
     def delete_instance(
         self, project_id: str, instance_id: str, *, deadline: float | None = None
-    ) -> _Deletion: ...
-
-
-class _Deletion(Protocol):
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def http_status(self) -> int: ...
-    @property
-    def request_id(self) -> str | None: ...
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def status(self) -> str | None: ...
+    ) -> DeleteResult: ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +52,7 @@ class ListingClient(Protocol):
 
     def list_instances(
         self, project_id: str, *, deadline: float | None = None
-    ) -> Sequence[Listed]: ...
+    ) -> Sequence[ListedInstance]: ...
 
 
 @dataclass(frozen=True)
@@ -101,7 +90,7 @@ def discover(
     Fails closed per project: if its listing fails, no selector deletes anything in it, and the
     selector's report says why. Explicit targets are not affected.
     """
-    listings: dict[str, Sequence[Listed] | ApiError] = {}
+    listings: dict[str, Sequence[ListedInstance] | ApiError] = {}
     candidates: list[Candidate] = []
     reports: list[SelectorReport] = []
     for index, selector in enumerate(selectors):

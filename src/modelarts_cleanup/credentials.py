@@ -8,6 +8,7 @@ import requests
 from pydantic import SecretStr
 
 from .exceptions import CredentialsError
+from .functiongraph import FunctionContext
 from .settings import Settings
 from .signer import SdkHmacSha256Auth, header_safe
 
@@ -68,30 +69,20 @@ class TokenAuth(requests.auth.AuthBase):
         return "TokenAuth(token='**********')"
 
 
-def _context_value(context: object | None, method: str) -> str:
-    getter = getattr(context, method, None)
-    if not callable(getter):
-        return ""
-    value = getter()
-    return value.strip() if isinstance(value, str) else ""
-
-
 def resolve_credentials(settings: Settings, context: object | None) -> Credentials:
     """Configured credentials (AK/SK, then a token), else the agency's keys, else the context's."""
     if settings.access_key is not None and settings.secret_key is not None:
         return AkSk(settings.access_key, settings.secret_key, settings.security_token, "settings")
     if settings.auth_token is not None:
         return IamToken(settings.auth_token, "settings")
-    access_key = _context_value(context, "getSecurityAccessKey")
-    secret_key = _context_value(context, "getSecuritySecretKey")
+    function = FunctionContext(context)
+    access_key, secret_key, security_token = function.agency_keys()
     if access_key and secret_key:
-        token = _context_value(context, "getSecurityToken")
-        return AkSk(
-            access_key, SecretStr(secret_key), SecretStr(token) if token else None, "agency"
-        )
-    token = _context_value(context, "getToken")
-    if token:
-        return IamToken(SecretStr(token), "context")
+        temporary = SecretStr(security_token) if security_token else None
+        return AkSk(access_key, SecretStr(secret_key), temporary, "agency")
+    context_token = function.token()
+    if context_token:
+        return IamToken(SecretStr(context_token), "context")
     raise CredentialsError(
         "no credentials: give the function an agency allowed to delete ModelArts notebooks "
         "(FunctionGraph), or set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK "

@@ -11,13 +11,17 @@ from typing import Any, TextIO
 import requests
 
 from .cleanup import Candidate, Policy, Recheck, discover, execute, make_plan
-from .client import ApiGeneration, ModelArtsClient, RetryPolicy, Timeouts, new_session
+from .client import ModelArtsClient
 from .credentials import resolve_credentials
 from .exceptions import ConfigurationError, PayloadError
+from .functiongraph import FunctionContext
 from .payload import Target, parse_event
 from .report import JsonLog, Report, run_status, summary_log_fields
 from .selection import recheck
+from .session import new_session
 from .settings import Settings, function_environment, load_settings
+from .transport import RetryDetails, RetryPolicy, Timeouts
+from .vocabulary import ApiGeneration
 
 # Requests cap their own timeouts at the deadline, so the margin only has to cover building and
 # returning the report; a quarter of a very short budget at most, so a 3 s function still works.
@@ -49,7 +53,8 @@ def run_function(
     global _cold_start
     cold_start, _cold_start = _cold_start, False
     started = clock()
-    request_id = _call(context, "getRequestID") or str(uuid.uuid4())
+    function = FunctionContext(context)
+    request_id = function.request_id() or str(uuid.uuid4())
     log = JsonLog(
         sys.stdout if log_stream is None else log_stream,
         context={"function_request_id": request_id, "cold_start": cold_start},
@@ -67,7 +72,7 @@ def run_function(
         auth = credentials.auth()
         session = session_factory(settings.concurrency, auth)
         try:
-            client = _client(settings, session, clock, sleep, credentials.secret_values())
+            client = _client(settings, session, clock, sleep, credentials.secret_values(), log)
         except ConfigurationError:
             session.close()
             raise
@@ -78,7 +83,7 @@ def run_function(
     # Each source can only make the run safer: any one of them asking for a dry run wins.
     dry_run = settings.dry_run or payload.dry_run or force_dry_run
     policy = _policy(settings)
-    budget = _budget_seconds(context, deadline_seconds)
+    budget = deadline_seconds if deadline_seconds is not None else function.remaining_seconds()
     deadline = (
         None if budget is None else started + budget - min(DEADLINE_MARGIN_SECONDS, budget / 4)
     )
@@ -142,7 +147,18 @@ def _client(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
     secrets: Sequence[str],
+    log: JsonLog,
 ) -> ModelArtsClient:
+    def log_retry(retry: RetryDetails) -> None:
+        log.debug(
+            f"retrying {retry.request}",
+            attempt=retry.attempt,
+            max_attempts=retry.max_attempts,
+            delay=round(retry.delay, 3),
+            reason=retry.reason,
+            http_status=retry.http_status,
+        )
+
     return ModelArtsClient(
         session=session,
         endpoint=settings.base_url,
@@ -152,6 +168,7 @@ def _client(
         clock=clock,
         sleep=sleep,
         secrets=secrets,
+        on_retry=log_retry,
     )
 
 
@@ -192,22 +209,3 @@ def _policy(settings: Settings) -> Policy:
         protected_instances=settings.protected_instances,
         max_deletions=settings.max_deletions,
     )
-
-
-def _budget_seconds(context: object | None, deadline_seconds: float | None) -> float | None:
-    if deadline_seconds is not None:
-        return deadline_seconds
-    remaining = getattr(context, "getRemainingTimeInMilliSeconds", None)
-    if callable(remaining):
-        value = remaining()
-        if isinstance(value, (int, float)) and value > 0:
-            return float(value) / 1000
-    return None
-
-
-def _call(context: object | None, method: str) -> str | None:
-    getter = getattr(context, method, None)
-    if not callable(getter):
-        return None
-    value = getter()
-    return value if isinstance(value, str) and value else None

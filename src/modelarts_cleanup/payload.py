@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -17,11 +16,14 @@ from pydantic import (
 )
 
 from .exceptions import PayloadError
-
-PROJECT_ID_PATTERN = r"^[0-9a-f]{32}$"
-INSTANCE_ID_PATTERN = r"^(DE-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-_PROJECT_ID = re.compile(PROJECT_ID_PATTERN, re.ASCII)
-_INSTANCE_ID = re.compile(INSTANCE_ID_PATTERN, re.ASCII)
+from .vocabulary import (
+    INSTANCE_ID_PATTERN,
+    INSTANCE_ID_RULE,
+    PROJECT_ID_PATTERN,
+    PROJECT_ID_RULE,
+    STATUSES,
+    Status,
+)
 
 # FunctionGraph accepts events of a few MB; a cleanup list never needs that much, and refusing early
 # keeps a hostile event from costing memory or time.
@@ -31,20 +33,10 @@ MAX_TARGETS = 5000
 _MAX_DEPTH = 32
 
 _PATTERN_MESSAGES = {
-    "project_id": "must be 32 lowercase hexadecimal characters",
-    "instance_id": "must be a lowercase UUID, optionally prefixed 'DE-'",
+    "project_id": PROJECT_ID_RULE,
+    "instance_id": INSTANCE_ID_RULE,
     "name_pattern": "must not contain control characters",
 }
-
-
-def is_project_id(value: str) -> bool:
-    """Whether value is a well-formed project ID."""
-    return _PROJECT_ID.fullmatch(value) is not None
-
-
-def is_instance_id(value: str) -> bool:
-    """Whether value is a well-formed instance ID."""
-    return _INSTANCE_ID.fullmatch(value) is not None
 
 
 ProjectId = Annotated[
@@ -65,31 +57,6 @@ class Target(BaseModel):
     instance_id: InstanceId
 
 
-# Statuses of both API generations (modelarts-api.md section 2); a typo must not select nothing
-# silently, so anything else is refused.
-Status = Literal[
-    "INIT",
-    "CREATING",
-    "CREATE_QUEUING",
-    "CREATE_FAILED",
-    "STARTING",
-    "START_QUEUING",
-    "READY_TO_START",
-    "START_FAILED",
-    "RESTARTING",
-    "RUNNING",
-    "STOPPING",
-    "STOPPED",
-    "SNAPSHOTTING",
-    "RESIZING",
-    "RESIZE_FAILED",
-    "UNAVAILABLE",
-    "ERROR",
-    "FROZEN",
-    "DELETING",
-    "DELETE_FAILED",
-    "DELETED",
-]
 NameGlob = Annotated[
     str,
     Field(
@@ -112,7 +79,7 @@ class Selector(BaseModel):
     project_id: ProjectId
     statuses: tuple[Status, ...] = Field(
         min_length=1,
-        max_length=21,
+        max_length=len(STATUSES),
         description="Only instances in one of these statuses (required: a rule never means "
         "'every status').",
     )

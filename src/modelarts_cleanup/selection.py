@@ -5,29 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Protocol
 
+from .instances import ListedInstance
 from .payload import Selector
 from .report import Reason
 
 HOUR_MS = 3_600_000
-
-
-class Listed(Protocol):
-    """What selection reads of a listed instance."""
-
-    @property
-    def instance_id(self) -> str: ...
-    @property
-    def name(self) -> str | None: ...
-    @property
-    def status(self) -> str | None: ...
-    @property
-    def created_ms(self) -> int | None: ...
-    @property
-    def updated_ms(self) -> int | None: ...
-    @property
-    def billing(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -40,7 +23,7 @@ class Pick:
     refusal: str | None
 
 
-def select(selector: Selector, instances: Iterable[Listed], *, now_ms: int) -> list[Pick]:
+def select(selector: Selector, instances: Iterable[ListedInstance], *, now_ms: int) -> list[Pick]:
     """The instances this selector picks, in listing order.
 
     Every criterion is true, false or unknown (a field that cannot be read). Any false: not
@@ -60,7 +43,7 @@ def select(selector: Selector, instances: Iterable[Listed], *, now_ms: int) -> l
     return picks
 
 
-def evaluate(selector: Selector, instance: Listed, *, now_ms: int) -> bool | None:
+def evaluate(selector: Selector, instance: ListedInstance, *, now_ms: int) -> bool | None:
     """True if every criterion holds, False if one fails, None if one cannot be read."""
     verdicts = (
         None if instance.status is None else instance.status in selector.statuses,
@@ -73,7 +56,7 @@ def evaluate(selector: Selector, instance: Listed, *, now_ms: int) -> bool | Non
     return None if None in verdicts else True
 
 
-def recheck(selector: Selector, fresh: Listed, *, now_ms: int) -> str | None:
+def recheck(selector: Selector, fresh: ListedInstance, *, now_ms: int) -> str | None:
     """Just before deleting: None if the instance still qualifies, else why it no longer does."""
     if evaluate(selector, fresh, now_ms=now_ms) is not True:
         return Reason.STATE_CHANGED.value

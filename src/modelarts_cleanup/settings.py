@@ -6,7 +6,6 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -19,9 +18,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .client import ApiGeneration, endpoint_for_region
+from .endpoint import endpoint_for_region, parse_endpoint
 from .exceptions import ConfigurationError
-from .payload import Target, describe_errors, is_instance_id, is_project_id
+from .functiongraph import FunctionContext
+from .payload import Target, describe_errors
+from .vocabulary import ApiGeneration, is_instance_id, is_project_id
 
 PREFIX = "MODELARTS_CLEANUP_"
 
@@ -52,7 +53,7 @@ SECRET_ENV_NAMES: frozenset[str] = frozenset(
 )
 
 
-_ID_RULES: dict[str, tuple[Callable[[str], bool], str]] = {
+_ID_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "allowed_projects": (is_project_id, "project IDs (32 lowercase hex characters)"),
     "protected_instances": (is_instance_id, "instance IDs (UUID, optionally prefixed 'DE-')"),
 }
@@ -176,27 +177,13 @@ class Settings(BaseSettings):
     @field_validator("endpoint")
     @classmethod
     def _endpoint_shape(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError(
-                "must be an absolute http(s) URL such as https://modelarts.example.com"
-            )
-        if parts.username or parts.password or parts.query or parts.fragment:
-            raise ValueError("must not hold credentials, a query or a fragment")
-        try:
-            parts.port  # noqa: B018  (raises on a port out of range)
-        except ValueError:
-            raise ValueError("has a port that is not a number from 0 to 65535") from None
-        # urlsplit lower-cases the scheme; the URL sent must say exactly what was checked.
-        return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+        return None if value is None else parse_endpoint(value).base_url
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.endpoint is None and self.region is None:
             raise ValueError(f"set {_ENV['region']} (e.g. cn-north-4) or {_ENV['endpoint']}")
-        insecure = self.endpoint is not None and urlsplit(self.endpoint).scheme == "http"
+        insecure = self.endpoint is not None and parse_endpoint(self.endpoint).plain_http
         if insecure and not self.allow_http:
             raise ValueError(
                 f"{_ENV['endpoint']} is plain http://; credentials would travel unencrypted. "
@@ -237,16 +224,14 @@ def function_environment(
     """The variables the function sees: the environment, then FunctionGraph's user data."""
     merged = dict(os.environ if environ is None else environ)
     user_data = _runtime_user_data(merged.get("RUNTIME_USERDATA"))
-    get_user_data = getattr(context, "getUserData", None)
+    function = FunctionContext(context)
     for name in ENV_NAMES:
         if name in merged:
             continue
         if name in user_data:
             merged[name] = user_data[name]
-        elif callable(get_user_data):
-            value = get_user_data(name)
-            if isinstance(value, str) and value:
-                merged[name] = value
+        elif (value := function.user_data(name)) is not None:
+            merged[name] = value
     return merged
 
 

@@ -1,8 +1,8 @@
 """Huawei Cloud `SDK-HMAC-SHA256` AK/SK request signing, as a `requests` auth hook.
 
 The pure functions mirror the official SDK (`huaweicloudsdkcore/signer/signer.py`) step by step;
-`SdkHmacSha256Auth` applies them to a prepared request; `verify` is the server side, for the
-local fake endpoint.
+`SdkHmacSha256Auth` applies them to a prepared request. The server side (checking a signature)
+belongs to the local endpoint: `modelarts_cleanup.testing.signature`.
 """
 
 from __future__ import annotations
@@ -31,25 +31,18 @@ __all__ = [
     "canonical_query",
     "canonical_request",
     "canonical_uri",
+    "lowered_headers",
     "sdk_date",
     "signature",
     "signed_header_names",
-    "verify",
 ]
 
 SIGNING_ALGORITHM = "SDK-HMAC-SHA256"
 EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 _DATE_FORMAT = "%Y%m%dT%H%M%SZ"
-_DATE_PATTERN = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 # The SDK lets a caller replace the payload hash (e.g. "UNSIGNED-PAYLOAD"); the gateway honours it.
 _CONTENT_SHA256 = "x-sdk-content-sha256"
-_AUTHORIZATION = re.compile(
-    r"(?P<algorithm>\S+) Access=(?P<access>[^\s,]+), ?"
-    r"SignedHeaders=(?P<signed>[^\s,]+), ?Signature=(?P<signature>[0-9a-f]{64})"
-)
-# Our client always signs these; the fake insists, so a client that forgets them fails in tests.
-_MUST_SIGN_WHEN_PRESENT = ("x-security-token", "x-project-id")
 # Printable ASCII without space or comma: the AK goes verbatim into the Authorization header.
 _ACCESS_KEY_PATTERN = re.compile(r"[\x21-\x2b\x2d-\x7e]+")
 # A header value http.client will send unchanged: visible ASCII, no leading/trailing space.
@@ -100,7 +93,8 @@ def signed_header_names(headers: Mapping[str, str]) -> list[str]:
     return sorted({name.lower() for name in headers if "_" not in name})
 
 
-def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def lowered_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header names lower-cased; a name given twice with different values is refused."""
     lowered: dict[str, str] = {}
     for name, value in headers.items():
         key = name.lower()
@@ -120,7 +114,7 @@ def canonical_request(
     body: bytes,
 ) -> str:
     """Build the canonical request string that the signature covers."""
-    lowered = _lower_headers(headers)
+    lowered = lowered_headers(headers)
     lines = []
     for name in signed:
         if name not in lowered:
@@ -163,52 +157,6 @@ def authorization(access_key: str, signed: Sequence[str], sig: str) -> str:
     """The `Authorization` header value."""
     names = ";".join(signed)
     return f"{SIGNING_ALGORITHM} Access={access_key}, SignedHeaders={names}, Signature={sig}"
-
-
-def verify(
-    method: str,
-    url_path: str,
-    raw_query: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    access_key: str,
-    secret_key: str,
-) -> str | None:
-    """None when the request carries a valid signature by this key pair, else a short reason."""
-    try:
-        lowered = _lower_headers(headers)
-    except ValueError:
-        return "conflicting duplicate headers"
-    header = lowered.get("authorization")
-    if header is None:
-        return "missing Authorization"
-    parsed = _AUTHORIZATION.fullmatch(header.strip())
-    if parsed is None:
-        return "malformed Authorization"
-    if parsed["algorithm"] != SIGNING_ALGORITHM:
-        return "unsupported signing algorithm"
-    claimed = parsed["access"].encode("utf-8", "surrogatepass")
-    if not hmac.compare_digest(claimed, access_key.encode("utf-8", "surrogatepass")):
-        return "wrong access key"
-    date = lowered.get("x-sdk-date")
-    if date is None:
-        return "X-Sdk-Date missing"
-    if not _DATE_PATTERN.fullmatch(date.strip()):
-        return "X-Sdk-Date malformed"
-    signed = parsed["signed"].split(";")
-    present = [name for name in _MUST_SIGN_WHEN_PRESENT if name in lowered]
-    for name in ("host", "x-sdk-date", *present):
-        if name not in signed:
-            return f"{name} not signed"
-    try:
-        canonical = canonical_request(method, url_path, raw_query, lowered, signed, body)
-    except ValueError:
-        return "signed header missing"
-    expected = signature(secret_key, date.strip(), canonical)
-    if not hmac.compare_digest(expected, parsed["signature"]):
-        return "signature mismatch"
-    return None
 
 
 def _utc_now() -> datetime:

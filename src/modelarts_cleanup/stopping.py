@@ -8,29 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .exceptions import ApiError, DeadlineExceeded
-
-# Delete answers that mean "not now": stop first (6304), starting (6306), stopping (6308),
-# another operation in progress or already in the target state (6357).
-STOP_FIRST = "ModelArts.6304"
-NOT_NOW_CODES = frozenset({STOP_FIRST, "ModelArts.6306", "ModelArts.6308", "ModelArts.6357"})
-
-# Statuses of both generations (modelarts-api.md section 2).
-RUNNING_STATUSES = frozenset({"RUNNING"})
-TRANSITIONAL_STATUSES = frozenset(
-    {
-        "INIT",
-        "CREATING",
-        "CREATE_QUEUING",
-        "STARTING",
-        "START_QUEUING",
-        "READY_TO_START",
-        "RESTARTING",
-        "STOPPING",
-        "SNAPSHOTTING",
-        "RESIZING",
-        "DELETING",
-    }
-)
+from .vocabulary import IN_TARGET_STATE, RUNNING_STATUSES, TRANSITIONAL_STATUSES
 
 
 class InstanceControl(Protocol):
@@ -119,7 +97,7 @@ def _stop(
     except DeadlineExceeded:
         raise
     except ApiError as exc:
-        if exc.error_code == "ModelArts.6357":  # already stopping, or stopped: keep polling
+        if exc.error_code == IN_TARGET_STATE:  # already stopping, or stopped: keep polling
             return
         raise StopFailed(
             f"stopping the instance failed: {exc}",

@@ -7,9 +7,11 @@ import json
 import sys
 from typing import TextIO
 
-from .entry import run_function
-from .fake import FakeModelArts, Fault
-from .report import render_plan, render_table
+from modelarts_cleanup.entry import run_function
+from modelarts_cleanup.report import render_plan, render_table
+
+from .faults import Fault
+from .server import FakeModelArts
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 GONE = "6fa459ea-ee8a-3ca4-894e-db77e160355e"  # the seed page's example: never created here

@@ -1,0 +1,201 @@
+"""Instances as the API shows them: value types and parsers for times and billing. Pure."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Billing = Literal["prepaid", "postpaid"]
+
+# Epoch milliseconds outside [1973-03-03, 2286-11-20] are not milliseconds: most likely seconds
+# (or microseconds). Reading seconds as milliseconds would date an instance to 1970 and make it
+# look ancient to an age policy, so such values count as unknown instead.
+_MIN_EPOCH_MS = 100_000_000_000
+_MAX_EPOCH_MS = 10_000_000_000_000
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """What a successful (or moot) deletion looked like."""
+
+    outcome: Literal["deleted", "already_absent"]
+    http_status: int
+    request_id: str | None
+    attempts: int
+    status: str | None  # instance status the API returned (e.g. "DELETING"), if any
+
+
+@dataclass(frozen=True)
+class ListedInstance:
+    """One instance as a listing (or a re-read) showed it."""
+
+    project_id: str
+    instance_id: str
+    name: str | None
+    status: str | None
+    created_ms: int | None  # epoch milliseconds, None when absent or implausible
+    updated_ms: int | None
+    feature: str | None  # notebook API only: NOTEBOOK (billed) or DEFAULT (free CodeLab)
+    billing: Billing | None  # None: nothing in the object says how it is paid
+
+
+def listed_notebook(project_id: str, item: Mapping[str, Any], feature: str) -> ListedInstance:
+    """A notebook-API instance (`NotebookResp`), listed under `feature`."""
+    # Top-level create_at/update_at as in the API examples; the SDK model (and Terraform) only
+    # has them inside `lease`.
+    lease = item.get("lease")
+    lease = lease if isinstance(lease, dict) else {}
+    created = epoch_ms(item.get("create_at"))
+    updated = epoch_ms(item.get("update_at"))
+    listed_feature = item.get("feature")
+    return ListedInstance(
+        project_id=project_id,
+        instance_id=item["id"],
+        name=_text(item.get("name")),
+        status=_text(item.get("status")),
+        created_ms=created if created is not None else epoch_ms(lease.get("create_at")),
+        updated_ms=updated if updated is not None else epoch_ms(lease.get("update_at")),
+        # The server filtered by the feature asked for, so that is what the instance has.
+        feature=listed_feature if isinstance(listed_feature, str) else feature,
+        billing=parse_billing(item),
+    )
+
+
+def listed_devenviron(project_id: str, item: Mapping[str, Any]) -> ListedInstance:
+    """An instance of the old devenviron API."""
+    return ListedInstance(
+        project_id=project_id,
+        instance_id=item["id"],
+        name=_text(item.get("name")),
+        status=_text(item.get("status")),
+        created_ms=epoch_ms(item.get("creation_timestamp")),
+        updated_ms=epoch_ms(item.get("latest_update_timestamp")),
+        feature=None,
+        billing=parse_billing(item),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def epoch_ms(value: Any) -> int | None:
+    """Epoch milliseconds from an int, an integral float or a string of digits; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not re.fullmatch(r"[0-9]{1,16}", value):
+            return None
+        value = int(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            return None
+        value = int(value)
+    elif not isinstance(value, int):
+        return None
+    return value if _MIN_EPOCH_MS <= value <= _MAX_EPOCH_MS else None
+
+
+# Where an instance's billing mode may be written. The notebook API documents none: NotebookResp
+# (SDKv3 huaweicloudsdkmodelarts/v1/model/notebook_resp.py) has only `feature` (DEFAULT = free
+# CodeLab, NOTEBOOK = billed) and `billing_items` (STORAGE/COMPUTE/ALL: what is billed, not how),
+# and the old devenviron instance (OTC historical_apis/devenviron_old_version/
+# obtaining_development_environment_instances.rst) only `flavor_details.promo_type` (Free or
+# NoDiscount). Huawei's billing pages say notebook compute on public pools is pay-per-use and
+# that on a dedicated pool is paid with the pool (which may be yearly/monthly). The spellings
+# below are the ones ModelArts uses on its other resources, so that a notebook growing one is
+# read right:
+# - `charging_mode` on DevServer (server_response.py): COMMON | POST_PAID | PRE_PAID;
+# - `charging_info.charging_mode` (charging_info.py, DevServer/HyperInstance): the same values;
+# - `os.modelarts/billing.mode` in pool `metadata.annotations` (pool_meta_annotations.py;
+#   Terraform resource_huaweicloud_modelarts_resource_pool.go): "0" on demand, "1" yearly/monthly;
+# - ECS-style `metadata.charging_mode` "0"/"1"/"2" (spot), `extend_params.charging_mode`
+#   prePaid/postPaid (the old API's `spec.extend_params` is a free map);
+# - `billing_mode`, `pay_type`, `charge_mode` and camelCase forms: names other Huawei Cloud APIs
+#   use.
+_BILLING_KEYS = (
+    "charging_mode",
+    "chargingMode",
+    "billing_mode",
+    "billingMode",
+    "charge_mode",
+    "chargeMode",
+    "pay_type",
+    "payType",
+    "os.modelarts/billing.mode",
+)
+_BILLING_CONTAINERS = (
+    ("charging_info",),
+    ("chargingInfo",),
+    ("billing_info",),
+    ("extend_params",),
+    ("spec", "extend_params"),
+    ("metadata",),
+    ("metadata", "annotations"),
+    ("annotations",),
+)
+_PREPAID_WORDS = frozenset(
+    {
+        "prepaid",
+        "1",
+        "yearly",
+        "monthly",
+        "yearlymonthly",
+        "period",
+        "periodic",
+        "包年包月",
+        "包周期",
+    }
+)
+_POSTPAID_WORDS = frozenset({"postpaid", "0", "ondemand", "payperuse", "按需", "按需计费"})
+
+
+def parse_billing(instance: Mapping[str, Any]) -> Billing | None:
+    """How an instance is paid, read fail-closed: any pre-paid sign wins; unsure is None.
+
+    With no billing field at all, a notebook on the public resource pool is pay-per-use, the only
+    mode the API documents for one; a notebook on a dedicated pool (`pool.id`) is paid through
+    the pool, which may be yearly/monthly and is not shown here: unknown.
+    """
+    verdicts = [_billing_word(value) for value in _billing_values(instance)]
+    if "prepaid" in verdicts:
+        return "prepaid"
+    # A field we know but a value we do not ("COMMON", spot "2", ...) leaves the mode unknown,
+    # even when another field looks post-paid.
+    if "unknown" in verdicts:
+        return None
+    if "postpaid" in verdicts:
+        return "postpaid"
+    pool = instance.get("pool")
+    if isinstance(pool, Mapping) and pool.get("id"):
+        return None
+    return None if pool not in (None, {}) else "postpaid"
+
+
+def _billing_values(instance: Mapping[str, Any]) -> list[Any]:
+    """Every value found under a known billing key, at the top level or in a known container."""
+    containers: list[Mapping[str, Any]] = [instance]
+    for route in _BILLING_CONTAINERS:
+        current: Any = instance
+        for step in route:
+            current = current.get(step) if isinstance(current, Mapping) else None
+        if isinstance(current, Mapping):
+            containers.append(current)
+    # A known key holding null still counts: it is a mode we cannot read, not the absence of one.
+    return [c[key] for c in containers for key in _BILLING_KEYS if key in c]
+
+
+def _billing_word(value: Any) -> Literal["prepaid", "postpaid", "unknown"]:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return "unknown"
+    # PRE_PAID, prePaid, pre-paid, "Yearly/Monthly", " 1 " all normalise to one word.
+    word = re.sub(r"[\s_\-/]", "", str(value)).lower()
+    if word in _PREPAID_WORDS:
+        return "prepaid"
+    if word in _POSTPAID_WORDS:
+        return "postpaid"
+    return "unknown"

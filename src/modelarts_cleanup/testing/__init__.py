@@ -1,0 +1,21 @@
+"""Test doubles: the local ModelArts-compatible endpoint and the demo that runs against it.
+
+Used by `make demo`, the end-to-end tests and the benchmarks; never part of the deployed package
+(`deploy/package.py` leaves this subpackage out, and nothing on the handler's path imports it).
+"""
+
+from __future__ import annotations
+
+from .faults import Fault, FaultKind
+from .server import REDACTED, FakeModelArts, RecordedRequest
+from .state import DEVENVIRON, NOTEBOOK
+
+__all__ = [
+    "DEVENVIRON",
+    "NOTEBOOK",
+    "REDACTED",
+    "FakeModelArts",
+    "Fault",
+    "FaultKind",
+    "RecordedRequest",
+]

@@ -1,0 +1,268 @@
+"""The local endpoint's API: routes and what each answers, per the API reference.
+
+Response bodies follow the public API reference (OTC `api-ref/source/
+development_environment_management/*.rst`, `historical_apis/devenviron_old_version/*.rst`) and
+the SDK models (`huaweicloudsdkmodelarts/v1/model/notebook_resp.py`, `lease.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from modelarts_cleanup.vocabulary import RUNNING_STATUSES, TRANSITIONAL_STATUSES
+
+from .replies import (
+    ALREADY_IN_TARGET_STATE,
+    ALREADY_RUNNING,
+    DE_NOT_FOUND,
+    NO_SORTING,
+    NOTEBOOK_NOT_FOUND,
+    PARAMETER_ERROR,
+    STOP_BEFORE_DELETE,
+    Reply,
+    error_reply,
+    json_reply,
+)
+from .state import DEVENVIRON, NOTEBOOK, Fleet
+
+# ListNotebooks: "limit ... [10,20,50]" (SDK ListNotebooksRequest); Terraform pages with 50.
+_NOTEBOOK_PAGE_SIZES = (10, 20, 50)
+_NOTEBOOK_SORT_KEYS = frozenset(
+    {"id", "name", "description", "status", "feature", "flavor", "create_at", "update_at"}
+)
+_DEVENVIRON_SORT_KEYS = frozenset({"name", "creation_timestamp"})
+# Statuses in which the service refuses a delete when it insists on a stop first (6304).
+MUST_STOP_FIRST = (RUNNING_STATUSES | TRANSITIONAL_STATUSES) - {"DELETING"}
+_ALREADY_STOPPING = frozenset({"STOPPED", "STOPPING"})
+_ALREADY_STARTING = frozenset({"RUNNING", "STARTING"})
+
+
+@dataclass(frozen=True)
+class Route:
+    """What a request asks for: an action, in a project, perhaps on one instance."""
+
+    action: str
+    project_id: str
+    instance_id: str | None
+
+
+_ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
+    (method, re.compile(pattern), action)
+    for method, pattern, action in (
+        ("GET", r"/v1/(?P<project>[^/]+)/notebooks", "notebook_list"),
+        ("GET", r"/v1/(?P<project>[^/]+)/notebooks/(?P<id>[^/]+)", "notebook_show"),
+        ("DELETE", r"/v1/(?P<project>[^/]+)/notebooks/(?P<id>[^/]+)", "notebook_delete"),
+        ("POST", r"/v1/(?P<project>[^/]+)/notebooks/(?P<id>[^/]+)/stop", "notebook_stop"),
+        ("POST", r"/v1/(?P<project>[^/]+)/notebooks/(?P<id>[^/]+)/start", "notebook_start"),
+        ("GET", r"/v1/(?P<project>[^/]+)/demanager/instances", "de_list"),
+        ("GET", r"/v1/(?P<project>[^/]+)/demanager/instances/(?P<id>[^/]+)", "de_show"),
+        ("DELETE", r"/v1/(?P<project>[^/]+)/demanager/instances/(?P<id>[^/]+)", "de_delete"),
+        ("POST", r"/v1/(?P<project>[^/]+)/demanager/instances/(?P<id>[^/]+)/action", "de_action"),
+    )
+)
+
+
+def match_route(method: str, path: str) -> Route | None:
+    """The route a request takes, or None (the gateway knows no such API)."""
+    for route_method, pattern, action in _ROUTES:
+        found = pattern.fullmatch(path)
+        if found is not None and route_method == method:
+            return Route(action, found["project"], found.groupdict().get("id"))
+    return None
+
+
+def _notebook_missing(route: Route) -> Reply:
+    return error_reply(404, NOTEBOOK_NOT_FOUND, f"Notebook {route.instance_id} not found.")
+
+
+class ModelArtsApi:
+    """Carries out one routed request on the fleet (the endpoint holds its lock)."""
+
+    def __init__(
+        self, fleet: Fleet, *, stop_before_delete: bool, legacy_error_message: bool
+    ) -> None:
+        self._fleet = fleet
+        self._stop_before_delete = stop_before_delete
+        # The old API's own examples spell the message `error_message`; the SDK says `error_msg`.
+        self._de_msg_key = "error_message" if legacy_error_message else "error_msg"
+
+    def handle(self, route: Route, query: str, body: bytes) -> Reply:
+        """The answer to a routed request."""
+        action: Callable[[Route, str, bytes], Reply] = getattr(self, route.action)
+        return action(route, query, body)
+
+    def error(
+        self,
+        route: Route | None,
+        status: int,
+        code: str,
+        msg: str,
+        *,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> Reply:
+        """An error in the spelling of the route's API generation."""
+        devenviron = route is not None and route.action.startswith("de_")
+        key = self._de_msg_key if devenviron else "error_msg"
+        return error_reply(status, code, msg, msg_key=key, headers=headers)
+
+    # notebook API
+
+    def notebook_show(self, route: Route, query: str, body: bytes) -> Reply:
+        found = self._fleet.lookup(route.project_id, route.instance_id or "", NOTEBOOK)
+        if found is None:
+            return _notebook_missing(route)
+        return json_reply(200, found.body)
+
+    def notebook_delete(self, route: Route, query: str, body: bytes) -> Reply:
+        found = self._fleet.lookup(route.project_id, route.instance_id or "", NOTEBOOK)
+        if found is None:
+            return _notebook_missing(route)
+        if self._stop_before_delete and found.body["status"] in MUST_STOP_FIRST:
+            return self.error(route, 400, *STOP_BEFORE_DELETE)
+        self._fleet.set_status(found, "DELETING")
+        self._fleet.remove(route.project_id, route.instance_id or "")
+        return json_reply(200, found.body)
+
+    def notebook_stop(self, route: Route, query: str, body: bytes) -> Reply:
+        found = self._fleet.lookup(route.project_id, route.instance_id or "", NOTEBOOK)
+        if found is None:
+            return _notebook_missing(route)
+        if found.body["status"] in _ALREADY_STOPPING:
+            return self.error(route, 400, *ALREADY_IN_TARGET_STATE)
+        self._fleet.set_status(found, "STOPPING")
+        return json_reply(200, found.body)
+
+    def notebook_start(self, route: Route, query: str, body: bytes) -> Reply:
+        found = self._fleet.lookup(route.project_id, route.instance_id or "", NOTEBOOK)
+        if found is None:
+            return _notebook_missing(route)
+        if found.body["status"] in _ALREADY_STARTING:
+            return self.error(route, 400, *ALREADY_RUNNING)
+        self._fleet.set_status(found, "STARTING")
+        return json_reply(200, found.body)
+
+    def notebook_list(self, route: Route, query: str, body: bytes) -> Reply:
+        params = _first_values(query)
+        limit = _int_param(params, "limit", 10)
+        offset = _int_param(params, "offset", 0)
+        sort_dir = params.get("sort_dir", "DESC").upper()
+        if limit not in _NOTEBOOK_PAGE_SIZES or offset is None or offset < 0:
+            return self.error(route, 400, *PARAMETER_ERROR)
+        if sort_dir not in ("ASC", "DESC"):
+            return self.error(route, 400, *PARAMETER_ERROR)
+        sort_keys = [k for k in params.get("sort_key", "create_at").split(",") if k]
+        if not sort_keys or any(k not in _NOTEBOOK_SORT_KEYS for k in sort_keys):
+            return self.error(route, 400, *NO_SORTING)
+        feature = params.get("feature", "NOTEBOOK")
+        workspace = params.get("workspace_id", params.get("workspaceId"))
+        name = params.get("name")
+        matching = [
+            b
+            for b in self._fleet.bodies(route.project_id, NOTEBOOK)
+            if b.get("feature") == feature
+            and params.get("status", b.get("status")) == b.get("status")
+            and params.get("id", b.get("id")) == b.get("id")
+            and workspace in (None, b.get("workspace_id"))
+            and (name is None or name.lower() in str(b.get("name", "")).lower())
+        ]
+        matching.sort(key=lambda b: _sort_key(b, sort_keys), reverse=sort_dir == "DESC")
+        # `offset` counts records, not pages: the docs call it the "start offset of the records"
+        # and Terraform's data source pages with offset += len(page). `current` is 0-based.
+        return json_reply(
+            200,
+            {
+                "current": offset // limit,
+                "data": matching[offset : offset + limit],
+                "pages": math.ceil(len(matching) / limit),
+                "size": limit,
+                "total": len(matching),
+            },
+        )
+
+    # devenviron API
+
+    def de_show(self, route: Route, query: str, body: bytes) -> Reply:
+        found = self._fleet.lookup(route.project_id, route.instance_id or "", DEVENVIRON)
+        if found is None:
+            return self.error(route, 400, *DE_NOT_FOUND)
+        return json_reply(200, found.body)
+
+    def de_delete(self, route: Route, query: str, body: bytes) -> Reply:
+        found = self._fleet.lookup(route.project_id, route.instance_id or "", DEVENVIRON)
+        if found is None:
+            return self.error(route, 400, *DE_NOT_FOUND)
+        if self._stop_before_delete and found.body["status"] in MUST_STOP_FIRST:
+            return self.error(route, 400, *STOP_BEFORE_DELETE)
+        self._fleet.remove(route.project_id, route.instance_id or "")
+        return json_reply(200, {"instance_id": route.instance_id})
+
+    def de_action(self, route: Route, query: str, body: bytes) -> Reply:
+        try:
+            action = json.loads(body.decode("utf-8")).get("action") if body else None
+        except (ValueError, AttributeError):
+            action = None
+        if action not in ("start", "stop"):
+            return self.error(route, 400, *PARAMETER_ERROR)
+        found = self._fleet.lookup(route.project_id, route.instance_id or "", DEVENVIRON)
+        if found is None:
+            return self.error(route, 400, *DE_NOT_FOUND)
+        previous = found.body["status"]
+        if action == "stop" and previous in _ALREADY_STOPPING:
+            return self.error(route, 400, *ALREADY_IN_TARGET_STATE)
+        if action == "start" and previous in _ALREADY_STARTING:
+            return self.error(route, 400, *ALREADY_RUNNING)
+        self._fleet.set_status(found, "STOPPING" if action == "stop" else "STARTING")
+        return json_reply(200, {"current_status": found.body["status"], "previous_state": previous})
+
+    def de_list(self, route: Route, query: str, body: bytes) -> Reply:
+        params = _first_values(query)
+        limit = _int_param(params, "limit", 0)
+        offset = _int_param(params, "offset", 0)
+        sortby = params.get("sortby", "name")
+        order = params.get("order", "asc").lower()
+        # `de_type` is mandatory and case-sensitive; `limit=0` (the default) means "all".
+        if params.get("de_type") != "Notebook" or limit is None or offset is None:
+            return self.error(route, 400, *PARAMETER_ERROR)
+        if limit < 0 or offset < 0 or order not in ("asc", "desc"):
+            return self.error(route, 400, *PARAMETER_ERROR)
+        if sortby not in _DEVENVIRON_SORT_KEYS:
+            return self.error(route, 400, *NO_SORTING)
+        matching = [
+            b
+            for b in self._fleet.bodies(route.project_id, DEVENVIRON)
+            if params.get("status", b.get("status")) == b.get("status")
+        ]
+
+        def by(b: dict[str, Any]) -> tuple[int, str]:
+            if sortby == "creation_timestamp":
+                return (int(b.get("creation_timestamp") or 0), "")
+            return (0, str(b.get("name", "")))
+
+        matching.sort(key=by, reverse=order == "desc")
+        page = matching[offset:] if limit == 0 else matching[offset : offset + limit]
+        return json_reply(200, {"total_count": len(matching), "instances": page})
+
+
+def _first_values(query: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        params.setdefault(key, value)
+    return params
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int) -> int | None:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    return int(raw) if re.fullmatch(r"-?\d{1,9}", raw) else None
+
+
+def _sort_key(body: Mapping[str, Any], keys: list[str]) -> tuple[tuple[int, Any], ...]:
+    # Absent values sort together, apart from present ones, so mixed types never meet.
+    return tuple((1, "") if body.get(k) is None else (0, body.get(k)) for k in keys)

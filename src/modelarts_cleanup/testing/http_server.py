@@ -1,0 +1,139 @@
+"""HTTP for the local endpoint: a threading server on 127.0.0.1 that parses requests, hands
+them to a backend and writes its answers (or resets the connection when it says so)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+import sys
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol, cast
+
+from .replies import Reply
+
+_HANDSHAKE_TIMEOUT = 10.0
+
+
+class Backend(Protocol):
+    """What answers the requests."""
+
+    def serve(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> Reply | None:
+        """The answer to one request; None resets the connection instead."""
+
+    def track(self, connection: socket.socket, *, add: bool) -> None:
+        """Note a connection opening (add) or closing, so stopping can close them all."""
+
+
+class HttpServer(ThreadingHTTPServer):
+    """A threading HTTP server that hands each request to its backend."""
+
+    daemon_threads = True
+    # Benchmarks open many connections at once; the default backlog of 5 would refuse some.
+    request_queue_size = 1024
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.backend = backend
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (read timeout, reset) is business as usual here; anything else
+        # is a bug in the fake and keeps the standard traceback on stderr.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every answer carries Content-Length
+    # http.server writes headers and body separately: with Nagle on, each answer stalls ~40 ms.
+    disable_nagle_algorithm = True
+
+    def version_string(self) -> str:
+        return "FakeModelArts"
+
+    @property
+    def _backend(self) -> Backend:
+        return cast("HttpServer", self.server).backend
+
+    def setup(self) -> None:
+        connection: socket.socket = self.request  # `self.connection` once super().setup() ran
+        self._backend.track(connection, add=True)
+        if isinstance(connection, ssl.SSLSocket):
+            try:
+                connection.settimeout(_HANDSHAKE_TIMEOUT)
+                connection.do_handshake()
+                connection.settimeout(None)
+            except OSError:  # ssl.SSLError included: the client refused our certificate
+                self._backend.track(connection, add=False)
+                raise
+        super().setup()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self._backend.track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_HEAD(self) -> None:
+        self._serve()
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = self.headers.get("Content-Length", "0").strip()
+        return self.rfile.read(int(length)) if length.isdigit() and int(length) > 0 else b""
+
+    def _serve(self) -> None:
+        reply = self._backend.serve(
+            self.command, self.path, dict(self.headers.items()), self._read_body()
+        )
+        if reply is None:
+            self._reset()
+        else:
+            self._send(reply)
+
+    def _send(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(reply.body)
+
+    def _reset(self) -> None:
+        # Linger 0 turns the close into an RST. Closing here, before socketserver's own
+        # shutdown(SHUT_WR), keeps a FIN from going out first and looking like a clean EOF.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()

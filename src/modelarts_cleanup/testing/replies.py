@@ -1,0 +1,58 @@
+"""What the local endpoint can answer: the reply type, and the documented codes and messages.
+
+Codes and messages from OTC `api-ref/source/appendix/error_codes.rst` and the APIG error list.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from modelarts_cleanup.vocabulary import IN_TARGET_STATE, STOP_FIRST
+
+PARAMETER_ERROR = ("ModelArts.0104", "Parameter error.")
+NO_SORTING = ("ModelArts.6303", "The field does not support sorting.")
+STOP_BEFORE_DELETE = (STOP_FIRST, "Please stop the instance before deleting.")
+ALREADY_RUNNING = ("ModelArts.6305", "The instance is already running.")
+ALREADY_IN_TARGET_STATE = (IN_TARGET_STATE, "The instance is already in the target state.")
+DE_NOT_FOUND = ("ModelArts.6309", "The instance does not exist.")
+NOTEBOOK_NOT_FOUND = "ModelArts.6404"
+PROJECT_MISMATCH = ("ModelArts.0210", "The project ID in the URL does not match the token.")
+BUSY = ("ModelArts.6101", "The system is busy. Please try again later.")
+NO_SUCH_API = ("APIGW.0101", "The API does not exist or has not been published in the environment.")
+BAD_SIGNATURE = "APIGW.0301"
+TIMED_OUT = ("ModelArts.6100", "Request timed out.")
+INTERNAL_ERROR = ("ModelArts.6102", "Internal server error.")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One answer: status, body, its content type and extra headers."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def json_reply(status: int, document: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    """A JSON answer."""
+    return Reply(status, json.dumps(document).encode("utf-8"), headers=headers)
+
+
+def error_reply(
+    status: int,
+    code: str,
+    msg: str,
+    *,
+    msg_key: str = "error_msg",
+    headers: tuple[tuple[str, str], ...] = (),
+) -> Reply:
+    """A ModelArts error body; the old API's own examples spell the message `error_message`."""
+    return json_reply(status, {"error_code": code, msg_key: msg}, headers)
+
+
+def gateway_error(status: int, code: str, msg: str, request_id: str) -> Reply:
+    """An API gateway error: it carries the request ID in the body as well."""
+    return json_reply(status, {"error_code": code, "error_msg": msg, "request_id": request_id})

@@ -1,0 +1,381 @@
+"""The local ModelArts-compatible endpoint: an HTTP server on 127.0.0.1 in a background thread.
+
+It serves both API generations (`notebook` and the old `devenviron`), checks `SDK-HMAC-SHA256`
+signatures and IAM tokens the way the API gateway does, and injects faults on request: error
+statuses, reset connections, slow answers, broken bodies, throttling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hmac
+import math
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from .api import ModelArtsApi, Route, match_route
+from .faults import ANSWER_FAULTS, Fault, Faults, TokenBucket
+from .http_server import HttpServer
+from .replies import BAD_SIGNATURE, BUSY, NO_SUCH_API, PROJECT_MISMATCH, Reply, gateway_error
+from .signature import date_problem, verify
+from .state import NOTEBOOK, Fleet
+
+REDACTED = "***"
+_SECRET_HEADERS = frozenset({"x-security-token", "x-auth-token"})
+_HANDSHAKE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the endpoint saw it; secret header values are replaced by `***`."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    status: int | None  # None when the connection was reset instead of answered
+    instance_id: str | None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class FakeModelArts:
+    """Local ModelArts endpoint on 127.0.0.1 (OS-chosen port); use as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        access_key: str = "fake-ak",
+        secret_key: str = "fake-sk",  # noqa: S107  (a fake key for a fake endpoint)
+        security_token: str | None = None,
+        tokens: Iterable[str] = ("fake-iam-token",),
+        latency: float = 0.0,
+        stop_before_delete: bool = False,
+        stop_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        rate_limit: float | None = None,
+        wall_clock: Callable[[], datetime] = _utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+        token_error_code: str = "APIGW.0307",  # noqa: S107  (an error code, not a token)
+        legacy_error_message: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._security_token = security_token
+        self._tokens = tuple(tokens)
+        self._latency = latency
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._token_error_code = token_error_code
+        # Serves HTTPS with this (server-side) context instead of plain HTTP: for TLS tests.
+        self._ssl_context = ssl_context
+        self._rate_limit: float | None = None
+        self.rate_limit = rate_limit
+        self._bucket: TokenBucket | None = None
+        self._lock = threading.Lock()
+        self._fleet = Fleet(clock=clock, now_ms=self._now_ms, stop_seconds=stop_seconds)
+        self._api = ModelArtsApi(
+            self._fleet,
+            stop_before_delete=stop_before_delete,
+            legacy_error_message=legacy_error_message,
+        )
+        self._faults = Faults()
+        self._requests: list[RecordedRequest] = []
+        self._connections: set[socket.socket] = set()
+        self._server: HttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        where = self._server.server_address if self._server is not None else "not started"
+        return f"{type(self).__name__}({where})"
+
+    @property
+    def rate_limit(self) -> float | None:
+        """Requests a second above which the endpoint answers 429 (None: unlimited)."""
+        return self._rate_limit
+
+    @rate_limit.setter
+    def rate_limit(self, value: float | None) -> None:
+        if value is not None and not value > 0:
+            raise ValueError("rate_limit must be positive, or None for no limit")
+        self._rate_limit = value
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. `http://127.0.0.1:54321` (`https://` with TLS); only once started."""
+        if self._server is None:
+            raise RuntimeError("the fake endpoint is not running: call start() first")
+        host, port = self._server.server_address[:2]
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://{host!s}:{port}"
+
+    def start(self) -> FakeModelArts:
+        """Bind to a free loopback port and serve in a background thread."""
+        if self._server is not None:
+            raise RuntimeError("the fake endpoint is already running")
+        server = HttpServer(self)
+        if self._ssl_context is not None:
+            # The handshake runs in each connection's own thread (the HTTP handler's setup), so a
+            # client that fails it, or never starts it, cannot stall the accept loop.
+            server.socket = self._ssl_context.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            # stop() waits for the loop's next poll: a short one keeps teardown fast.
+            kwargs={"poll_interval": 0.01},
+            name=f"fake-modelarts-{server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and drop every open connection (keep-alive ones included)."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            # Wakes handler threads blocked reading the next keep-alive request.
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        if thread is not None:
+            thread.join()
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> FakeModelArts:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- state -------------------------------------------------------------------------------
+
+    def add_instance(
+        self,
+        project_id: str,
+        instance_id: str | None = None,
+        *,
+        api: str = NOTEBOOK,
+        status: str = "STOPPED",
+        name: str | None = None,
+        created_ms: int | None = None,
+        updated_ms: int | None = None,
+        **extra: Any,
+    ) -> str:
+        """Create an instance; `extra` overrides top-level body fields. Returns its ID."""
+        with self._lock:
+            return self._fleet.add(
+                project_id,
+                instance_id,
+                api=api,
+                status=status,
+                name=name,
+                created_ms=created_ms,
+                updated_ms=updated_ms,
+                extra=extra,
+            )
+
+    def seed_fleet(
+        self, project_id: str, count: int, *, api: str = NOTEBOOK, seed: int = 0
+    ) -> list[dict[str, Any]]:
+        """`count` instances as a team leaves them; returns their bodies as first served.
+
+        Mixed statuses (mostly stopped or running), names of a few kinds (`tmp-`, `tmp-keep-`,
+        `course-`, `prod-`), created up to 90 days ago and last updated since; with the notebook
+        API one in ten is a free CodeLab instance (`feature` DEFAULT). The same seed gives the
+        same fleet.
+        """
+        with self._lock:
+            return self._fleet.seed(project_id, count, api=api, seed=seed)
+
+    def instance(self, project_id: str, instance_id: str) -> dict[str, Any] | None:
+        """The instance as the API would show it now, or None when it does not exist."""
+        with self._lock:
+            found = self._fleet.lookup(project_id, instance_id)
+            return None if found is None else copy.deepcopy(found.body)
+
+    def instance_ids(self, project_id: str | None = None) -> set[tuple[str, str]]:
+        """(project_id, instance_id) of every instance present, optionally in one project."""
+        with self._lock:
+            return {key for key in self._fleet.instances if project_id in (None, key[0])}
+
+    def add_fault(self, fault: Fault, *, instance_id: str | None = None) -> None:
+        """Arm a fault for requests on one instance, or on every request when no ID is given.
+
+        Instance faults are consulted before global ones; among each, the oldest armed first.
+        """
+        self._faults.add(fault, instance_id)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request served so far, in the order they were answered (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        """Forget the recorded requests."""
+        with self._lock:
+            self._requests.clear()
+
+    # -- request handling (called from handler threads) ------------------------------------------
+
+    def _now_ms(self) -> int:
+        return int(self._wall_clock().timestamp() * 1000)
+
+    def track(self, connection: socket.socket, *, add: bool) -> None:
+        """Note a connection opening or closing (called by the HTTP server)."""
+        with self._lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def serve(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> Reply | None:
+        """Answer one request and record it; None: reset the connection (called per request)."""
+        split = urlsplit(target)
+        request_id = str(uuid.uuid4())
+        route = match_route(method, split.path)
+        reply = self._handle(method, split.path, split.query, headers, body, route, request_id)
+        recorded = RecordedRequest(
+            method=method,
+            path=split.path,
+            query=split.query,
+            headers=_redacted(headers),
+            body=body,
+            status=None if reply is None else reply.status,
+            instance_id=route.instance_id if route is not None else None,
+        )
+        with self._lock:
+            # Recorded before answering, so a client that has its answer finds it recorded.
+            self._requests.append(recorded)
+        if reply is None:
+            return None
+        return replace(reply, headers=(("X-Request-Id", request_id), *reply.headers))
+
+    def _handle(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        route: Route | None,
+        request_id: str,
+    ) -> Reply | None:
+        """The answer to one request, or None when the connection must be reset."""
+        if self._latency > 0:
+            self._sleep(self._latency)
+        fault = self._faults.take(method, route.instance_id if route is not None else None)
+        if fault is not None:
+            if fault.kind == "slow":
+                self._sleep(fault.delay)
+            elif fault.kind in ANSWER_FAULTS and not fault.carried_out:
+                return fault.reply()
+        wait = self._throttle()
+        if wait is not None:
+            retry_after = str(max(1, math.ceil(wait)))
+            return self._api.error(route, 429, *BUSY, headers=(("Retry-After", retry_after),))
+        if route is None:
+            return gateway_error(404, *NO_SUCH_API, request_id)
+        denied = self._authenticate(method, path, query, headers, body, request_id)
+        if denied is not None:
+            return denied
+        claimed = {k.lower(): v for k, v in headers.items()}.get("x-project-id")
+        if claimed is not None and claimed.strip() != route.project_id:
+            return self._api.error(route, 403, *PROJECT_MISMATCH)
+        with self._lock:
+            key = (route.project_id, route.instance_id or "")
+            before = self._fleet.instances.get(key)
+            reply = self._api.handle(route, query, body)
+            stuck = fault is not None and fault.kind == "stuck_delete"
+            if stuck and before is not None and key not in self._fleet.instances:
+                # Accepted and answered as usual, then never finished: it stays, DELETING.
+                self._fleet.set_status(before, "DELETING")
+                self._fleet.instances[key] = before
+        if fault is not None and fault.carried_out:
+            return fault.reply()
+        return reply
+
+    def _throttle(self) -> float | None:
+        with self._lock:
+            rate = self._rate_limit
+            if rate is None:
+                self._bucket = None
+                return None
+            now = self._clock()
+            if self._bucket is None or self._bucket.rate != rate:
+                self._bucket = TokenBucket(rate, now)
+            return self._bucket.take(now)
+
+    def _authenticate(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        request_id: str,
+    ) -> Reply | None:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        token = lowered.get("x-auth-token")
+        if token is not None:
+            sent = token.strip().encode("utf-8", "surrogatepass")
+            if any(hmac.compare_digest(sent, t.encode("utf-8")) for t in self._tokens):
+                return None
+            return gateway_error(
+                401, self._token_error_code, "The token must be updated.", request_id
+            )
+        reason = verify(
+            method,
+            path,
+            query,
+            headers,
+            body,
+            access_key=self._access_key,
+            secret_key=self._secret_key,
+        )
+        if reason is None:
+            reason = date_problem(lowered["x-sdk-date"].strip(), self._wall_clock())
+        if reason is None and self._security_token is not None:
+            sent = lowered.get("x-security-token", "").strip().encode("utf-8", "surrogatepass")
+            if not hmac.compare_digest(sent, self._security_token.encode("utf-8")):
+                reason = "security token missing or invalid"
+        if reason is None:
+            return None
+        message = f"Incorrect IAM authentication information: {reason}"
+        return gateway_error(401, BAD_SIGNATURE, message, request_id)
+
+
+def _redacted(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: REDACTED if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()}
