@@ -1,4 +1,4 @@
-"""Fixtures shared by the client tests."""
+"""Fixtures shared by the test modules; the helpers behind them live in `tests.support`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 import responses
 
-from tests.clocks import FakeTime
+from modelarts_cleanup.testing import FakeModelArts
+from tests.support import FakeTime, local_endpoint
 
 
 @pytest.fixture
@@ -21,3 +22,10 @@ def mocked() -> Iterator[responses.RequestsMock]:
 def fake_time() -> FakeTime:
     """A clock that moves only when the code under test sleeps."""
     return FakeTime()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeModelArts]:
+    """The local ModelArts endpoint over real sockets, accepting `tests.support.AK`/`SK`."""
+    with local_endpoint() as endpoint:
+        yield endpoint

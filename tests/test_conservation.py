@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
-import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -23,34 +21,16 @@ from hypothesis import strategies as st
 
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.testing import FakeModelArts, Fault
+from tests.support import AK, SK, FakeTime, endpoint_environ
 
 PROJECTS = (
     "ed43aef64dff4e5c81cb84b71adcb3fd",
     "0123456789abcdef0123456789abcdef",
     "fedcba9876543210fedcba9876543210",
 )
-AK, SK = "CONSERVEACCESSKEY", "conservation-secret-key"
 OUTCOMES = ("deleted", "already_absent", "would_delete", "refused", "failed", "not_attempted")
 # Enough to cover the space (see the coverage counters) and keep the file well under a minute.
 MAX_EXAMPLES = 300
-
-
-class FakeTime:
-    """A monotonic clock moved by sleeps (rounded up to whole seconds) and by the endpoint."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        # Whole seconds keep every deadline an integer away, so the real socket timeouts the
-        # client derives from what is left are never a sliver a loaded machine could miss.
-        with self._lock:
-            self.now += math.ceil(seconds)
 
 
 def instance_id(n: int) -> str:
@@ -138,7 +118,10 @@ def key(scenario: Scenario, index: int) -> tuple[str, str]:
 
 def run_scenario(scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run it; return the report and what the endpoint saw and kept."""
-    time_ = FakeTime()
+    # Moved by sleeps (the endpoint's latency among them) rounded up to whole seconds: that
+    # keeps every deadline an integer away, so the real socket timeouts the client derives from
+    # what is left are never a sliver a loaded machine could miss.
+    time_ = FakeTime(0.0, whole_seconds=True)
     with FakeModelArts(
         access_key=AK,
         secret_key=SK,
@@ -157,21 +140,18 @@ def run_scenario(scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
             for n in range(scenario.bystanders)
         }
         before = fake.instance_ids()
-        env = {
-            "MODELARTS_CLEANUP_ENDPOINT": fake.url,
-            "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
-            "HUAWEICLOUD_SDK_AK": AK,
-            "HUAWEICLOUD_SDK_SK": SK,
-            "MODELARTS_CLEANUP_MAX_DELETIONS": str(scenario.max_deletions),
-            "MODELARTS_CLEANUP_CONCURRENCY": str(scenario.concurrency),
-            "MODELARTS_CLEANUP_MAX_ATTEMPTS": str(scenario.max_attempts),
-            "MODELARTS_CLEANUP_PROTECTED_INSTANCES": ",".join(
+        env = endpoint_environ(
+            fake.url,
+            MODELARTS_CLEANUP_MAX_DELETIONS=str(scenario.max_deletions),
+            MODELARTS_CLEANUP_CONCURRENCY=str(scenario.concurrency),
+            MODELARTS_CLEANUP_MAX_ATTEMPTS=str(scenario.max_attempts),
+            MODELARTS_CLEANUP_PROTECTED_INSTANCES=",".join(
                 instance_id(i) for i in sorted(scenario.protected)
             ),
-            "MODELARTS_CLEANUP_ALLOWED_PROJECTS": json.dumps(
+            MODELARTS_CLEANUP_ALLOWED_PROJECTS=json.dumps(
                 [PROJECTS[p] for p in sorted(scenario.allowed_projects)]
             ),
-        }
+        )
         if scenario.dry_run == "setting":
             env["MODELARTS_CLEANUP_DRY_RUN"] = "true"
         payload: dict[str, Any] = {

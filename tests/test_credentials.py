@@ -8,6 +8,7 @@ import requests
 from modelarts_cleanup.credentials import AkSk, IamToken, TokenAuth, resolve_credentials
 from modelarts_cleanup.exceptions import CredentialsError
 from modelarts_cleanup.settings import Settings, load_settings
+from tests.support import FunctionGraphContext
 
 SK, TOKEN, IAM = "settings-sk-SECRET", "agency-token-SECRET", "iam-token-SECRET"
 
@@ -16,25 +17,14 @@ def settings(**env: str) -> Settings:
     return load_settings({"MODELARTS_CLEANUP_REGION": "cn-north-4", **env})
 
 
-class Context:
-    """A FunctionGraph-like context; any method can be left out."""
-
-    def __init__(self, **values: str) -> None:
-        for name, value in values.items():
-            setattr(self, name, lambda value=value: value)
-
-
-AGENCY = {
-    "getSecurityAccessKey": "AGENCYAK",
-    "getSecuritySecretKey": "agency-sk-SECRET",
-    "getSecurityToken": TOKEN,
-}
+AGENCY = ("AGENCYAK", "agency-sk-SECRET", TOKEN)
+AGENCY_GETTERS = {"getSecurityAccessKey", "getSecuritySecretKey", "getSecurityToken"}
 
 
 def test_settings_key_pair_comes_first() -> None:
     creds = resolve_credentials(
         settings(HUAWEICLOUD_SDK_AK="AK", HUAWEICLOUD_SDK_SK=SK, MODELARTS_CLEANUP_AUTH_TOKEN=IAM),
-        Context(**AGENCY, getToken=IAM),
+        FunctionGraphContext(agency_keys=AGENCY, token=IAM),
     )
     assert isinstance(creds, AkSk)
     assert (creds.access_key, creds.secret_key.get_secret_value(), creds.source) == (
@@ -46,16 +36,14 @@ def test_settings_key_pair_comes_first() -> None:
 
 
 def test_agency_triple_is_used_when_nothing_is_configured() -> None:
-    creds = resolve_credentials(settings(), Context(**AGENCY, getToken=IAM))
+    creds = resolve_credentials(settings(), FunctionGraphContext(agency_keys=AGENCY, token=IAM))
     assert isinstance(creds, AkSk)
     assert creds.source == "agency"
     assert creds.security_token is not None and creds.security_token.get_secret_value() == TOKEN
 
 
 def test_empty_agency_strings_mean_no_agency() -> None:
-    context = Context(
-        getSecurityAccessKey="", getSecuritySecretKey="", getSecurityToken="", getToken=IAM
-    )
+    context = FunctionGraphContext(agency_keys=("", "", ""), token=IAM)
     creds = resolve_credentials(settings(), context)
     assert isinstance(creds, IamToken)
     assert creds.source == "context"
@@ -63,13 +51,15 @@ def test_empty_agency_strings_mean_no_agency() -> None:
 
 def test_configured_iam_token_beats_the_context_token() -> None:
     creds = resolve_credentials(
-        settings(MODELARTS_CLEANUP_AUTH_TOKEN=IAM), Context(getToken="other")
+        settings(MODELARTS_CLEANUP_AUTH_TOKEN=IAM), FunctionGraphContext(token="other")
     )
     assert isinstance(creds, IamToken)
     assert creds.source == "settings"
 
 
-@pytest.mark.parametrize("context", [None, object(), Context(getToken="")])
+@pytest.mark.parametrize(
+    "context", [None, object(), FunctionGraphContext(token="", missing=AGENCY_GETTERS)]
+)
 def test_no_credentials_is_one_clear_error(context: object) -> None:
     with pytest.raises(CredentialsError) as caught:
         resolve_credentials(settings(), context)
@@ -93,6 +83,6 @@ def test_token_auth_sets_the_header_and_hides_the_token() -> None:
 
 
 def test_credentials_never_show_secrets_in_repr() -> None:
-    creds = resolve_credentials(settings(), Context(**AGENCY))
+    creds = resolve_credentials(settings(), FunctionGraphContext(agency_keys=AGENCY))
     text = repr(creds) + str(creds) + repr(creds.auth())
     assert "agency-sk-SECRET" not in text and TOKEN not in text

@@ -21,7 +21,7 @@ import yaml
 
 from modelarts_cleanup.payload import parse_event, parse_payload
 from modelarts_cleanup.settings import ENV_NAMES, load_settings
-from modelarts_cleanup.testing import FakeModelArts
+from tests.support import endpoint_environ, local_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 CP310_PLATFORM = "manylinux2014_x86_64"
@@ -530,7 +530,7 @@ def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
     event_file = tmp_path / "event.json"
     result_file = tmp_path / "result.json"
 
-    with FakeModelArts(access_key="fake-ak", secret_key="fake-sk") as fake:
+    with local_endpoint() as fake:
         instance_id = fake.add_instance(PROJECT_ID, api="notebook", status="STOPPED")
         payload = {
             "targets": [{"project_id": PROJECT_ID, "instance_id": instance_id}],
@@ -539,10 +539,7 @@ def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
         event_file.write_text(json.dumps(_timer_event(json.dumps(payload), "Timer_001")))
         environment = {
             "PATH": "/usr/bin:/bin",
-            "MODELARTS_CLEANUP_ENDPOINT": fake.url,
-            "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
-            "HUAWEICLOUD_SDK_AK": "fake-ak",
-            "HUAWEICLOUD_SDK_SK": "fake-sk",
+            **endpoint_environ(fake.url),
             "TEST_PROJECT_ID": PROJECT_ID,
         }
         # -I: no PYTHON* variables, no user site, no script directory on the path. -S as well:

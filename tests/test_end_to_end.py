@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,36 +18,23 @@ from modelarts_cleanup.__main__ import main
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import ConfigurationError, CredentialsError, PayloadError
 from modelarts_cleanup.testing import FakeModelArts, Fault
+from tests.support import (
+    AK,
+    SK,
+    FunctionGraphContext,
+    endpoint_environ,
+    local_endpoint,
+    no_sleep,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 OTHER_PROJECT = "0123456789abcdef0123456789abcdef"
 MISSING = "6fa459ea-ee8a-3ca4-894e-db77e160355e"
-AK, SK = "E2EACCESSKEY", "e2e-secret-key-DO-NOT-LOG"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeModelArts]:
-    with FakeModelArts(access_key=AK, secret_key=SK) as server:
-        yield server
-
-
-def environ(fake: FakeModelArts, **extra: str) -> dict[str, str]:
-    return {
-        "MODELARTS_CLEANUP_ENDPOINT": fake.url,
-        "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
-        "HUAWEICLOUD_SDK_AK": AK,
-        "HUAWEICLOUD_SDK_SK": SK,
-        **extra,
-    }
 
 
 def payload(*instance_ids: str, project: str = PROJECT, **extra: Any) -> dict[str, Any]:
     return {"targets": [{"project_id": project, "instance_id": i} for i in instance_ids], **extra}
-
-
-def no_sleep(_: float) -> None:
-    """Retries in these tests need no real back-off."""
 
 
 def run(
@@ -56,38 +42,9 @@ def run(
 ) -> tuple[dict[str, Any], str]:
     log = io.StringIO()
     report = run_function(
-        event, context, environ=environ(fake, **env), log_stream=log, sleep=no_sleep
+        event, context, environ=endpoint_environ(fake.url, **env), log_stream=log, sleep=no_sleep
     )
     return report, log.getvalue()
-
-
-class FunctionGraphContext:
-    """The methods FunctionGraph's Python runtime gives a handler."""
-
-    def __init__(self, remaining_ms: int = 60_000, **user_data: str) -> None:
-        self.remaining_ms = remaining_ms
-        self.user_data = user_data
-
-    def getRequestID(self) -> str:
-        return "fg-request-1"
-
-    def getRemainingTimeInMilliSeconds(self) -> int:
-        return self.remaining_ms
-
-    def getUserData(self, key: str) -> str:
-        return self.user_data.get(key, "")
-
-    def getSecurityAccessKey(self) -> str:
-        return ""
-
-    def getSecuritySecretKey(self) -> str:
-        return ""
-
-    def getSecurityToken(self) -> str:
-        return ""
-
-    def getToken(self) -> str:
-        return ""
 
 
 def test_mixed_batch_gives_one_right_result_per_target(fake: FakeModelArts) -> None:
@@ -128,7 +85,7 @@ def test_every_request_is_signed_and_names_its_project(fake: FakeModelArts) -> N
     (request,) = fake.requests
     assert request.method == "DELETE"
     assert request.path == f"/v1/{PROJECT}/notebooks/{instance}"
-    assert request.headers["Authorization"].startswith("SDK-HMAC-SHA256 Access=E2EACCESSKEY")
+    assert request.headers["Authorization"].startswith(f"SDK-HMAC-SHA256 Access={AK},")
     assert request.headers["X-Project-Id"] == PROJECT
     assert request.status == 200
 
@@ -209,7 +166,7 @@ def test_timer_event_with_empty_user_event_uses_default_targets(fake: FakeModelA
 
 def test_handler_with_a_functiongraph_context_reads_user_data(fake: FakeModelArts) -> None:
     instance = fake.add_instance(PROJECT)
-    context = FunctionGraphContext(**environ(fake))
+    context = FunctionGraphContext(user_data=endpoint_environ(fake.url))
     log = io.StringIO()
     report = run_function(payload(instance), context, environ={}, log_stream=log)
     assert report["status"] == "succeeded"
@@ -220,14 +177,13 @@ def test_handler_with_a_functiongraph_context_reads_user_data(fake: FakeModelArt
 def test_handler_entry_point_runs_with_none_and_partial_contexts(
     fake: FakeModelArts, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name, value in environ(fake).items():
+    for name, value in endpoint_environ(fake.url).items():
         monkeypatch.setenv(name, value)
 
-    class Partial:
-        def getRequestID(self) -> str:
-            return "partial-1"
-
-    for context in (None, Partial(), object()):
+    partial = FunctionGraphContext(
+        request_id="partial-1", missing=FunctionGraphContext.GETTERS - {"getRequestID"}
+    )
+    for context in (None, partial, object()):
         instance = fake.add_instance(PROJECT)
         report = handler_module.handler(payload(instance), context)
         assert report["results"][0]["outcome"] == "deleted"
@@ -247,7 +203,7 @@ def test_no_credentials_is_a_configuration_error(fake: FakeModelArts) -> None:
 
 def test_invalid_configuration_raises_and_logs_one_line(fake: FakeModelArts) -> None:
     log = io.StringIO()
-    env = {**environ(fake), "MODELARTS_CLEANUP_CONCURRENCY": "lots"}
+    env = endpoint_environ(fake.url, MODELARTS_CLEANUP_CONCURRENCY="lots")
     with pytest.raises(ConfigurationError):
         run_function(payload(MISSING), None, environ=env, log_stream=log)
     (line,) = log.getvalue().splitlines()
@@ -303,7 +259,7 @@ def invoke(
     child_env = {
         k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
     }
-    child_env.update(environ(fake, **{"MODELARTS_CLEANUP_MAX_ATTEMPTS": "1", **env}))
+    child_env.update(endpoint_environ(fake.url, **{"MODELARTS_CLEANUP_MAX_ATTEMPTS": "1", **env}))
     return subprocess.run(
         [sys.executable, "-m", "modelarts_cleanup", "invoke", *args],
         input=stdin,
@@ -381,10 +337,10 @@ def test_invoke_dry_run_flag_overrides_the_event(fake: FakeModelArts) -> None:
 
 
 def test_handler_returns_before_the_platform_would_stop_it() -> None:
-    slow = FakeModelArts(access_key=AK, secret_key=SK, latency=0.25).start()
+    slow = local_endpoint(latency=0.25).start()
     try:
         ids = [slow.add_instance(PROJECT) for _ in range(40)]
-        context = FunctionGraphContext(remaining_ms=3000, **environ(slow))
+        context = FunctionGraphContext(remaining_ms=3000, user_data=endpoint_environ(slow.url))
         report = run_function(
             payload(*ids),
             context,
@@ -422,7 +378,7 @@ def test_invoke_refuses_a_deadline_that_is_not_a_positive_time(
 
 
 def test_invoke_deadline_leaves_what_it_cannot_start_for_the_next_run() -> None:
-    with FakeModelArts(access_key=AK, secret_key=SK, latency=0.3) as slow:
+    with local_endpoint(latency=0.3) as slow:
         ids = [slow.add_instance(PROJECT) for _ in range(20)]
         env = {"MODELARTS_CLEANUP_CONCURRENCY": "1"}
         done = invoke(

@@ -14,37 +14,10 @@ import requests
 
 from modelarts_cleanup.signer import SdkHmacSha256Auth
 from modelarts_cleanup.testing import DEVENVIRON, FakeModelArts, Fault
+from tests.support import AK, SK, FakeTime, local_endpoint
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 OTHER_PROJECT = "0123456789abcdef0123456789abcdef"
-AK, SK = "fake-ak", "fake-sk"
-
-
-class ManualClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class RecordingSleep:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeModelArts]:
-    with FakeModelArts() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture
@@ -98,8 +71,8 @@ def test_notebook_delete_answers_the_object_as_deleting_and_removes_it(
 
 
 def test_notebook_stop_moves_instance_to_stopping_then_stopped(session: requests.Session) -> None:
-    clock = ManualClock()
-    with FakeModelArts(stop_seconds=10, clock=clock) as fake:
+    clock = FakeTime()
+    with local_endpoint(stop_seconds=10, clock=clock) as fake:
         nid = fake.add_instance(PROJECT, status="RUNNING")
 
         stopped = session.post(f"{notebooks(fake)}/{nid}/stop")
@@ -200,7 +173,7 @@ def test_missing_devenviron_instance_answers_400_modelarts_6309(
 def test_devenviron_errors_can_use_the_old_error_message_spelling(
     session: requests.Session,
 ) -> None:
-    with FakeModelArts(legacy_error_message=True) as fake:
+    with local_endpoint(legacy_error_message=True) as fake:
         response = session.get(f"{instances(fake)}/{uuid.uuid4()}")
         notebook_response = session.get(f"{notebooks(fake)}/{uuid.uuid4()}")
 
@@ -480,14 +453,14 @@ def test_slow_fault_outlasts_a_client_read_timeout(
 
 
 def test_slow_fault_sleeps_its_delay_then_answers_normally(session: requests.Session) -> None:
-    sleep = RecordingSleep()
-    with FakeModelArts(sleep=sleep) as fake:
+    time_ = FakeTime()
+    with local_endpoint(sleep=time_.sleep) as fake:
         nid = fake.add_instance(PROJECT)
         fake.add_fault(Fault("slow", delay=42.0))
 
         response = session.delete(f"{notebooks(fake)}/{nid}")
 
-    assert sleep.calls == [42.0]
+    assert time_.sleeps == [42.0]
     assert (response.status_code, response.json()["status"]) == (200, "DELETING")
 
 
@@ -530,19 +503,19 @@ def test_html_fault_sends_a_gateway_error_page(
 
 
 def test_latency_is_applied_to_every_request(session: requests.Session) -> None:
-    sleep = RecordingSleep()
-    with FakeModelArts(latency=0.25, sleep=sleep) as fake:
+    time_ = FakeTime()
+    with local_endpoint(latency=0.25, sleep=time_.sleep) as fake:
         session.get(notebooks(fake))
         session.get(f"{fake.url}/nowhere")
 
-    assert sleep.calls == [0.25, 0.25]
+    assert time_.sleeps == [0.25, 0.25]
 
 
 def test_rate_limit_answers_429_with_retry_after_until_the_bucket_refills(
     session: requests.Session,
 ) -> None:
-    clock = ManualClock()
-    with FakeModelArts(clock=clock, rate_limit=2.0) as fake:
+    clock = FakeTime()
+    with local_endpoint(clock=clock, rate_limit=2.0) as fake:
         burst = [session.get(notebooks(fake)) for _ in range(3)]
         clock.advance(0.5)
         after_refill = session.get(notebooks(fake))
@@ -628,7 +601,7 @@ def test_unknown_iam_token_is_rejected_with_the_configured_code(
     ("sent", "status"), [(None, 401), ("wrong-token", 401), ("sts-token", 200)]
 )
 def test_security_token_must_match_when_one_is_configured(sent: str | None, status: int) -> None:
-    with FakeModelArts(security_token="sts-token") as fake:
+    with local_endpoint(security_token="sts-token") as fake:
         response = requests.get(notebooks(fake), auth=SdkHmacSha256Auth(AK, SK, sent), timeout=5)
 
     assert response.status_code == status
@@ -653,8 +626,8 @@ def test_project_header_naming_another_project_is_forbidden(
 def test_notebook_must_be_stopped_before_delete_when_the_service_insists(
     session: requests.Session,
 ) -> None:
-    clock = ManualClock()
-    with FakeModelArts(stop_before_delete=True, stop_seconds=30, clock=clock) as fake:
+    clock = FakeTime()
+    with local_endpoint(stop_before_delete=True, stop_seconds=30, clock=clock) as fake:
         nid = fake.add_instance(PROJECT, status="RUNNING")
         url = f"{notebooks(fake)}/{nid}"
 
@@ -680,8 +653,8 @@ def test_notebook_must_be_stopped_before_delete_when_the_service_insists(
 def test_devenviron_instance_must_be_stopped_before_delete_when_the_service_insists(
     session: requests.Session,
 ) -> None:
-    clock = ManualClock()
-    with FakeModelArts(stop_before_delete=True, stop_seconds=5, clock=clock) as fake:
+    clock = FakeTime()
+    with local_endpoint(stop_before_delete=True, stop_seconds=5, clock=clock) as fake:
         iid = fake.add_instance(PROJECT, api=DEVENVIRON, status="STARTING")
         url = f"{instances(fake)}/{iid}"
 
@@ -707,8 +680,8 @@ def test_running_instance_is_deleted_outright_unless_a_stop_is_required(
 
 
 def test_instance_seeded_as_stopping_stops_after_stop_seconds() -> None:
-    clock = ManualClock()
-    with FakeModelArts(stop_seconds=3, clock=clock) as fake:
+    clock = FakeTime()
+    with local_endpoint(stop_seconds=3, clock=clock) as fake:
         nid = fake.add_instance(PROJECT, status="STOPPING")
         before = (fake.instance(PROJECT, nid) or {})["status"]
         clock.advance(3)
@@ -737,11 +710,11 @@ def test_every_request_is_recorded_with_what_the_endpoint_saw(
     ]
     assert recorded[0].query == "de_type=Notebook"
     assert json.loads(recorded[1].body) == {"action": "stop"}
-    assert recorded[1].headers["Authorization"].startswith("SDK-HMAC-SHA256 Access=fake-ak,")
+    assert recorded[1].headers["Authorization"].startswith(f"SDK-HMAC-SHA256 Access={AK},")
 
 
 def test_secret_headers_are_redacted_in_the_record() -> None:
-    with FakeModelArts(security_token="sts-secret-value") as fake:
+    with local_endpoint(security_token="sts-secret-value") as fake:
         requests.get(notebooks(fake), headers={"X-Auth-Token": "fake-iam-token"}, timeout=5)
         requests.get(notebooks(fake), auth=SdkHmacSha256Auth(AK, SK, "sts-secret-value"), timeout=5)
         recorded = fake.requests
@@ -807,7 +780,7 @@ def test_answers_are_http_1_1_with_content_length(
 
 
 def test_stop_closes_open_keep_alive_connections(session: requests.Session) -> None:
-    fake = FakeModelArts().start()
+    fake = local_endpoint().start()
     url = notebooks(fake)
     assert session.get(url).status_code == 200
 

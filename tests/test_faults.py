@@ -21,10 +21,10 @@ import pytest
 
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.testing import FakeModelArts, Fault
+from tests.support import AK, SK, endpoint_environ
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 MISSING = "6fa459ea-ee8a-3ca4-894e-db77e160355e"
-AK, SK = "FAULTSACCESSKEY", "faults-secret-key"
 MAX_ATTEMPTS = 3
 # What the fake's `status` faults put in the body when the fault names no code.
 DEFAULT_CODES = {408: "ModelArts.6100", 429: "ModelArts.6101"}
@@ -46,14 +46,7 @@ class Sleeps:
 
 
 def environ(url: str, **extra: str) -> dict[str, str]:
-    return {
-        "MODELARTS_CLEANUP_ENDPOINT": url,
-        "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
-        "MODELARTS_CLEANUP_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
-        "HUAWEICLOUD_SDK_AK": AK,
-        "HUAWEICLOUD_SDK_SK": SK,
-        **extra,
-    }
+    return endpoint_environ(url, **{"MODELARTS_CLEANUP_MAX_ATTEMPTS": str(MAX_ATTEMPTS), **extra})
 
 
 def run(

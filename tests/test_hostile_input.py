@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ import pytest
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import PayloadError
 from modelarts_cleanup.testing import FakeModelArts
+from tests.support import endpoint_environ
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
 I = "6fa459ea-ee8a-3ca4-894e-db77e160355e"  # noqa: E741
-AK, SK = "HOSTILEACCESSKEY", "hostile-secret-key"
 LIMIT = "more than the 1048576 allowed"
 BAD_PROJECT = "project_id: must be 32 lowercase hexadecimal characters"
 BAD_INSTANCE = "instance_id: must be a lowercase UUID, optionally prefixed 'DE-'"
@@ -299,25 +298,16 @@ def decoded(event: bytes | dict[str, Any]) -> object | None:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeModelArts]:
-    with FakeModelArts(access_key=AK, secret_key=SK) as server:
-        server.add_instance(P, I)
-        yield server
-
-
-def environ(fake: FakeModelArts) -> dict[str, str]:
-    return {
-        "MODELARTS_CLEANUP_ENDPOINT": fake.url,
-        "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
-        "HUAWEICLOUD_SDK_AK": AK,
-        "HUAWEICLOUD_SDK_SK": SK,
-    }
+def fake(fake: FakeModelArts) -> FakeModelArts:
+    """The shared local endpoint, holding the one instance the events name."""
+    fake.add_instance(P, I)
+    return fake
 
 
 def assert_refused(fake: FakeModelArts, event: object, says: str) -> None:
     log = io.StringIO()
     with pytest.raises(PayloadError) as raised:
-        run_function(event, None, environ=environ(fake), log_stream=log)
+        run_function(event, None, environ=endpoint_environ(fake.url), log_stream=log)
     message = str(raised.value)
     assert message.startswith("invalid payload (")
     assert says in message
@@ -351,7 +341,7 @@ def invoke(
     fake: FakeModelArts, *args: str, stdin: bytes | None
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))}
-    env.update(environ(fake))
+    env.update(endpoint_environ(fake.url))
     done = subprocess.run(
         [sys.executable, "-m", "modelarts_cleanup", "invoke", *args],
         input=stdin,

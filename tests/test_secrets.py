@@ -8,6 +8,7 @@ configuration errors, payload errors and unexpected exceptions, in-process and t
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -37,6 +38,8 @@ from modelarts_cleanup.signer import SdkHmacSha256Auth
 from modelarts_cleanup.testing import FakeModelArts, Fault
 from modelarts_cleanup.transport import RetryPolicy
 from modelarts_cleanup.vocabulary import ApiGeneration
+from tests import support
+from tests.support import endpoint_environ, no_sleep
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 AK = "SECRETSTESTAK"
@@ -65,36 +68,12 @@ def exception_texts(exc: BaseException) -> str:
     )
 
 
-class FunctionGraphContext:
-    """FunctionGraph's context, with an agency's temporary keys."""
-
-    def __init__(self, ak: str = AGENCY_AK, sk: str = AGENCY_SK, token: str = AGENCY_TOKEN) -> None:
-        self.ak, self.sk, self.token = ak, sk, token
-
-    def getRequestID(self) -> str:
-        return "fg-secrets-1"
-
-    def getRemainingTimeInMilliSeconds(self) -> int:
-        return 60_000
-
-    def getUserData(self, key: str) -> str:
-        return ""
-
-    def getSecurityAccessKey(self) -> str:
-        return self.ak
-
-    def getSecuritySecretKey(self) -> str:
-        return self.sk
-
-    def getSecurityToken(self) -> str:
-        return self.token
-
-    def getToken(self) -> str:
-        return ""
-
-
-def no_sleep(_: float) -> None:
-    """Retries need no real back-off here."""
+# FunctionGraph's context, with an agency's temporary keys.
+FunctionGraphContext = functools.partial(
+    support.FunctionGraphContext,
+    request_id="fg-secrets-1",
+    agency_keys=(AGENCY_AK, AGENCY_SK, AGENCY_TOKEN),
+)
 
 
 @pytest.fixture
@@ -116,16 +95,17 @@ def fake_for_aksk() -> FakeModelArts:
 
 
 def aksk_env(fake: FakeModelArts, **extra: str) -> dict[str, str]:
-    return {
-        "MODELARTS_CLEANUP_ENDPOINT": fake.url,
-        "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
-        "MODELARTS_CLEANUP_LOG_LEVEL": "DEBUG",
-        "MODELARTS_CLEANUP_MAX_ATTEMPTS": "2",
-        "HUAWEICLOUD_SDK_AK": AK,
-        "HUAWEICLOUD_SDK_SK": SK,
-        "HUAWEICLOUD_SDK_SECURITY_TOKEN": SECURITY_TOKEN,
-        **extra,
-    }
+    return endpoint_environ(
+        fake.url,
+        access_key=AK,
+        secret_key=SK,
+        **{
+            "MODELARTS_CLEANUP_LOG_LEVEL": "DEBUG",
+            "MODELARTS_CLEANUP_MAX_ATTEMPTS": "2",
+            "HUAWEICLOUD_SDK_SECURITY_TOKEN": SECURITY_TOKEN,
+            **extra,
+        },
+    )
 
 
 def event(*instance_ids: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,31 +17,25 @@ from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.session import new_session
 from modelarts_cleanup.signer import SdkHmacSha256Auth
 from modelarts_cleanup.testing import FakeModelArts, Fault
+from tests.support import AK, SK, endpoint_environ, local_endpoint, no_sleep
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
 P2 = "0123456789abcdef0123456789abcdef"
-AK, SK = "SELECTORAK", "selector-secret-key"
 NOW_MS = 1_800_000_000_000
 HOUR = 3_600_000
 STATUSES = ["STOPPED", "RUNNING", "ERROR", "CREATE_FAILED", "STARTING"]
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeModelArts]:
-    with FakeModelArts(access_key=AK, secret_key=SK) as server:
-        yield server
-
-
 def env(fake: FakeModelArts, **extra: str) -> dict[str, str]:
-    return {
-        "MODELARTS_CLEANUP_ENDPOINT": fake.url,
-        "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
-        "HUAWEICLOUD_SDK_AK": AK,
-        "HUAWEICLOUD_SDK_SK": SK,
-        "MODELARTS_CLEANUP_MAX_DELETIONS": "1000",
-        "MODELARTS_CLEANUP_CONCURRENCY": "16",
-        **extra,
-    }
+    """The local endpoint's settings, with room for hundreds of deletions at once."""
+    return endpoint_environ(
+        fake.url,
+        **{
+            "MODELARTS_CLEANUP_MAX_DELETIONS": "1000",
+            "MODELARTS_CLEANUP_CONCURRENCY": "16",
+            **extra,
+        },
+    )
 
 
 def run(
@@ -55,7 +49,7 @@ def run(
         log_stream=io.StringIO(),
         force_dry_run=dry_run,
         wall_clock=lambda: NOW_MS / 1000,
-        sleep=lambda _: None,
+        sleep=no_sleep,
         **kwargs,
     )
 
@@ -225,7 +219,7 @@ def test_an_instance_started_after_listing_is_kept(fake: FakeModelArts) -> None:
 
 
 def test_an_instance_started_between_recheck_and_delete_is_not_stopped() -> None:
-    with FakeModelArts(access_key=AK, secret_key=SK, stop_before_delete=True) as fake:
+    with local_endpoint(stop_before_delete=True) as fake:
         old = {"created_ms": NOW_MS - 500 * HOUR, "updated_ms": NOW_MS - 100 * HOUR}
         victim = fake.add_instance(P, status="STOPPED", name="tmp-a", **old)
 

@@ -16,6 +16,7 @@ from modelarts_cleanup.settings import (
     load_settings,
 )
 from modelarts_cleanup.vocabulary import ApiGeneration
+from tests.support import FunctionGraphContext
 
 P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
 I1 = "6fa459ea-ee8a-3ca4-894e-db77e160355e"
@@ -187,14 +188,6 @@ def test_blank_values_count_as_unset() -> None:
     assert s.access_key is None and s.secret_key is None and s.targets == ()
 
 
-class UserDataContext:
-    def __init__(self, data: dict[str, str]) -> None:
-        self.data = data
-
-    def getUserData(self, key: str) -> str:
-        return self.data.get(key, "")
-
-
 def test_function_user_data_fills_what_the_environment_lacks() -> None:
     environ = {
         "MODELARTS_CLEANUP_REGION": "cn-north-4",
@@ -202,8 +195,8 @@ def test_function_user_data_fills_what_the_environment_lacks() -> None:
             {"MODELARTS_CLEANUP_DRY_RUN": "true", "MODELARTS_CLEANUP_REGION": "x"}
         ),
     }
-    context = UserDataContext(
-        {"MODELARTS_CLEANUP_CONCURRENCY": "3", "MODELARTS_CLEANUP_DRY_RUN": "false"}
+    context = FunctionGraphContext(
+        user_data={"MODELARTS_CLEANUP_CONCURRENCY": "3", "MODELARTS_CLEANUP_DRY_RUN": "false"}
     )
     merged = function_environment(context, environ)
     s = load_settings(merged)

@@ -15,8 +15,7 @@ from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
 from modelarts_cleanup.payload import Target
 from modelarts_cleanup.report import Outcome
 from modelarts_cleanup.stopping import StopFailed, StopPolicy, settle
-from modelarts_cleanup.testing import FakeModelArts
-from tests.clocks import FakeTime
+from tests.support import FakeTime, endpoint_environ, local_endpoint
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
 I = "6fa459ea-ee8a-3ca4-894e-db77e160355e"  # noqa: E741
@@ -213,15 +212,9 @@ def test_other_errors_are_not_waited_on() -> None:
 @pytest.mark.parametrize("api", ["notebook", "devenviron"])
 def test_running_instances_are_stopped_and_deleted_end_to_end(api: str) -> None:
     instance_id = I if api == "notebook" else "DE-" + I
-    with FakeModelArts(access_key="AK", secret_key="SK", stop_before_delete=True) as fake:
+    with local_endpoint(stop_before_delete=True) as fake:
         fake.add_instance(P, instance_id, api=api, status="RUNNING")
-        env = {
-            "MODELARTS_CLEANUP_ENDPOINT": fake.url,
-            "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
-            "MODELARTS_CLEANUP_API": api,
-            "HUAWEICLOUD_SDK_AK": "AK",
-            "HUAWEICLOUD_SDK_SK": "SK",
-        }
+        env = endpoint_environ(fake.url, MODELARTS_CLEANUP_API=api)
         event = {"targets": [{"project_id": P, "instance_id": instance_id}]}
         clock = FakeTime(0.0)
         report = run_function(event, None, environ=env, log_stream=io.StringIO(), sleep=clock.sleep)

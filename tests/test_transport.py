@@ -1,289 +1,419 @@
-"""Transport safety: no plain HTTP unless asked for, and TLS verification that cannot be turned off.
-
-The TLS tests run the local endpoint over HTTPS with certificates made by `openssl` for the
-occasion: a self-signed one (never trusted) and, as a control, the same one trusted explicitly
-through REQUESTS_CA_BUNDLE, which proves the failures are about trust and nothing else.
-"""
+"""Sending a request: retries and backoff, transport errors, the deadline, bounded bodies."""
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-import ssl
-import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+import socket
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
+import responses
+from urllib3.exceptions import ProtocolError
 
+from modelarts_cleanup.client import ModelArtsClient
 from modelarts_cleanup.entry import run_function
-from modelarts_cleanup.exceptions import ConfigurationError
+from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
+from modelarts_cleanup.instances import DeleteResult
 from modelarts_cleanup.session import new_session
-from modelarts_cleanup.settings import ENV_NAMES, Settings, load_settings
-from modelarts_cleanup.testing import FakeModelArts
+from modelarts_cleanup.testing import FakeModelArts, Fault
+from modelarts_cleanup.transport import RetryPolicy, Timeouts
+from modelarts_cleanup.vocabulary import ApiGeneration
+from tests.mocked_modelarts import (
+    INSTANCE,
+    NOTEBOOK_URL,
+    PROJECT,
+    SECRET,
+    assert_no_secret,
+    error_body,
+    mocked_client,
+)
+from tests.support import FakeTime, endpoint_environ, no_sleep
 
-PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
-AK, SK = "TRANSPORTACCESSKEY", "transport-secret-key"
-ALLOW_HTTP = "MODELARTS_CLEANUP_ALLOW_HTTP"
-
-# Names someone might reach for to switch verification off; none of them may do anything.
-WOULD_BE_SWITCHES = {
-    "MODELARTS_CLEANUP_VERIFY": "false",
-    "MODELARTS_CLEANUP_VERIFY_SSL": "false",
-    "MODELARTS_CLEANUP_SSL_VERIFY": "0",
-    "MODELARTS_CLEANUP_TLS_VERIFY": "false",
-    "MODELARTS_CLEANUP_INSECURE": "true",
-    "MODELARTS_CLEANUP_SKIP_TLS_VERIFY": "true",
-    "MODELARTS_CLEANUP_CA_BUNDLE": "",
-    "PYTHONHTTPSVERIFY": "0",
-    "CURL_CA_BUNDLE": "",
-    "REQUESTS_CA_BUNDLE": "",
-}
+# -- retries -------------------------------------------------------------------------------
 
 
-def environ(url: str, **extra: str) -> dict[str, str]:
-    return {
-        "MODELARTS_CLEANUP_ENDPOINT": url,
-        "MODELARTS_CLEANUP_MAX_ATTEMPTS": "3",
-        "HUAWEICLOUD_SDK_AK": AK,
-        "HUAWEICLOUD_SDK_SK": SK,
-        **extra,
-    }
-
-
-def event(instance: str) -> dict[str, Any]:
-    return {"targets": [{"project_id": PROJECT, "instance_id": instance}]}
-
-
-def no_sleep(_: float) -> None:
-    """Retries need no real back-off here."""
-
-
-def run(url: str, instance: str, **env: str) -> dict[str, Any]:
-    return run_function(
-        event(instance), None, environ=environ(url, **env), log_stream=io.StringIO(), sleep=no_sleep
+def test_retry_sequence_ends_in_deleted_with_backoff_sleeps(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.delete(NOTEBOOK_URL, status=503)
+    mocked.delete(NOTEBOOK_URL, status=503)
+    mocked.delete(NOTEBOOK_URL, json={"status": "DELETING"}, headers={"X-Request-Id": "req-3"})
+    result = mocked_client(fake_time, jitter=lambda: 0.5).delete_instance(PROJECT, INSTANCE)
+    assert result == DeleteResult(
+        outcome="deleted", http_status=200, request_id="req-3", attempts=3, status="DELETING"
     )
+    # full jitter: 0.5 * min(20, 0.5 * 2**0), 0.5 * min(20, 0.5 * 2**1)
+    assert fake_time.sleeps == [0.25, 0.5]
 
 
-def invoke(url: str, instance: str, **env: str) -> subprocess.CompletedProcess[str]:
-    child = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
-    }
-    child.update(environ(url, **env))
-    return subprocess.run(
-        [sys.executable, "-m", "modelarts_cleanup", "invoke", "--event", "-"],
-        input=json.dumps(event(instance)),
-        capture_output=True,
-        text=True,
-        env=child,
-        timeout=60,
-        check=False,
+def test_retry_can_find_the_instance_already_gone(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    # The first DELETE may have worked although its answer was lost.
+    mocked.delete(NOTEBOOK_URL, status=502)
+    mocked.delete(NOTEBOOK_URL, status=400, body=error_body("ModelArts.6309"))
+    result = mocked_client(fake_time).delete_instance(PROJECT, INSTANCE)
+    assert (result.outcome, result.attempts) == ("already_absent", 2)
+
+
+def test_exhausted_retries_report_the_last_error_and_every_attempt(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    for n in range(1, 6):
+        mocked.delete(
+            NOTEBOOK_URL,
+            status=500 if n < 5 else 503,
+            body=error_body(f"ModelArts.610{n}", f"failure {n}"),
+            headers={"X-Request-Id": f"req-{n}"},
+        )
+    with pytest.raises(ApiError) as caught:
+        mocked_client(fake_time, retry=RetryPolicy(max_attempts=5)).delete_instance(
+            PROJECT, INSTANCE
+        )
+    err = caught.value
+    assert type(err) is ApiError
+    assert (err.http_status, err.error_code, err.error_msg, err.request_id) == (
+        503,
+        "ModelArts.6105",
+        "failure 5",
+        "req-5",
     )
+    assert (err.attempts, err.retryable) == (5, True)
+    assert "gave up after 5 attempts" in str(err)
+    assert len(mocked.calls) == 5
+    assert len(fake_time.sleeps) == 4
 
 
-# -- plain HTTP ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeModelArts]:
-    with FakeModelArts(access_key=AK, secret_key=SK) as server:
-        yield server
-
-
-@pytest.mark.parametrize("allow", [None, "false", "0", "no", "off"])
-def test_plain_http_endpoint_is_refused_unless_allowed(
-    fake: FakeModelArts, allow: str | None
+def test_retry_after_longer_than_we_wait_fails_as_retryable(
+    mocked: responses.RequestsMock, fake_time: FakeTime
 ) -> None:
-    instance = fake.add_instance(PROJECT)
-    env = {} if allow is None else {ALLOW_HTTP: allow}
-    with pytest.raises(ConfigurationError, match=ALLOW_HTTP) as raised:
-        run(fake.url, instance, **env)
-    assert "plain http://" in str(raised.value)
-    assert fake.requests == []
-    assert fake.instance_ids() == {(PROJECT, instance)}
+    mocked.delete(NOTEBOOK_URL, status=429, headers={"Retry-After": "3600"})
+    with pytest.raises(ApiError) as caught:
+        mocked_client(fake_time).delete_instance(PROJECT, INSTANCE)
+    assert (caught.value.http_status, caught.value.retryable) == (429, True)
+    assert caught.value.attempts == 1
+    assert fake_time.sleeps == []
 
 
-def test_plain_http_works_when_explicitly_allowed(fake: FakeModelArts) -> None:
-    instance = fake.add_instance(PROJECT)
-    report = run(fake.url, instance, **{ALLOW_HTTP: "true"})
-    assert report["results"][0]["outcome"] == "deleted"
-
-
-# URL schemes are case-insensitive: "HTTP://host" is plain HTTP too, and must be refused
-# without MODELARTS_CLEANUP_ALLOW_HTTP, or the signed request and its token go out in clear.
-@pytest.mark.parametrize("scheme", ["HTTP", "Http", "hTtP"])
-def test_plain_http_is_refused_whatever_the_case_of_the_scheme(
-    fake: FakeModelArts, scheme: str
+@pytest.mark.parametrize(
+    ("jitter", "expected"),
+    [
+        (lambda: 1.0, [0.5, 1.0, 2.0, 3.0, 3.0, 3.0, 3.0]),
+        (lambda: 0.0, [0.0] * 7),
+        (lambda: 0.25, [0.125, 0.25, 0.5, 0.75, 0.75, 0.75, 0.75]),
+    ],
+)
+def test_backoff_is_full_jitter_capped_by_max_delay(
+    mocked: responses.RequestsMock,
+    fake_time: FakeTime,
+    jitter: Callable[[], float],
+    expected: list[float],
 ) -> None:
-    instance = fake.add_instance(PROJECT)
-    url = scheme + fake.url.removeprefix("http")
-    try:
-        report: dict[str, Any] | None = run(url, instance)
-    except ConfigurationError as exc:
-        report = None
-        # Checked here, not with pytest.raises: the request log is the evidence worth showing.
-        assert ALLOW_HTTP in str(exc)  # noqa: PT017
-    assert fake.requests == [], "a signed request went out over plain HTTP"
-    assert report is None
+    mocked.delete(NOTEBOOK_URL, status=503)
+    retry = RetryPolicy(max_attempts=8, base_delay=0.5, max_delay=3.0)
+    with pytest.raises(ApiError):
+        mocked_client(fake_time, retry=retry, jitter=jitter).delete_instance(PROJECT, INSTANCE)
+    assert fake_time.sleeps == expected
 
 
-def test_invoke_with_plain_http_exits_2_and_sends_nothing(fake: FakeModelArts) -> None:
-    instance = fake.add_instance(PROJECT)
-    done = invoke(fake.url, instance)
-    assert done.returncode == 2
-    assert done.stdout == ""
-    assert ALLOW_HTTP in json.loads(done.stderr)["message"]
-    assert fake.requests == []
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RetryPolicy(max_attempts=0),
+        lambda: RetryPolicy(base_delay=-1),
+        lambda: Timeouts(connect=0),
+        lambda: Timeouts(read=-1),
+    ],
+)
+def test_nonsensical_policies_are_refused(make: Callable[[], object]) -> None:
+    with pytest.raises(ValueError, match="must"):
+        make()
 
 
-# -- TLS verification ------------------------------------------------------------------------------
+# -- transport errors ----------------------------------------------------------------------
 
 
-def test_sessions_verify_certificates() -> None:
-    for pool_size in (1, 8, 64):
-        with new_session(pool_size) as session:
-            assert session.verify is True
-
-
-def test_no_setting_can_switch_verification_off() -> None:
-    fields = " ".join([*Settings.model_fields, *ENV_NAMES]).lower()
-    for word in ("verify", "insecure", "ssl", "tls", "cert", "ca_bundle"):
-        assert word not in fields
-    settings = load_settings({"MODELARTS_CLEANUP_REGION": "cn-north-4", **WOULD_BE_SWITCHES})
-    assert settings.base_url == "https://modelarts.cn-north-4.myhuaweicloud.com"
-    assert not set(WOULD_BE_SWITCHES) & set(settings.model_dump())
-
-
-@dataclass(frozen=True)
-class Certificate:
-    cert: Path
-    key: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, self.key)
-        return context
-
-
-def make_certificate(directory: Path, name: str, san: str) -> Certificate:
-    """A self-signed certificate (its own CA) for `san`, made with the openssl command."""
-    openssl = shutil.which("openssl")
-    assert openssl is not None, "these tests need the openssl command"
-    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            f"/CN={name}",
-            "-addext",
-            f"subjectAltName={san}",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
+def test_connection_reset_is_retried(mocked: responses.RequestsMock, fake_time: FakeTime) -> None:
+    reset = requests.ConnectionError(
+        ProtocolError("Connection aborted.", ConnectionResetError(104, "reset by peer"))
     )
-    return Certificate(cert, key)
+    mocked.delete(NOTEBOOK_URL, body=reset)
+    mocked.delete(NOTEBOOK_URL, json={"status": "DELETING"})
+    result = mocked_client(fake_time).delete_instance(PROJECT, INSTANCE)
+    assert (result.outcome, result.attempts) == ("deleted", 2)
 
 
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Certificate]:
-    directory = tmp_path_factory.mktemp("tls")
-    return {
-        "loopback": make_certificate(directory, "loopback", "IP:127.0.0.1"),
-        "elsewhere": make_certificate(directory, "elsewhere", "DNS:modelarts.example.invalid"),
-    }
-
-
-@pytest.fixture
-def tls_fake(certificates: dict[str, Certificate]) -> Iterator[FakeModelArts]:
-    context = certificates["loopback"].server_context()
-    with FakeModelArts(access_key=AK, secret_key=SK, ssl_context=context) as server:
-        yield server
-
-
-def assert_tls_refused(report: dict[str, Any], fake: FakeModelArts, instance: str) -> None:
-    (result,) = report["results"]
-    assert (result["outcome"], result["error_code"]) == ("failed", "SSLError")
-    assert result["attempts"] == 1  # a certificate problem is not retried
-    assert result["http_status"] is None
-    assert "TLS" in result["error_msg"]
-    assert report["status"] == "failed"
-    assert fake.requests == []  # not one HTTP request got through the handshake
-    assert fake.instance_ids() == {(PROJECT, instance)}
-
-
-def test_self_signed_certificate_is_refused(tls_fake: FakeModelArts) -> None:
-    instance = tls_fake.add_instance(PROJECT)
-    assert tls_fake.url.startswith("https://")
-    assert_tls_refused(run(tls_fake.url, instance), tls_fake, instance)
-
-
-@pytest.mark.parametrize("name", sorted(WOULD_BE_SWITCHES))
-def test_no_environment_variable_switches_verification_off(
-    tls_fake: FakeModelArts, monkeypatch: pytest.MonkeyPatch, name: str
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (
+            requests.ConnectionError(
+                ProtocolError("aborted", ConnectionResetError(104, "reset by peer"))
+            ),
+            "ConnectionError",
+        ),
+        (requests.ConnectionError(f"{NOTEBOOK_URL}?token={SECRET}"), "ConnectionError"),
+        (requests.ReadTimeout(f"read timed out for {NOTEBOOK_URL}?token={SECRET}"), "ReadTimeout"),
+        (requests.ConnectTimeout(f"{NOTEBOOK_URL}?token={SECRET}"), "ConnectTimeout"),
+    ],
+)
+def test_transport_errors_are_retried_then_exhausted(
+    mocked: responses.RequestsMock, fake_time: FakeTime, exc: Exception, code: str
 ) -> None:
-    # Set both where settings look (the environ mapping) and where requests looks (os.environ).
-    value = WOULD_BE_SWITCHES[name]
-    monkeypatch.setenv(name, value)
-    instance = tls_fake.add_instance(PROJECT)
-    assert_tls_refused(run(tls_fake.url, instance, **{name: value}), tls_fake, instance)
+    mocked.delete(NOTEBOOK_URL, body=exc)
+    with pytest.raises(ApiError) as caught:
+        mocked_client(fake_time, retry=RetryPolicy(max_attempts=3)).delete_instance(
+            PROJECT, INSTANCE
+        )
+    err = caught.value
+    assert (err.http_status, err.error_code, err.attempts, err.retryable) == (None, code, 3, True)
+    assert len(mocked.calls) == 3
+    assert len(fake_time.sleeps) == 2
+    assert err.error_msg
+    assert "?" not in err.error_msg
+    assert "?" not in str(err)
+    assert_no_secret(err)
 
 
-def test_all_would_be_switches_at_once_switch_nothing_off(
-    tls_fake: FakeModelArts, monkeypatch: pytest.MonkeyPatch
+def test_connection_error_names_its_root_cause(
+    mocked: responses.RequestsMock, fake_time: FakeTime
 ) -> None:
-    for name, value in WOULD_BE_SWITCHES.items():
-        monkeypatch.setenv(name, value)
-    instance = tls_fake.add_instance(PROJECT)
-    assert_tls_refused(run(tls_fake.url, instance, **WOULD_BE_SWITCHES), tls_fake, instance)
+    reset = requests.ConnectionError(ProtocolError("aborted", ConnectionResetError(104, "x")))
+    mocked.delete(NOTEBOOK_URL, body=reset)
+    with pytest.raises(ApiError) as caught:
+        mocked_client(fake_time, retry=RetryPolicy(max_attempts=1)).delete_instance(
+            PROJECT, INSTANCE
+        )
+    assert "ConnectionResetError" in (caught.value.error_msg or "")
+    assert "modelarts.example.invalid" in (caught.value.error_msg or "")
 
 
-def test_trusting_the_certificate_explicitly_lets_the_same_run_through(
-    tls_fake: FakeModelArts, certificates: dict[str, Certificate], monkeypatch: pytest.MonkeyPatch
+def test_tls_failure_is_not_retried(mocked: responses.RequestsMock, fake_time: FakeTime) -> None:
+    mocked.delete(NOTEBOOK_URL, body=requests.exceptions.SSLError("certificate verify failed"))
+    with pytest.raises(ApiError) as caught:
+        mocked_client(fake_time).delete_instance(PROJECT, INSTANCE)
+    assert (caught.value.error_code, caught.value.retryable) == ("SSLError", False)
+    assert len(mocked.calls) == 1
+
+
+# -- deadline ------------------------------------------------------------------------------
+
+
+def test_no_attempt_starts_at_or_after_the_deadline(
+    mocked: responses.RequestsMock, fake_time: FakeTime
 ) -> None:
-    # The control: same endpoint, same run, only the trust differs. REQUESTS_CA_BUNDLE chooses
-    # which CA to trust; it verifies as strictly as ever (next test).
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificates["loopback"].cert))
-    instance = tls_fake.add_instance(PROJECT)
-    report = run(tls_fake.url, instance)
-    assert report["results"][0]["outcome"] == "deleted"
-    assert [(r.method, r.status) for r in tls_fake.requests] == [("DELETE", 200)]
+    mocked.delete(NOTEBOOK_URL, json={})
+    with pytest.raises(DeadlineExceeded) as caught:
+        mocked_client(fake_time).delete_instance(PROJECT, INSTANCE, deadline=fake_time.now)
+    assert caught.value.attempts == 0
+    assert caught.value.http_status is None
+    assert len(mocked.calls) == 0
 
 
-def test_a_trusted_certificate_for_another_host_is_refused(
-    certificates: dict[str, Certificate], monkeypatch: pytest.MonkeyPatch
+def test_deadline_cuts_retries_instead_of_sleeping_past_it(
+    mocked: responses.RequestsMock, fake_time: FakeTime
 ) -> None:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificates["elsewhere"].cert))
-    context = certificates["elsewhere"].server_context()
-    with FakeModelArts(access_key=AK, secret_key=SK, ssl_context=context) as fake:
-        instance = fake.add_instance(PROJECT)
-        assert_tls_refused(run(fake.url, instance), fake, instance)
+    mocked.delete(NOTEBOOK_URL, status=503, body=error_body("ModelArts.6200", "internal"))
+    mocked.delete(NOTEBOOK_URL, json={})
+    with pytest.raises(ApiError) as caught:
+        mocked_client(fake_time, jitter=lambda: 1.0).delete_instance(
+            PROJECT, INSTANCE, deadline=fake_time.now + 0.4
+        )
+    err = caught.value
+    assert type(err) is ApiError
+    assert (err.http_status, err.error_code, err.attempts, err.retryable) == (
+        503,
+        "ModelArts.6200",
+        1,
+        True,
+    )
+    assert "deadline cut the retries" in str(err)
+    assert fake_time.sleeps == []
+    assert len(mocked.calls) == 1
 
 
-def test_invoke_against_a_self_signed_endpoint_fails_with_exit_1(tls_fake: FakeModelArts) -> None:
-    instance = tls_fake.add_instance(PROJECT)
-    done = invoke(tls_fake.url, instance)
-    assert done.returncode == 1
-    (result,) = json.loads(done.stdout)["results"]
-    assert (result["outcome"], result["error_code"]) == ("failed", "SSLError")
-    assert tls_fake.requests == []
+def test_retry_after_beyond_the_deadline_is_not_waited_for(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.delete(NOTEBOOK_URL, status=429, headers={"Retry-After": "30"})
+    with pytest.raises(ApiError) as caught:
+        mocked_client(fake_time).delete_instance(PROJECT, INSTANCE, deadline=fake_time.now + 20)
+    assert "deadline cut the retries" in str(caught.value)
+    assert fake_time.sleeps == []
+
+
+def test_deadline_passing_during_a_sleep_stops_before_the_next_attempt(
+    mocked: responses.RequestsMock,
+) -> None:
+    fake_time = FakeTime(oversleep=5.0)  # a sleep that overruns, as real ones can
+    mocked.delete(NOTEBOOK_URL, status=503, headers={"X-Request-Id": "req-late"})
+    with pytest.raises(DeadlineExceeded) as caught:
+        mocked_client(fake_time).delete_instance(PROJECT, INSTANCE, deadline=fake_time.now + 2.0)
+    err = caught.value
+    assert (err.attempts, err.http_status, err.request_id, err.retryable) == (
+        1,
+        503,
+        "req-late",
+        True,
+    )
+    assert len(mocked.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("left", "expected"), [(100.0, (5.0, 30.0)), (7.5, (5.0, 7.5)), (2.0, (2.0, 2.0))]
+)
+def test_timeouts_never_reach_past_the_deadline(
+    mocked: responses.RequestsMock,
+    fake_time: FakeTime,
+    left: float,
+    expected: tuple[float, float],
+) -> None:
+    mocked.get(NOTEBOOK_URL, json={"status": "RUNNING"})
+    mocked_client(fake_time).get_instance(PROJECT, INSTANCE, deadline=fake_time.now + left)
+    assert mocked.calls[0].request.req_kwargs["timeout"] == expected
+
+
+def test_read_timeout_shrinks_as_the_deadline_nears_across_retries(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    def slow_503(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        fake_time.now += 8.0  # the server took 8 s to fail
+        return 503, {}, ""
+
+    mocked.add_callback(responses.DELETE, NOTEBOOK_URL, callback=slow_503)
+    with pytest.raises(ApiError):
+        mocked_client(fake_time, jitter=lambda: 1.0).delete_instance(
+            PROJECT, INSTANCE, deadline=fake_time.now + 10.0
+        )
+    timeouts = [call.request.req_kwargs["timeout"] for call in mocked.calls]
+    # 10 s left, then 10 - 8 - 0.5 (sleep) = 1.5 s left
+    assert timeouts == [(5.0, 10.0), (1.5, 1.5)]
+
+
+# -- bodies --------------------------------------------------------------------------------
+
+
+def test_a_body_over_the_size_cap_is_refused_without_retry(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.delete(NOTEBOOK_URL, status=200, body=b"{" + b" " * (8 * 1024 * 1024) + b"}")
+    with pytest.raises(ApiError) as caught:
+        mocked_client(fake_time).delete_instance(PROJECT, INSTANCE)
+    assert (caught.value.error_code, caught.value.http_status) == ("MalformedResponse", 200)
+    assert len(mocked.calls) == 1
+
+
+def test_a_body_dripping_in_cannot_hold_a_call_past_the_deadline() -> None:
+    """A server that sends one byte at a time, each well inside the read timeout."""
+    sent: list[int] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def drip() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            body = b'{"status": "DELETING"}'
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            )
+            count = 0
+            for byte in body:
+                time.sleep(0.3)
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    break
+                count += 1
+            sent.append(count)
+
+    server = threading.Thread(target=drip, daemon=True)
+    server.start()
+    client = ModelArtsClient(
+        session=new_session(1),
+        endpoint=f"http://127.0.0.1:{port}",
+        api=ApiGeneration.NOTEBOOK,
+        retry=RetryPolicy(max_attempts=1),
+        timeouts=Timeouts(connect=5.0, read=5.0),
+    )
+    with pytest.raises(ApiError) as caught:
+        client.delete_instance(PROJECT, INSTANCE, deadline=time.monotonic() + 1.0)
+    server.join(timeout=30)
+    listener.close()
+    assert caught.value.error_code == "ReadTimeout"
+    assert sent[0] < len(b'{"status": "DELETING"}')  # it hung up before the body was complete
+
+
+def test_a_body_cut_short_is_a_connection_error_and_asked_again() -> None:
+    """Headers promise 40 bytes, 5 arrive, then the connection closes: never a success."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    served: list[int] = []
+
+    def cut_short() -> None:
+        for _ in range(2):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b'Content-Length: 40\r\n\r\n{"sta'
+                )
+                served.append(1)
+
+    server = threading.Thread(target=cut_short, daemon=True)
+    server.start()
+    client = ModelArtsClient(
+        session=new_session(1),
+        endpoint=f"http://127.0.0.1:{port}",
+        api=ApiGeneration.NOTEBOOK,
+        retry=RetryPolicy(max_attempts=2, base_delay=0.0),
+    )
+    with pytest.raises(ApiError) as caught:
+        client.delete_instance(PROJECT, INSTANCE)
+    server.join(timeout=30)
+    listener.close()
+    assert (caught.value.error_code, caught.value.attempts) == ("ConnectionError", 2)
+    assert caught.value.retryable is True
+    assert len(served) == 2
+
+
+# -- retries in the run's log --------------------------------------------------------------
+
+
+def run_with_one_retry(fake: FakeModelArts, **env: str) -> list[dict[str, Any]]:
+    """Delete one instance whose first DELETE meets a 503; the run's log, line by line."""
+    instance = fake.add_instance(PROJECT)
+    fake.add_fault(Fault("status", status=503, times=1), instance_id=instance)
+    log = io.StringIO()
+    report = run_function(
+        {"targets": [{"project_id": PROJECT, "instance_id": instance}]},
+        None,
+        environ=endpoint_environ(fake.url, MODELARTS_CLEANUP_MAX_ATTEMPTS="3", **env),
+        log_stream=log,
+        sleep=no_sleep,
+    )
+    assert [(r["outcome"], r["attempts"]) for r in report["results"]] == [("deleted", 2)]
+    return [json.loads(line) for line in log.getvalue().splitlines()]
+
+
+def test_a_retried_request_is_logged_at_debug_with_attempt_delay_and_reason(
+    fake: FakeModelArts,
+) -> None:
+    lines = run_with_one_retry(fake, MODELARTS_CLEANUP_LOG_LEVEL="DEBUG")
+    (retry,) = [line for line in lines if "attempt" in line]
+    assert retry["level"] == "DEBUG"
+    assert retry["message"].startswith("retrying DELETE ")
+    assert (retry["attempt"], retry["max_attempts"]) == (1, 3)
+    assert isinstance(retry["delay"], (int, float)) and not isinstance(retry["delay"], bool)
+    assert retry["delay"] >= 0
+    assert (retry["reason"], retry["http_status"]) == ("ModelArts.6102", 503)
+    # At the default level (INFO) the same retry leaves no line behind.
+    quiet = run_with_one_retry(fake)
+    assert not [line for line in quiet if "attempt" in line or line["level"] == "DEBUG"]

@@ -1,0 +1,210 @@
+"""What a listed instance says: its fields, times as epoch milliseconds, feature, billing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import responses
+
+from modelarts_cleanup.instances import ListedInstance, parse_billing
+from modelarts_cleanup.vocabulary import ApiGeneration
+from tests.mocked_modelarts import (
+    PROJECT,
+    T0,
+    DevenvironApi,
+    NotebookApi,
+    de_instance,
+    mocked_client,
+    notebook,
+)
+from tests.support import FakeTime
+
+# -- fields and times ----------------------------------------------------------------------
+
+
+def test_a_listed_notebook_carries_its_fields(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    body = notebook(3, status="RUNNING", charging_mode="POST_PAID")
+    NotebookApi({"NOTEBOOK": [body]}).install(mocked)
+
+    [listed] = mocked_client(fake_time).list_instances(PROJECT)
+
+    assert listed == ListedInstance(
+        project_id=PROJECT,
+        instance_id=body["id"],
+        name="nb-3",
+        status="RUNNING",
+        created_ms=T0 + 3,
+        updated_ms=T0 + 4,
+        feature="NOTEBOOK",
+        billing="postpaid",
+    )
+
+
+def test_a_listed_old_api_instance_carries_its_fields(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    body = de_instance(5, status="RUNNING")
+    DevenvironApi([body]).install(mocked)
+
+    [listed] = mocked_client(fake_time, ApiGeneration.DEVENVIRON).list_instances(PROJECT)
+
+    assert (listed.instance_id, listed.name, listed.status) == (body["id"], "de-5", "RUNNING")
+    assert (listed.created_ms, listed.updated_ms) == (T0 + 5, T0 + 6)
+    assert (listed.feature, listed.billing) == (None, "postpaid")
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"create_at": T0, "update_at": T0 + 9}, (T0, T0 + 9)),
+        # The SDK model has the times only inside `lease`.
+        ({"create_at": None, "update_at": None}, (T0 + 1, T0 + 2)),
+        ({}, (T0 + 1, T0 + 2)),
+        # Seconds, not milliseconds: unusable at the top level, so the lease decides.
+        ({"create_at": T0 // 1000, "update_at": "soon"}, (T0 + 1, T0 + 2)),
+        ({"create_at": float(T0), "update_at": T0 + 0.5}, (T0, T0 + 2)),
+        ({"create_at": True, "update_at": str(T0)}, (T0 + 1, T0)),
+    ],
+)
+def test_notebook_times_prefer_the_top_level_and_fall_back_to_the_lease(
+    mocked: responses.RequestsMock,
+    fake_time: FakeTime,
+    fields: dict[str, Any],
+    expected: tuple[int, int],
+) -> None:
+    body = {"id": "nb-1", "lease": {"create_at": T0 + 1, "update_at": T0 + 2}, **fields}
+    NotebookApi({"NOTEBOOK": [body]}).install(mocked)
+
+    [listed] = mocked_client(fake_time).list_instances(PROJECT)
+
+    assert (listed.created_ms, listed.updated_ms) == expected
+
+
+def test_notebook_times_are_unknown_when_neither_place_has_them(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    NotebookApi({"NOTEBOOK": [{"id": "nb-1", "lease": "not an object"}]}).install(mocked)
+
+    [listed] = mocked_client(fake_time).list_instances(PROJECT)
+
+    assert (listed.created_ms, listed.updated_ms, listed.name, listed.status) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (str(T0), T0),
+        (f" {T0} ", T0),
+        (T0, T0),  # an integer where the docs say string
+        (str(T0 // 1000), None),  # seconds
+        (str(T0 * 1000), None),  # microseconds
+        ("1.7e12", None),
+        ("-1", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_old_api_times_are_strings_of_epoch_milliseconds(
+    mocked: responses.RequestsMock, fake_time: FakeTime, value: Any, expected: int | None
+) -> None:
+    body = {"id": "de-1", "creation_timestamp": value, "latest_update_timestamp": value}
+    DevenvironApi([body]).install(mocked)
+
+    [listed] = mocked_client(fake_time, ApiGeneration.DEVENVIRON).list_instances(PROJECT)
+
+    assert (listed.created_ms, listed.updated_ms) == (expected, expected)
+
+
+def test_feature_comes_from_the_instance_else_from_the_query(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    unlabelled = {"id": "free-1"}
+    NotebookApi({"NOTEBOOK": [notebook(1, feature=None)], "DEFAULT": [unlabelled]}).install(mocked)
+
+    listed = mocked_client(fake_time).list_instances(PROJECT)
+
+    assert [i.feature for i in listed] == ["NOTEBOOK", "DEFAULT"]
+
+
+# -- billing -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("instance", "expected"),
+    [
+        # DevServer / HyperInstance spellings (SDK server_response.py, charging_info.py).
+        ({"charging_mode": "PRE_PAID"}, "prepaid"),
+        ({"charging_mode": "POST_PAID"}, "postpaid"),
+        ({"charging_mode": "COMMON"}, None),
+        ({"charging_info": {"charging_mode": "PRE_PAID", "period_type": "month"}}, "prepaid"),
+        ({"charging_info": {"charging_mode": "POST_PAID"}}, "postpaid"),
+        # Terraform / ECS spellings.
+        ({"charging_mode": "prePaid"}, "prepaid"),
+        ({"charging_mode": "postPaid"}, "postpaid"),
+        ({"extend_params": {"charging_mode": "prePaid"}}, "prepaid"),
+        ({"spec": {"extend_params": {"charging_mode": "prePaid"}}}, "prepaid"),
+        ({"metadata": {"charging_mode": "1"}}, "prepaid"),
+        ({"metadata": {"charging_mode": "0"}}, "postpaid"),
+        ({"metadata": {"charging_mode": "2"}}, None),  # spot
+        # Pool annotation (SDK pool_meta_annotations.py): "0" on demand, "1" yearly/monthly.
+        ({"metadata": {"annotations": {"os.modelarts/billing.mode": "1"}}}, "prepaid"),
+        ({"metadata": {"annotations": {"os.modelarts/billing.mode": "0"}}}, "postpaid"),
+        # Other names and values.
+        ({"billing_mode": 1}, "prepaid"),
+        ({"billing_mode": 0}, "postpaid"),
+        ({"billingMode": "pre-paid"}, "prepaid"),
+        ({"pay_type": "yearly"}, "prepaid"),
+        ({"payType": "Monthly"}, "prepaid"),
+        ({"charge_mode": "Yearly/Monthly"}, "prepaid"),
+        ({"chargingMode": "ON_DEMAND"}, "postpaid"),
+        ({"billing_mode": "pay-per-use"}, "postpaid"),
+        ({"billing_info": {"pay_type": "包年/包月"}}, "prepaid"),
+        ({"billing_mode": "按需计费"}, "postpaid"),
+        # Nothing says: unknown.
+        # No billing field: a public-pool notebook, pay-per-use (the only documented mode).
+        ({}, "postpaid"),
+        ({"feature": "NOTEBOOK", "billing_items": ["ALL"]}, "postpaid"),
+        ({"feature": "DEFAULT"}, "postpaid"),
+        ({"pool": {}}, "postpaid"),
+        # A dedicated pool is paid as the pool is, which the notebook does not show.
+        ({"pool": {"id": "pool-1", "name": "dedicated"}}, None),
+        ({"pool": "pool-1"}, None),
+        ({"charging_mode": None}, None),
+        ({"charging_mode": ""}, None),
+        ({"charging_mode": True}, None),
+        ({"charging_mode": {"mode": "PRE_PAID"}}, None),
+        ({"charging_mode": "prepaid-ish"}, None),
+        # Fail closed: any pre-paid sign wins; an unreadable one stops a post-paid verdict.
+        ({"charging_mode": "POST_PAID", "charging_info": {"charging_mode": "PRE_PAID"}}, "prepaid"),
+        ({"billing_mode": "0", "pay_type": "weird"}, None),
+        ({"billing_mode": "0", "metadata": {"charging_mode": "0"}}, "postpaid"),
+    ],
+)
+def test_billing_is_read_from_every_known_spelling_fail_closed(
+    instance: dict[str, Any], expected: str | None
+) -> None:
+    assert parse_billing(instance) == expected
+
+
+def test_listed_instances_carry_their_billing(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    DevenvironApi(
+        [
+            de_instance(1, spec={"extend_params": {"charging_mode": "prePaid"}}),
+            de_instance(2, billing_mode="POST_PAID"),
+            de_instance(3),
+        ]
+    ).install(mocked)
+
+    listed = mocked_client(fake_time, ApiGeneration.DEVENVIRON).list_instances(PROJECT)
+
+    assert [i.billing for i in listed] == ["prepaid", "postpaid", "postpaid"]
