@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             for size in THROTTLED_SIZES[-1 if args.quick else 0 :]
         ]
         progress("cold starts")
-        cold = scenarios.cold_starts(fake, 10 if args.quick else 15)
+        cold = scenarios.cold_starts(fake, 10 if args.quick else 21)
     text = render(Results(rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, command))
     print(text)
     if args.out is not None:

@@ -21,7 +21,10 @@ from typing import Literal
 from benchmarks.contenders import event_for, function_environment
 from benchmarks.fake_process import ACCESS_KEY, PROJECT_ID, ROOT, SECRET_KEY
 
-Starter = Literal["ours", "sdk", "bare"]
+# The least a process on our two runtime dependencies does: see benchmarks/floor.py.
+FLOOR = ROOT / "benchmarks" / "floor.py"
+
+Starter = Literal["ours", "floor", "sdk", "bare"]
 
 # The handler as FunctionGraph loads it: import `handler`, call it with the event and no context.
 _OURS = """\
@@ -44,6 +47,14 @@ client = (ModelArtsClient.new_builder()
           .build())
 response = client.delete_notebook(DeleteNotebookRequest(id=instance_id))
 ok = response.status_code == 200
+"""
+
+# benchmarks/floor.py, run as its own script does.
+_FLOOR = """\
+import sys
+sys.path.insert(0, sys.argv[1])
+from floor import FloorSettings, delete
+ok = delete(FloorSettings(), sys.argv[2], sys.argv[3]) == 200
 """
 
 _BARE = "ok = True\n"
@@ -76,6 +87,9 @@ def start_once(starter: Starter, url: str, instance_id: str) -> Start:
         env.update(function_environment(url, concurrency=8))
         event = json.dumps(event_for([instance_id]))
         argv = [sys.executable, "-c", _OURS + _REPORT, str(ROOT), event]
+    elif starter == "floor":
+        env.update(FLOOR_ENDPOINT=url, FLOOR_ACCESS_KEY=ACCESS_KEY, FLOOR_SECRET_KEY=SECRET_KEY)
+        argv = [sys.executable, "-c", _FLOOR + _REPORT, str(FLOOR.parent), PROJECT_ID, instance_id]
     elif starter == "sdk":
         code = _SDK + _REPORT
         argv = [sys.executable, "-c", code, url, ACCESS_KEY, SECRET_KEY, PROJECT_ID, instance_id]

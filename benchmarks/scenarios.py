@@ -139,7 +139,7 @@ def _median_cpu(runs: Sequence[Run]) -> Run:
 def cold_starts(fake: FakeProcess, runs: int) -> ColdStarts:
     """`runs` fresh processes of each kind, interleaved so drift hits all kinds alike."""
     url = fake.start(latency=0.0)
-    kinds: tuple[Starter, ...] = ("bare", "ours", "sdk")
+    kinds: tuple[Starter, ...] = ("bare", "floor", "ours", "sdk")
 
     def one(kind: Starter) -> Start:
         return start_once(kind, url, "" if kind == "bare" else fake.seed(1)[0])
@@ -152,7 +152,7 @@ def cold_starts(fake: FakeProcess, runs: int) -> ColdStarts:
         for kind in kinds:
             starts[kind].append(one(kind))
     served = fake.served()
-    if served.statuses != {200: 2 * runs} or served.remaining != 0:
+    if served.statuses != {200: 3 * runs} or served.remaining != 0:
         raise RuntimeError(f"cold starts: endpoint answered {served.statuses}")
     return ColdStarts(starts)
 

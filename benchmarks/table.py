@@ -91,10 +91,19 @@ def targets(results: Results) -> list[Target]:
         for row in headline
     )
     cold = results.cold
+    floor_ratio = cold.median_wall("ours") / cold.median_wall("floor")
     wall_ratio = cold.median_wall("ours") / cold.median_wall("sdk")
     rss_ratio = cold.median_rss_mib("ours") / cold.median_rss_mib("sdk")
     found.append(
-        Target("cold start, median wall vs SDK", f"{wall_ratio:.2f}x", "<= 0.6x", wall_ratio <= 0.6)
+        Target(
+            "cold start, median wall vs the floor",
+            f"{floor_ratio:.2f}x",
+            "<= 1.15x",
+            floor_ratio <= 1.15,
+        )
+    )
+    found.append(
+        Target("cold start, median wall vs SDK", f"{wall_ratio:.2f}x", "<= 0.7x", wall_ratio <= 0.7)
     )
     found.append(
         Target("cold start, peak RSS vs SDK", f"{rss_ratio:.2f}x", "<= 0.7x", rss_ratio <= 0.7)
@@ -230,6 +239,7 @@ def _cpu(results: Results) -> list[str]:
 def _cold(cold: ColdStarts) -> list[str]:
     names: tuple[tuple[Starter, str], ...] = (
         ("bare", "bare interpreter (`python -c pass`)"),
+        ("floor", "floor (requests + pydantic-settings, one signed DELETE)"),
         ("ours", "ours (`import handler`, invoke)"),
         ("sdk", "official SDK (import, build client, delete)"),
     )
@@ -245,16 +255,21 @@ def _cold(cold: ColdStarts) -> list[str]:
             )
         )
     runs = len(cold.starts["ours"])
+    floor_ratio = cold.median_wall("ours") / cold.median_wall("floor")
     wall_ratio = cold.median_wall("ours") / cold.median_wall("sdk")
     rss_ratio = cold.median_rss_mib("ours") / cold.median_rss_mib("sdk")
     return [
         f"### 4. Cold start: fresh process, import, one deletion, exit ({runs} runs each)",
         "",
-        "Wall: spawn to exit, seen from the parent. Peak RSS: the child's own VmHWM. Both run "
-        "from bytecode caches; the endpoint (zero latency) runs in another process.",
+        "Wall: spawn to exit, seen from the parent. Peak RSS: the child's own VmHWM. All run "
+        "from bytecode caches, interleaved; the endpoint (zero latency) runs in another process. "
+        "The floor (`benchmarks/floor.py`) imports our two runtime dependencies, reads one "
+        "settings class from the environment, signs and sends one DELETE: what any function "
+        "built on them pays.",
         "",
         *_table(("process", "median ms", "range ms", "median peak RSS MiB"), rows),
-        f"Ours / SDK: wall {wall_ratio:.2f}x, peak RSS {rss_ratio:.2f}x.",
+        f"Ours / floor: wall {floor_ratio:.2f}x. Ours / SDK: wall {wall_ratio:.2f}x, "
+        f"peak RSS {rss_ratio:.2f}x.",
         "",
     ]
 

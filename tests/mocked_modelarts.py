@@ -19,7 +19,7 @@ import responses
 from modelarts_cleanup.client import ModelArtsClient
 from modelarts_cleanup.exceptions import ApiError
 from modelarts_cleanup.session import new_session
-from modelarts_cleanup.transport import RetryPolicy, Timeouts
+from modelarts_cleanup.transport import RetryPolicy, Timeouts, Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.support import FakeTime
 
@@ -59,15 +59,17 @@ def mocked_client(
 ) -> ModelArtsClient:
     """A client whose sleeps move `fake_time` and whose jitter and wall clock are fixed."""
     return ModelArtsClient(
-        session=new_session(4, auth=TokenAuth()),
-        endpoint=endpoint,
+        Transport(
+            session=new_session(4, auth=TokenAuth()),
+            endpoint=endpoint,
+            retry=retry or RetryPolicy(),
+            timeouts=Timeouts(connect=5.0, read=30.0),
+            clock=fake_time.clock,
+            sleep=fake_time.sleep,
+            jitter=jitter,
+            wall_clock=wall_clock,
+        ),
         api=api,
-        retry=retry or RetryPolicy(),
-        timeouts=Timeouts(connect=5.0, read=30.0),
-        clock=fake_time.clock,
-        sleep=fake_time.sleep,
-        jitter=jitter,
-        wall_clock=wall_clock,
     )
 
 

@@ -11,8 +11,8 @@ import pytest
 import responses
 
 from modelarts_cleanup.answers import Reply, parse_error
+from modelarts_cleanup.client import DeleteResult
 from modelarts_cleanup.exceptions import ApiError
-from modelarts_cleanup.instances import DeleteResult
 from modelarts_cleanup.vocabulary import NOT_FOUND_CODES
 from tests.mocked_modelarts import (
     ENDPOINT,

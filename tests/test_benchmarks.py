@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from benchmarks import scenarios
+from benchmarks.coldstart import start_once
 from benchmarks.contenders import run_floor, run_ours, run_sdk
 from benchmarks.fake_process import FakeProcess
 
@@ -45,3 +46,15 @@ def test_throttled_scenario_reports_rate_and_failures(fake: FakeProcess) -> None
     result = scenarios.throttled(fake, 200.0, 60, concurrency=8)
     assert result.achieved > 0
     assert result.run.deleted == 60
+
+
+def test_cold_start_children_delete_for_real(fake: FakeProcess) -> None:
+    url = fake.start(latency=0.0)
+    for kind in ("floor", "ours", "sdk"):
+        (instance,) = fake.seed(1)
+        fake.served()
+        start = start_once(kind, url, instance)  # raises unless the child said it deleted
+        served = fake.served()
+        assert served.statuses == {200: 1}, kind
+        assert served.remaining == 0, kind
+        assert start.wall > 0 and start.peak_rss_kib > 0

@@ -10,18 +10,13 @@ from typing import Any
 
 import pytest
 
-from modelarts_cleanup.cleanup import (
-    Candidate,
-    Plan,
-    Policy,
-    delete_one,
-    discover,
-    execute,
-    make_plan,
-)
+from modelarts_cleanup.discovery import discover
 from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
-from modelarts_cleanup.payload import Selector, Target
+from modelarts_cleanup.execution import delete_one, execute
+from modelarts_cleanup.payload import Target
+from modelarts_cleanup.planning import Candidate, Plan, Policy, make_plan
 from modelarts_cleanup.report import JsonLog, Outcome
+from modelarts_cleanup.rules import Selector
 
 P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
 P2 = "0123456789abcdef0123456789abcdef"

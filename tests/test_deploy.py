@@ -571,6 +571,9 @@ def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
         assert Path(file).is_relative_to(code_dir), name
     assert "modelarts_cleanup.client" in outcome["ours"]
     assert not [name for name in outcome["ours"] if "testing" in name]
+    # A run that names its targets loads none of the rule machinery (cold start).
+    rule_modules = {"rules", "discovery", "selection", "listing", "instances", "stopping"}
+    assert not {name.rsplit(".", 1)[-1] for name in outcome["ours"]} & rule_modules
     report = outcome["report"]
     assert report["status"] == "succeeded"
     assert report["dry_run"] is True

@@ -18,7 +18,7 @@ from modelarts_cleanup.listing import INCONSISTENT_LISTING, LISTING_TOO_LARGE, M
 from modelarts_cleanup.session import new_session
 from modelarts_cleanup.signer import SdkHmacSha256Auth
 from modelarts_cleanup.testing import DEVENVIRON, FakeModelArts, Fault
-from modelarts_cleanup.transport import RetryPolicy, Timeouts
+from modelarts_cleanup.transport import RetryPolicy, Timeouts, Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.mocked_modelarts import (
     INSTANCES_URL,
@@ -415,12 +415,14 @@ def test_each_page_gets_only_the_time_left_before_the_deadline(
 
 def signed_client(fake: FakeModelArts, api: ApiGeneration, secret: str = SK) -> ModelArtsClient:
     return ModelArtsClient(
-        session=new_session(2, auth=SdkHmacSha256Auth(AK, secret)),
-        endpoint=fake.url,
+        Transport(
+            session=new_session(2, auth=SdkHmacSha256Auth(AK, secret)),
+            endpoint=fake.url,
+            retry=RetryPolicy(max_attempts=3),
+            timeouts=Timeouts(connect=5.0, read=10.0),
+            sleep=no_sleep,
+        ),
         api=api,
-        retry=RetryPolicy(max_attempts=3),
-        timeouts=Timeouts(connect=5.0, read=10.0),
-        sleep=no_sleep,
     )
 
 

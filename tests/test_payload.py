@@ -123,6 +123,35 @@ def test_every_problem_is_listed_with_its_location() -> None:
     assert len(problems) == 6
 
 
+def test_problems_in_targets_and_in_selectors_are_listed_together() -> None:
+    event = {
+        "targets": [{"project_id": P1}],
+        "selectors": [
+            {"project_id": P1, "statuses": ["STOPPED"]},
+            {"project_id": P1, "statuses": ["stopped"], "colour": "red"},
+            "not an object",
+        ],
+        "dry_run": 1,
+    }
+    problems = problems_of(event)
+    assert "targets[0].instance_id: Field required" in problems
+    assert any(p.startswith("selectors[1].statuses[0]: ") for p in problems)
+    assert "selectors[1].colour: unknown key" in problems
+    assert any(p.startswith("selectors[2]: ") for p in problems)
+    assert any(p.startswith("dry_run: ") for p in problems)
+    assert len(problems) == 6  # the bad status also leaves `statuses` empty: said too
+
+
+def test_a_valid_selector_beside_an_invalid_target_deletes_nothing() -> None:
+    with pytest.raises(PayloadError):
+        parse_event(
+            {
+                "targets": [{"project_id": P1, "instance_id": "x"}],
+                "selectors": [{"project_id": P1, "statuses": ["STOPPED"]}],
+            }
+        )
+
+
 @pytest.mark.parametrize(
     "instance_id",
     [
@@ -213,6 +242,10 @@ def test_schema_describes_the_payload() -> None:
     assert set(schema["properties"]) == {"targets", "selectors", "dry_run"}
     assert "required" not in schema
     assert [branch["required"] for branch in schema["anyOf"]] == [["targets"], ["selectors"]]
+    assert schema["properties"]["selectors"]["items"] == {"$ref": "#/$defs/Selector"}
+    rule = schema["$defs"]["Selector"]
+    assert rule["required"] == ["project_id", "statuses"]
+    assert "STOPPED" in rule["properties"]["statuses"]["items"]["enum"]
     target_schema = schema["$defs"]["Target"]
     assert target_schema["properties"]["project_id"]["pattern"] == "^[0-9a-f]{32}$"
     assert target_schema["additionalProperties"] is False

@@ -36,7 +36,7 @@ from modelarts_cleanup.session import new_session
 from modelarts_cleanup.settings import load_settings
 from modelarts_cleanup.signer import SdkHmacSha256Auth
 from modelarts_cleanup.testing import FakeModelArts, Fault
-from modelarts_cleanup.transport import RetryPolicy
+from modelarts_cleanup.transport import RetryPolicy, Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests import support
 from tests.support import endpoint_environ, no_sleep
@@ -345,11 +345,13 @@ def test_client_errors_leak_nothing_in_text_repr_or_traceback() -> None:
         ):
             with new_session(2, auth=SdkHmacSha256Auth(AK, secret_key, token)) as session:
                 client = ModelArtsClient(
-                    session=session,
-                    endpoint=fake.url,
+                    Transport(
+                        session=session,
+                        endpoint=fake.url,
+                        retry=RetryPolicy(max_attempts=2),
+                        sleep=no_sleep,
+                    ),
                     api=ApiGeneration.NOTEBOOK,
-                    retry=RetryPolicy(max_attempts=2),
-                    sleep=no_sleep,
                 )
                 with pytest.raises(ApiError) as raised:
                     client.delete_instance(PROJECT, instance)

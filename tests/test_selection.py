@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
-from modelarts_cleanup.cleanup import Candidate, Policy, discover, make_plan
+from modelarts_cleanup.discovery import discover
 from modelarts_cleanup.exceptions import ApiError, PayloadError
-from modelarts_cleanup.payload import Selector, Target, parse_event
+from modelarts_cleanup.payload import Target, parse_event
+from modelarts_cleanup.planning import Candidate, Policy, make_plan
+from modelarts_cleanup.rules import Selector
 from modelarts_cleanup.selection import HOUR_MS, evaluate, recheck, select
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"

@@ -10,6 +10,7 @@ import requests
 from modelarts_cleanup import __version__
 from modelarts_cleanup.client import ModelArtsClient
 from modelarts_cleanup.session import new_session
+from modelarts_cleanup.transport import Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.mocked_modelarts import (
     ENDPOINT,
@@ -48,7 +49,7 @@ def test_proxy_and_ca_bundle_from_the_environment_are_read_once(
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.invalid:3128")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
     session = new_session(2)
-    ModelArtsClient(session=session, endpoint=ENDPOINT, api=ApiGeneration.NOTEBOOK)
+    ModelArtsClient(Transport(session=session, endpoint=ENDPOINT), api=ApiGeneration.NOTEBOOK)
     assert session.trust_env is False
     assert session.proxies["https"] == "http://proxy.example.invalid:3128"
     assert session.verify == str(bundle)
@@ -61,6 +62,6 @@ def test_without_environment_settings_verification_stays_on(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CURL_CA_BUNDLE", "")
     session = new_session(2)
-    ModelArtsClient(session=session, endpoint=ENDPOINT, api=ApiGeneration.NOTEBOOK)
+    ModelArtsClient(Transport(session=session, endpoint=ENDPOINT), api=ApiGeneration.NOTEBOOK)
     assert session.verify is True
     assert session.trust_env is False

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from modelarts_cleanup.cleanup import delete_one
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
+from modelarts_cleanup.execution import delete_one
 from modelarts_cleanup.payload import Target
 from modelarts_cleanup.report import Outcome
 from modelarts_cleanup.stopping import StopFailed, StopPolicy, settle

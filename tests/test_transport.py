@@ -15,13 +15,12 @@ import requests
 import responses
 from urllib3.exceptions import ProtocolError
 
-from modelarts_cleanup.client import ModelArtsClient
+from modelarts_cleanup.client import DeleteResult, ModelArtsClient
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
-from modelarts_cleanup.instances import DeleteResult
 from modelarts_cleanup.session import new_session
 from modelarts_cleanup.testing import FakeModelArts, Fault
-from modelarts_cleanup.transport import RetryPolicy, Timeouts
+from modelarts_cleanup.transport import RetryPolicy, Timeouts, Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.mocked_modelarts import (
     INSTANCE,
@@ -336,11 +335,13 @@ def test_a_body_dripping_in_cannot_hold_a_call_past_the_deadline() -> None:
     server = threading.Thread(target=drip, daemon=True)
     server.start()
     client = ModelArtsClient(
-        session=new_session(1),
-        endpoint=f"http://127.0.0.1:{port}",
+        Transport(
+            session=new_session(1),
+            endpoint=f"http://127.0.0.1:{port}",
+            retry=RetryPolicy(max_attempts=1),
+            timeouts=Timeouts(connect=5.0, read=5.0),
+        ),
         api=ApiGeneration.NOTEBOOK,
-        retry=RetryPolicy(max_attempts=1),
-        timeouts=Timeouts(connect=5.0, read=5.0),
     )
     with pytest.raises(ApiError) as caught:
         client.delete_instance(PROJECT, INSTANCE, deadline=time.monotonic() + 1.0)
@@ -370,10 +371,12 @@ def test_a_body_cut_short_is_a_connection_error_and_asked_again() -> None:
     server = threading.Thread(target=cut_short, daemon=True)
     server.start()
     client = ModelArtsClient(
-        session=new_session(1),
-        endpoint=f"http://127.0.0.1:{port}",
+        Transport(
+            session=new_session(1),
+            endpoint=f"http://127.0.0.1:{port}",
+            retry=RetryPolicy(max_attempts=2, base_delay=0.0),
+        ),
         api=ApiGeneration.NOTEBOOK,
-        retry=RetryPolicy(max_attempts=2, base_delay=0.0),
     )
     with pytest.raises(ApiError) as caught:
         client.delete_instance(PROJECT, INSTANCE)

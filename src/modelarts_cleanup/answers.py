@@ -6,8 +6,6 @@ it calls retryable; nothing else looks at status codes.
 
 from __future__ import annotations
 
-import email.utils
-import html
 import json
 import re
 from collections.abc import Mapping
@@ -205,6 +203,8 @@ def _short_text(text: str) -> str | None:
     """A one-line digest of a non-JSON body: an HTML page's title, else its text."""
     lowered = text[:2000].lower()
     if "<html" in lowered or "<!doctype" in lowered or lowered.startswith("<"):
+        import html  # only for pages that are not ModelArts answers
+
         title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
         text = title.group(1) if title else re.sub(r"<[^>]*>", " ", text)
         text = html.unescape(text)
@@ -238,6 +238,8 @@ def retry_after_seconds(reply: Reply, *, now: float) -> float | None:
 
 
 def _http_date(value: str) -> float | None:
+    import email.utils  # only for a Retry-After given as a date
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -6,58 +6,34 @@ times it; `answers` says what a reply means, `instances` reads what it holds, `l
 
 from __future__ import annotations
 
-import functools
-import random
-import time
-from collections.abc import Callable, Sequence
-from typing import Any
-
-import requests
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from .answers import MALFORMED_RESPONSE
 from .exceptions import ApiError
-from .instances import DeleteResult, ListedInstance, listed_devenviron, listed_notebook
-from .listing import (
-    INCONSISTENT_LISTING,
-    NOTEBOOK_FEATURES,
-    NOTEBOOK_PAGE_SIZE,
-    Collection,
-    Listing,
-)
-from .transport import OnRetry, RetryPolicy, Timeouts, Transport
-from .vocabulary import ApiGeneration, is_instance_id, is_project_id
+from .transport import Transport
+from .vocabulary import INCONSISTENT_LISTING, ApiGeneration, is_instance_id, is_project_id
+
+if TYPE_CHECKING:
+    from .instances import ListedInstance
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """What a successful (or moot) deletion looked like."""
+
+    outcome: Literal["deleted", "already_absent"]
+    http_status: int
+    request_id: str | None
+    attempts: int
+    status: str | None  # instance status the API returned (e.g. "DELETING"), if any
 
 
 class ModelArtsClient:
     """Calls ModelArts for one API generation; every call goes through one retrying transport."""
 
-    def __init__(
-        self,
-        *,
-        session: requests.Session,
-        endpoint: str,
-        api: ApiGeneration,
-        retry: RetryPolicy | None = None,
-        timeouts: Timeouts | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
-        wall_clock: Callable[[], float] = time.time,
-        secrets: Sequence[str] = (),
-        on_retry: OnRetry | None = None,
-    ) -> None:
-        self._transport = Transport(
-            session=session,
-            endpoint=endpoint,
-            retry=retry,
-            timeouts=timeouts,
-            clock=clock,
-            sleep=sleep,
-            jitter=jitter,
-            wall_clock=wall_clock,
-            secrets=secrets,
-            on_retry=on_retry,
-        )
+    def __init__(self, transport: Transport, *, api: ApiGeneration) -> None:
+        self._transport = transport
         self._api = ApiGeneration(api)
 
     @property
@@ -123,6 +99,8 @@ class ModelArtsClient:
                 error_msg="the instance in the answer is not the one asked for",
             )
         item = {**body, "id": instance_id}
+        from .instances import listed_devenviron, listed_notebook  # selected instances only
+
         if self._api is ApiGeneration.NOTEBOOK:
             return listed_notebook(project_id, item, "NOTEBOOK")
         return listed_devenviron(project_id, item)
@@ -147,38 +125,9 @@ class ModelArtsClient:
         self, project_id: str, *, deadline: float | None = None
     ) -> list[ListedInstance]:
         """Every instance of the project, all pages, deduplicated; raises rather than be partial."""
-        if not is_project_id(project_id):
-            raise ValueError("project_id must be 32 lowercase hexadecimal characters")
-        listing = Listing(project_id)
-        for collection in self._collections(project_id):
-            listing.collect(self._transport, collection, deadline=deadline)
-        return listing.instances
+        from .listing import list_project  # only runs with selectors list anything
 
-    def _collections(self, project_id: str) -> list[Collection]:
-        if self._api is ApiGeneration.NOTEBOOK:
-            return [
-                Collection(
-                    f"/v1/{project_id}/notebooks",
-                    # Terraform's data source sends offset=0 too; the old API gets an offset
-                    # only once it needs one, so its first request is the documented one.
-                    {"limit": str(NOTEBOOK_PAGE_SIZE), "offset": "0", "feature": feature},
-                    "data",
-                    "total",
-                    functools.partial(listed_notebook, project_id, feature=feature),
-                )
-                for feature in NOTEBOOK_FEATURES
-            ]
-        # limit=0 means "all"; should an answer still hold fewer than total_count, the offset
-        # pages on from where it stopped.
-        return [
-            Collection(
-                f"/v1/{project_id}/demanager/instances",
-                {"de_type": "Notebook", "limit": "0"},
-                "instances",
-                "total_count",
-                functools.partial(listed_devenviron, project_id),
-            )
-        ]
+        return list_project(self._transport, self._api, project_id, deadline=deadline)
 
     def _instance_path(self, project_id: str, instance_id: str) -> str:
         # Payload validation happens earlier; this keeps an ID from ever changing a URL's meaning.

@@ -6,22 +6,25 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import requests
 
-from .cleanup import Candidate, Policy, Recheck, discover, execute, make_plan
 from .client import ModelArtsClient
 from .credentials import resolve_credentials
 from .exceptions import ConfigurationError, PayloadError
+from .execution import Recheck, execute
 from .functiongraph import FunctionContext
 from .payload import Target, parse_event
+from .planning import Candidate, Policy, make_plan
 from .report import JsonLog, Report, run_status, summary_log_fields
-from .selection import recheck
 from .session import new_session
 from .settings import Settings, function_environment, load_settings
-from .transport import RetryDetails, RetryPolicy, Timeouts
+from .transport import RetryDetails, RetryPolicy, Timeouts, Transport
 from .vocabulary import ApiGeneration
+
+if TYPE_CHECKING:
+    from .discovery import SelectorReport
 
 # Requests cap their own timeouts at the deadline, so the margin only has to cover building and
 # returning the report; a quarter of a very short budget at most, so a 3 s function still works.
@@ -87,14 +90,22 @@ def run_function(
     deadline = (
         None if budget is None else started + budget - min(DEADLINE_MARGIN_SECONDS, budget / 4)
     )
+    selected: list[Candidate] = []
+    selector_reports: list[SelectorReport] = []
+    recheck: Recheck | None = None
     try:
-        selected, selector_reports = discover(
-            payload.selectors,
-            client,
-            policy=policy,
-            deadline=deadline,
-            now_ms=round(wall_clock() * 1000),
-        )
+        if payload.selectors:
+            # Only runs with selectors list anything.
+            from .discovery import discover, rechecker
+
+            selected, selector_reports = discover(
+                payload.selectors,
+                client,
+                policy=policy,
+                deadline=deadline,
+                now_ms=round(wall_clock() * 1000),
+            )
+            recheck = rechecker(client, deadline, wall_clock)
         for selector_report in selector_reports:
             if selector_report.failed:
                 log.error("selector not applied", **selector_report.to_dict())
@@ -114,7 +125,7 @@ def run_function(
             concurrency=settings.concurrency,
             deadline=deadline,
             log=log,
-            recheck=_rechecker(client, deadline, wall_clock),
+            recheck=recheck,
             clock=clock,
             sleep=sleep,
         )
@@ -159,10 +170,9 @@ def _client(
             http_status=retry.http_status,
         )
 
-    return ModelArtsClient(
+    transport = Transport(
         session=session,
         endpoint=settings.base_url,
-        api=settings.api,
         retry=RetryPolicy(max_attempts=settings.max_attempts),
         timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
         clock=clock,
@@ -170,23 +180,7 @@ def _client(
         secrets=secrets,
         on_retry=log_retry,
     )
-
-
-def _rechecker(
-    client: ModelArtsClient, deadline: float | None, wall_clock: Callable[[], float]
-) -> Recheck:
-    """Reads a selected instance again just before deleting it: its state may have changed."""
-
-    def recheck_one(candidate: Candidate) -> str | None:
-        target, selector = candidate.target, candidate.selector
-        if selector is None:
-            return None
-        fresh = client.get_listed_instance(target.project_id, target.instance_id, deadline=deadline)
-        if fresh is None:
-            return None  # gone: the delete itself will say already_absent
-        return recheck(selector, fresh, now_ms=round(wall_clock() * 1000))
-
-    return recheck_one
+    return ModelArtsClient(transport, api=settings.api)
 
 
 def _check_generation(targets: Sequence[Target], api: ApiGeneration) -> None:

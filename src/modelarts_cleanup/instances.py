@@ -18,17 +18,6 @@ _MAX_EPOCH_MS = 10_000_000_000_000
 
 
 @dataclass(frozen=True)
-class DeleteResult:
-    """What a successful (or moot) deletion looked like."""
-
-    outcome: Literal["deleted", "already_absent"]
-    http_status: int
-    request_id: str | None
-    attempts: int
-    status: str | None  # instance status the API returned (e.g. "DELETING"), if any
-
-
-@dataclass(frozen=True)
 class ListedInstance:
     """One instance as a listing (or a re-read) showed it."""
 

@@ -7,16 +7,17 @@ A listing whose pages do not add up raises `InconsistentListing`; one longer tha
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .answers import MALFORMED_RESPONSE, parse_error
 from .exceptions import ApiError
-from .instances import ListedInstance
+from .instances import ListedInstance, listed_devenviron, listed_notebook
 from .transport import Transport
+from .vocabulary import INCONSISTENT_LISTING, ApiGeneration, is_project_id
 
-INCONSISTENT_LISTING = "InconsistentListing"
 LISTING_TOO_LARGE = "ListingTooLarge"
 
 # ListNotebooks accepts limit 10, 20 or 50 (SDK ListNotebooksRequest); Terraform's data source
@@ -172,3 +173,42 @@ def _done(page: _Page, seen: int) -> bool:
         attempts=1,
         retryable=True,
     )
+
+
+def list_project(
+    transport: Transport, api: ApiGeneration, project_id: str, *, deadline: float | None
+) -> list[ListedInstance]:
+    """Every instance of the project in that API generation, all pages, deduplicated."""
+    if not is_project_id(project_id):
+        raise ValueError("project_id must be 32 lowercase hexadecimal characters")
+    listing = Listing(project_id)
+    for collection in _collections(api, project_id):
+        listing.collect(transport, collection, deadline=deadline)
+    return listing.instances
+
+
+def _collections(api: ApiGeneration, project_id: str) -> list[Collection]:
+    if api is ApiGeneration.NOTEBOOK:
+        return [
+            Collection(
+                f"/v1/{project_id}/notebooks",
+                # Terraform's data source sends offset=0 too; the old API gets an offset only
+                # once it needs one, so its first request is the documented one.
+                {"limit": str(NOTEBOOK_PAGE_SIZE), "offset": "0", "feature": feature},
+                "data",
+                "total",
+                functools.partial(listed_notebook, project_id, feature=feature),
+            )
+            for feature in NOTEBOOK_FEATURES
+        ]
+    # limit=0 means "all"; should an answer still hold fewer than total_count, the offset pages
+    # on from where it stopped.
+    return [
+        Collection(
+            f"/v1/{project_id}/demanager/instances",
+            {"de_type": "Notebook", "limit": "0"},
+            "instances",
+            "total_count",
+            functools.partial(listed_devenviron, project_id),
+        )
+    ]

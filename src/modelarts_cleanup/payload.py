@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -16,14 +16,7 @@ from pydantic import (
 )
 
 from .exceptions import PayloadError
-from .vocabulary import (
-    INSTANCE_ID_PATTERN,
-    INSTANCE_ID_RULE,
-    PROJECT_ID_PATTERN,
-    PROJECT_ID_RULE,
-    STATUSES,
-    Status,
-)
+from .vocabulary import INSTANCE_ID_PATTERN, INSTANCE_ID_RULE, PROJECT_ID_PATTERN, PROJECT_ID_RULE
 
 # FunctionGraph accepts events of a few MB; a cleanup list never needs that much, and refusing early
 # keeps a hostile event from costing memory or time.
@@ -57,56 +50,14 @@ class Target(BaseModel):
     instance_id: InstanceId
 
 
-NameGlob = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=128,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
-        description="shell-style pattern matched against the whole name, case-sensitive "
-        "(* any run, ? one character, [abc] one of)",
-    ),
-]
+# Rules are checked by `rules`, loaded only when a payload has some (see parse_payload).
 MAX_SELECTORS = 50
-MAX_HOURS = 24 * 3650
+if TYPE_CHECKING:
+    from .rules import Selector
 
-
-class Selector(BaseModel):
-    """A rule that picks instances of one project by status, age and name."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-    project_id: ProjectId
-    statuses: tuple[Status, ...] = Field(
-        min_length=1,
-        max_length=len(STATUSES),
-        description="Only instances in one of these statuses (required: a rule never means "
-        "'every status').",
-    )
-    idle_hours: float | None = Field(
-        default=None,
-        gt=0,
-        le=MAX_HOURS,
-        description="Only instances not updated for at least this many hours.",
-    )
-    older_than_hours: float | None = Field(
-        default=None,
-        gt=0,
-        le=MAX_HOURS,
-        description="Only instances created at least this many hours ago.",
-    )
-    name_pattern: NameGlob | None = Field(
-        default=None, description="Only instances whose name matches this pattern."
-    )
-    exclude_names: tuple[NameGlob, ...] = Field(
-        default=(), max_length=50, description="Never instances whose name matches one of these."
-    )
-
-    @field_validator("statuses", "exclude_names", mode="before")
-    @classmethod
-    def _lists_are_tuples(cls, value: object) -> object:
-        # Strict mode wants a tuple; JSON only has lists.
-        return tuple(value) if isinstance(value, list) else value
+    Selectors = list[Selector]
+else:
+    Selectors = list[dict[str, Any]]
 
 
 class Payload(BaseModel):
@@ -127,12 +78,12 @@ class Payload(BaseModel):
     )
 
     targets: list[Target] = Field(
-        default_factory=list,
+        default=[],
         max_length=MAX_TARGETS,
         description="Instances to delete; duplicate pairs are handled once.",
     )
-    selectors: list[Selector] = Field(
-        default_factory=list,
+    selectors: Selectors = Field(
+        default=[],
         max_length=MAX_SELECTORS,
         description="Rules that pick instances to delete from a listing of their project.",
     )
@@ -156,7 +107,15 @@ class Payload(BaseModel):
 
 def payload_schema() -> dict[str, Any]:
     """The JSON Schema of the canonical payload."""
-    return Payload.model_json_schema()
+    from .rules import Selector
+
+    schema = Payload.model_json_schema()
+    rule = Selector.model_json_schema(ref_template="#/$defs/{model}")
+    definitions = schema.setdefault("$defs", {})
+    definitions.update(rule.pop("$defs", {}))
+    definitions["Selector"] = rule
+    schema["properties"]["selectors"]["items"] = {"$ref": "#/$defs/Selector"}
+    return schema
 
 
 def parse_payload(obj: object) -> Payload:
@@ -164,10 +123,22 @@ def parse_payload(obj: object) -> Payload:
     problems = _shape_problems(obj)
     if problems:
         raise PayloadError(problems)
+    assert isinstance(obj, Mapping)  # noqa: S101  (_shape_problems refuses anything else)
+    payload: Payload | None = None
     try:
-        return Payload.model_validate(obj)
+        payload = Payload.model_validate(obj)
     except ValidationError as exc:
-        raise PayloadError(describe_errors(exc)) from None
+        problems = describe_errors(exc)
+    raw = obj.get("selectors")
+    selectors: list[Selector] = []
+    if isinstance(raw, list) and 0 < len(raw) <= MAX_SELECTORS:
+        from .rules import parse_selectors
+
+        selectors, wrong = parse_selectors(raw, where="selectors")
+        problems.extend(wrong)
+    if problems or payload is None:
+        raise PayloadError(problems)
+    return payload.model_copy(update={"selectors": selectors}) if selectors else payload
 
 
 def parse_event(event: object, *, default_targets: Sequence[Target] = ()) -> Payload:
@@ -280,14 +251,20 @@ def _depth(obj: object, level: int = 0) -> int:
     return level
 
 
-def describe_errors(exc: ValidationError, roots: Mapping[str, str] | None = None) -> list[str]:
+def describe_errors(
+    exc: ValidationError,
+    roots: Mapping[str, str] | None = None,
+    *,
+    prefix: tuple[int | str, ...] = (),
+) -> list[str]:
     """One line per problem, `location: message`, never echoing the input.
 
-    `roots` renames the first element of a location (a field name to its environment variable).
+    `roots` renames the first element of a location (a field name to its environment variable);
+    `prefix` says where the validated value sits in a larger document.
     """
     problems = []
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        loc = error["loc"]
+        loc = (*prefix, *error["loc"])
         field = str(loc[-1]) if loc else ""
         if error["type"] == "string_pattern_mismatch" and field in _PATTERN_MESSAGES:
             message = _PATTERN_MESSAGES[field]

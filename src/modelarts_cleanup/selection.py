@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from .instances import ListedInstance
-from .payload import Selector
 from .report import Reason
+from .rules import Selector
 
 HOUR_MS = 3_600_000
 

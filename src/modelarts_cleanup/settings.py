@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AliasChoices,
     Field,
     SecretStr,
     ValidationError,
@@ -59,10 +58,6 @@ _ID_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
 }
 
 
-def _env(field: str) -> Any:
-    return Field(None, validation_alias=AliasChoices(_ENV[field], field))
-
-
 def _split_list(value: object) -> object:
     """Lists come as JSON or comma-separated text."""
     if not isinstance(value, str):
@@ -81,47 +76,26 @@ def _split_list(value: object) -> object:
 class Settings(BaseSettings):
     """Every setting of the function, validated."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
-    region: str | None = _env("region")
-    endpoint: str | None = _env("endpoint")
-    allow_http: bool = Field(False, validation_alias=AliasChoices(_ENV["allow_http"], "allow_http"))
-    api: ApiGeneration = Field(
-        ApiGeneration.NOTEBOOK, validation_alias=AliasChoices(_ENV["api"], "api")
-    )
-    dry_run: bool = Field(False, validation_alias=AliasChoices(_ENV["dry_run"], "dry_run"))
-    targets: Annotated[tuple[Target, ...], NoDecode] = Field(
-        (), validation_alias=AliasChoices(_ENV["targets"], "targets")
-    )
-    allowed_projects: Annotated[frozenset[str], NoDecode] = Field(
-        frozenset(), validation_alias=AliasChoices(_ENV["allowed_projects"], "allowed_projects")
-    )
-    protected_instances: Annotated[frozenset[str], NoDecode] = Field(
-        frozenset(),
-        validation_alias=AliasChoices(_ENV["protected_instances"], "protected_instances"),
-    )
-    max_deletions: int = Field(
-        50, ge=0, validation_alias=AliasChoices(_ENV["max_deletions"], "max_deletions")
-    )
-    concurrency: int = Field(
-        8, ge=1, le=64, validation_alias=AliasChoices(_ENV["concurrency"], "concurrency")
-    )
-    max_attempts: int = Field(
-        5, ge=1, le=10, validation_alias=AliasChoices(_ENV["max_attempts"], "max_attempts")
-    )
-    connect_timeout: float = Field(
-        5.0, gt=0, le=60, validation_alias=AliasChoices(_ENV["connect_timeout"], "connect_timeout")
-    )
-    read_timeout: float = Field(
-        30.0, gt=0, le=300, validation_alias=AliasChoices(_ENV["read_timeout"], "read_timeout")
-    )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", validation_alias=AliasChoices(_ENV["log_level"], "log_level")
-    )
-    access_key: str | None = _env("access_key")
-    secret_key: SecretStr | None = _env("secret_key")
-    security_token: SecretStr | None = _env("security_token")
-    auth_token: SecretStr | None = _env("auth_token")
+    region: str | None = None
+    endpoint: str | None = None
+    allow_http: bool = False
+    api: ApiGeneration = Field(ApiGeneration.NOTEBOOK)
+    dry_run: bool = False
+    targets: Annotated[tuple[Target, ...], NoDecode] = Field(())
+    allowed_projects: Annotated[frozenset[str], NoDecode] = Field(frozenset())
+    protected_instances: Annotated[frozenset[str], NoDecode] = Field(frozenset())
+    max_deletions: int = Field(50, ge=0)
+    concurrency: int = Field(8, ge=1, le=64)
+    max_attempts: int = Field(5, ge=1, le=10)
+    connect_timeout: float = Field(5.0, gt=0, le=60)
+    read_timeout: float = Field(30.0, gt=0, le=300)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    access_key: str | None = None
+    secret_key: SecretStr | None = None
+    security_token: SecretStr | None = None
+    auth_token: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 from .exceptions import ApiError, DeadlineExceeded
 from .vocabulary import IN_TARGET_STATE, RUNNING_STATUSES, TRANSITIONAL_STATUSES
 
-
-class InstanceControl(Protocol):
-    """What waiting for a stop needs from a client."""
-
-    def get_instance(
-        self, project_id: str, instance_id: str, *, deadline: float | None = None
-    ) -> Mapping[str, Any] | None: ...
-
-    def stop_instance(
-        self, project_id: str, instance_id: str, *, deadline: float | None = None
-    ) -> None: ...
+if TYPE_CHECKING:
+    from .execution import DeletingClient
 
 
 @dataclass(frozen=True)
@@ -42,12 +33,12 @@ class StopFailed(ApiError):
 
 
 def settle(
-    client: InstanceControl,
+    client: DeletingClient,
     project_id: str,
     instance_id: str,
     *,
     deadline: float | None,
-    policy: StopPolicy = DEFAULT_STOP_POLICY,
+    policy: StopPolicy | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str | None:
@@ -56,6 +47,7 @@ def settle(
     Returns the status it settled in, or None when the instance is gone. Raises StopFailed when
     the stop is refused or the wait runs out, DeadlineExceeded when the deadline comes first.
     """
+    policy = policy or DEFAULT_STOP_POLICY
     started = clock()
     limit = started + policy.max_wait
     if deadline is not None:
@@ -90,7 +82,7 @@ def settle(
 
 
 def _stop(
-    client: InstanceControl, project_id: str, instance_id: str, deadline: float | None
+    client: DeletingClient, project_id: str, instance_id: str, deadline: float | None
 ) -> None:
     try:
         client.stop_instance(project_id, instance_id, deadline=deadline)

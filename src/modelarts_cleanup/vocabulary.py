@@ -92,3 +92,7 @@ IN_TARGET_STATE = "ModelArts.6357"
 NOT_NOW_CODES: frozenset[str] = frozenset(
     {STOP_FIRST, "ModelArts.6306", "ModelArts.6308", IN_TARGET_STATE}
 )
+
+# Our own code for an answer that contradicts itself or the request (a listing whose pages do not
+# add up, a read answered for another instance): asking again is the remedy.
+INCONSISTENT_LISTING = "InconsistentListing"

@@ -1,212 +1,41 @@
-"""The run: discover (selectors), plan (dedupe, policy, cap), execute (bounded pool, deadline)."""
+"""Carrying a plan out: a bounded pool of workers, the deadline, stop-then-delete, one result
+per target whatever happens."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .exceptions import ApiError, DeadlineExceeded
-from .instances import DeleteResult, ListedInstance
-from .payload import Selector, Target
+from .payload import Target
+from .planning import Candidate, Plan, refused
 from .report import JsonLog, Outcome, Reason, Result
-from .selection import select
-from .stopping import DEFAULT_STOP_POLICY, InstanceControl, StopPolicy, settle
-from .vocabulary import NOT_NOW_CODES, is_instance_id
+from .vocabulary import NOT_NOW_CODES
+
+if TYPE_CHECKING:
+    from .client import DeleteResult
+    from .stopping import StopPolicy
 
 
-class DeletingClient(InstanceControl, Protocol):
-    """What the run needs from a ModelArts client."""
+class DeletingClient(Protocol):
+    """What the run needs from a ModelArts client (stopping needs the last two)."""
 
     def delete_instance(
         self, project_id: str, instance_id: str, *, deadline: float | None = None
     ) -> DeleteResult: ...
 
+    def get_instance(
+        self, project_id: str, instance_id: str, *, deadline: float | None = None
+    ) -> Mapping[str, Any] | None: ...
 
-@dataclass(frozen=True)
-class Policy:
-    """What the function may touch."""
-
-    allowed_projects: frozenset[str] = frozenset()
-    protected_instances: frozenset[str] = frozenset()
-    max_deletions: int = 50
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A target and what put it in the run."""
-
-    target: Target
-    matched_by: str = "targets"  # or "selectors[i]"
-    # Set for selected instances: the rule is checked again just before deleting.
-    selector: Selector | None = None
-    # A selector kept it back (pre-paid, unreadable state): refused, never sent.
-    refusal: str | None = None
-    name: str | None = None
-
-
-class ListingClient(Protocol):
-    """What selectors need from a ModelArts client."""
-
-    def list_instances(
-        self, project_id: str, *, deadline: float | None = None
-    ) -> Sequence[ListedInstance]: ...
-
-
-@dataclass(frozen=True)
-class SelectorReport:
-    """What one selector found: how many instances were listed and picked, or why none were."""
-
-    selector: str
-    project_id: str
-    listed: int | None
-    picked: int
-    error_code: str | None = None
-    error_msg: str | None = None
-    http_status: int | None = None
-
-    @property
-    def failed(self) -> bool:
-        """Whether the selector could not be applied."""
-        return self.error_code is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        """As it appears in the report."""
-        return asdict(self)
-
-
-def discover(
-    selectors: Sequence[Selector],
-    client: ListingClient,
-    *,
-    policy: Policy,
-    deadline: float | None,
-    now_ms: int,
-) -> tuple[list[Candidate], list[SelectorReport]]:
-    """List each selector's project once and apply the selector.
-
-    Fails closed per project: if its listing fails, no selector deletes anything in it, and the
-    selector's report says why. Explicit targets are not affected.
-    """
-    listings: dict[str, Sequence[ListedInstance] | ApiError] = {}
-    candidates: list[Candidate] = []
-    reports: list[SelectorReport] = []
-    for index, selector in enumerate(selectors):
-        label, project = f"selectors[{index}]", selector.project_id
-        if policy.allowed_projects and project not in policy.allowed_projects:
-            reports.append(
-                SelectorReport(
-                    label,
-                    project,
-                    None,
-                    0,
-                    error_code=Reason.PROJECT_NOT_ALLOWED.value,
-                    error_msg="project not in MODELARTS_CLEANUP_ALLOWED_PROJECTS: not listed",
-                )
-            )
-            continue
-        if project not in listings:
-            try:
-                listings[project] = client.list_instances(project, deadline=deadline)
-            except ApiError as exc:
-                listings[project] = exc
-            except Exception as exc:  # noqa: BLE001  (one project's surprise must not stop the run)
-                # Only the type: an unexpected exception's text could hold a URL or header.
-                listings[project] = ApiError(
-                    "unexpected error", error_code="UnexpectedError", error_msg=type(exc).__name__
-                )
-        listing = listings[project]
-        if isinstance(listing, ApiError):
-            reports.append(
-                SelectorReport(
-                    label,
-                    project,
-                    None,
-                    0,
-                    error_code=listing.error_code or "ListingFailed",
-                    error_msg=listing.error_msg or str(listing),
-                    http_status=listing.http_status,
-                )
-            )
-            continue
-        picks = [
-            p for p in select(selector, listing, now_ms=now_ms) if is_instance_id(p.instance_id)
-        ]
-        candidates.extend(
-            Candidate(
-                Target(project_id=project, instance_id=p.instance_id),
-                matched_by=label,
-                selector=selector,
-                refusal=p.refusal,
-                name=p.name,
-            )
-            for p in picks
-        )
-        reports.append(SelectorReport(label, project, len(listing), len(picks)))
-    return candidates, reports
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Which targets to delete, and which policy keeps, decided before any request."""
-
-    to_delete: tuple[Candidate, ...]
-    refused: tuple[Result, ...]
-    refused_run: str | None
-    dry_run: bool
-    order: tuple[Target, ...]
+    def stop_instance(
+        self, project_id: str, instance_id: str, *, deadline: float | None = None
+    ) -> None: ...
 
 
 Recheck = Callable[[Candidate], "str | None"]
-
-
-def make_plan(candidates: Sequence[Target | Candidate], policy: Policy, *, dry_run: bool) -> Plan:
-    """Dedupe (first mention wins), apply the policy, refuse the whole run above the cap. Pure."""
-    unique: dict[Target, Candidate] = {}
-    for item in candidates:
-        candidate = item if isinstance(item, Candidate) else Candidate(item)
-        unique.setdefault(candidate.target, candidate)
-    to_delete: list[Candidate] = []
-    refused: list[Result] = []
-    for candidate in unique.values():
-        reason = _policy_reason(candidate.target, policy)
-        if reason is not None:
-            refused.append(_refused(candidate, reason.value))
-        elif candidate.refusal is not None:
-            refused.append(_refused(candidate, candidate.refusal))
-        else:
-            to_delete.append(candidate)
-    refused_run = None
-    if len(to_delete) > policy.max_deletions:
-        refused_run = (
-            f"{len(to_delete)} deletions planned, more than MODELARTS_CLEANUP_MAX_DELETIONS="
-            f"{policy.max_deletions}: the whole run is refused"
-        )
-        refused.extend(_refused(c, Reason.MAX_DELETIONS_EXCEEDED.value) for c in to_delete)
-        to_delete = []
-    return Plan(tuple(to_delete), tuple(refused), refused_run, dry_run, tuple(unique))
-
-
-def _policy_reason(target: Target, policy: Policy) -> Reason | None:
-    if target.instance_id in policy.protected_instances:
-        return Reason.PROTECTED
-    if policy.allowed_projects and target.project_id not in policy.allowed_projects:
-        return Reason.PROJECT_NOT_ALLOWED
-    return None
-
-
-def _refused(candidate: Candidate, reason: str) -> Result:
-    target = candidate.target
-    return Result(
-        target.project_id,
-        target.instance_id,
-        Outcome.REFUSED,
-        reason=reason,
-        matched_by=candidate.matched_by,
-        instance_name=candidate.name,
-    )
 
 
 def execute(
@@ -219,7 +48,7 @@ def execute(
     recheck: Recheck | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    stop_policy: StopPolicy = DEFAULT_STOP_POLICY,
+    stop_policy: StopPolicy | None = None,
 ) -> tuple[Result, ...]:
     """Carry the plan out; one result per target, in the payload's order, whatever happens.
 
@@ -260,7 +89,7 @@ def execute(
             except ApiError as exc:
                 return _failed(target, exc, 0, clock(), clock, reason=Reason.RECHECK_FAILED.value)
             if reason is not None:
-                return _refused(candidate, reason)
+                return refused(candidate, reason)
         return delete_one(
             client,
             target,
@@ -271,8 +100,13 @@ def execute(
             before_stopping=guard,
         )
 
-    if plan.to_delete:
-        workers = max(1, min(concurrency, len(plan.to_delete)))
+    workers = min(concurrency, len(plan.to_delete))
+    if workers <= 1:
+        # One at a time needs no pool: the targets run in this thread, in order.
+        done.update((c.target, one(c)) for c in plan.to_delete)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cleanup") as pool:
             results = pool.map(one, plan.to_delete)
             done.update(zip((c.target for c in plan.to_delete), results, strict=True))
@@ -301,7 +135,7 @@ def delete_one(
     deadline: float | None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    stop_policy: StopPolicy = DEFAULT_STOP_POLICY,
+    stop_policy: StopPolicy | None = None,
     before_stopping: Callable[[], str | None] | None = None,
 ) -> Result:
     """Delete one instance, stopping it first when the API insists; never raises for a failure.
@@ -335,6 +169,9 @@ def delete_one(
                         )
                     if changed is not None:
                         return Result(pid, iid, Outcome.REFUSED, reason=changed, attempts=attempts)
+                # Only a busy or running instance needs this, so only then is it loaded.
+                from .stopping import settle
+
                 try:
                     status = settle(
                         client,

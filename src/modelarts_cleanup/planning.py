@@ -1,0 +1,94 @@
+"""Planning a run: dedupe, apply the policy, refuse the whole run above the cap. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .payload import Target
+from .report import Outcome, Reason, Result
+
+if TYPE_CHECKING:
+    from .rules import Selector
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the function may touch."""
+
+    allowed_projects: frozenset[str] = frozenset()
+    protected_instances: frozenset[str] = frozenset()
+    max_deletions: int = 50
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A target and what put it in the run."""
+
+    target: Target
+    matched_by: str = "targets"  # or "selectors[i]"
+    # Set for selected instances: the rule is checked again just before deleting.
+    selector: Selector | None = None
+    # A selector kept it back (pre-paid, unreadable state): refused, never sent.
+    refusal: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which targets to delete, and which policy keeps, decided before any request."""
+
+    to_delete: tuple[Candidate, ...]
+    refused: tuple[Result, ...]
+    refused_run: str | None
+    dry_run: bool
+    order: tuple[Target, ...]
+
+
+def make_plan(candidates: Sequence[Target | Candidate], policy: Policy, *, dry_run: bool) -> Plan:
+    """Dedupe (first mention wins), apply the policy, refuse the whole run above the cap. Pure."""
+    unique: dict[Target, Candidate] = {}
+    for item in candidates:
+        candidate = item if isinstance(item, Candidate) else Candidate(item)
+        unique.setdefault(candidate.target, candidate)
+    to_delete: list[Candidate] = []
+    kept: list[Result] = []
+    for candidate in unique.values():
+        reason = _policy_reason(candidate.target, policy)
+        if reason is not None:
+            kept.append(refused(candidate, reason.value))
+        elif candidate.refusal is not None:
+            kept.append(refused(candidate, candidate.refusal))
+        else:
+            to_delete.append(candidate)
+    refused_run = None
+    if len(to_delete) > policy.max_deletions:
+        refused_run = (
+            f"{len(to_delete)} deletions planned, more than MODELARTS_CLEANUP_MAX_DELETIONS="
+            f"{policy.max_deletions}: the whole run is refused"
+        )
+        kept.extend(refused(c, Reason.MAX_DELETIONS_EXCEEDED.value) for c in to_delete)
+        to_delete = []
+    return Plan(tuple(to_delete), tuple(kept), refused_run, dry_run, tuple(unique))
+
+
+def _policy_reason(target: Target, policy: Policy) -> Reason | None:
+    if target.instance_id in policy.protected_instances:
+        return Reason.PROTECTED
+    if policy.allowed_projects and target.project_id not in policy.allowed_projects:
+        return Reason.PROJECT_NOT_ALLOWED
+    return None
+
+
+def refused(candidate: Candidate, reason: str) -> Result:
+    """The result of a candidate the run keeps, and why."""
+    target = candidate.target
+    return Result(
+        target.project_id,
+        target.instance_id,
+        Outcome.REFUSED,
+        reason=reason,
+        matched_by=candidate.matched_by,
+        instance_name=candidate.name,
+    )
