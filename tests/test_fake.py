@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from modelarts_cleanup.signer import SdkHmacSha256Auth
-from modelarts_cleanup.testing import DEVENVIRON, FakeModelArts, Fault
+from modelarts_cleanup.testing import DEVENVIRON, FakeModelArts, Fault, User
 from tests.support import AK, SK, FakeTime, local_endpoint
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
@@ -50,9 +50,11 @@ def test_notebook_show_returns_the_instance_with_integer_millisecond_times(
     body = session.get(f"{notebooks(fake)}/{nid}").json()
 
     assert (body["id"], body["name"], body["status"]) == (nid, "nb-1", "RUNNING")
-    assert body["create_at"] == 1638841805439
+    # As the SDK's NotebookResp has them: the notebook's times only in `lease`.
+    assert "create_at" not in body and "update_at" not in body
     assert body["lease"]["create_at"] == 1638841805439
-    assert isinstance(body["update_at"], int)
+    assert isinstance(body["lease"]["update_at"], int)
+    assert body["image"]["create_at"] < 1638841805439  # the image's own time, not the notebook's
     assert body["feature"] == "NOTEBOOK"
     assert body["billing_items"] == ["ALL"]
 
@@ -241,6 +243,142 @@ def test_notebook_list_pages_by_record_offset_newest_first(
     assert {(p["pages"], p["size"], p["total"]) for p in pages} == {(3, 10, 25)}
     assert [len(p["data"]) for p in pages] == [10, 10, 5]
     assert [nb["id"] for p in pages for nb in p["data"]] == newest_first
+
+
+WS_A, WS_B = "a" * 32, "b" * 32
+ALICE = User("a1" * 16, "alice")
+BOB = User("b0" * 16, "bob")
+
+
+def ids_of(page: dict[str, Any]) -> set[str]:
+    return {nb["id"] for nb in page["data"]}
+
+
+def test_notebook_list_without_a_workspace_lists_the_default_workspace_only(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    default = fake.add_instance(PROJECT)
+    elsewhere = fake.add_instance(PROJECT, workspace_id=WS_A)
+
+    plain = session.get(notebooks(fake), params={"limit": 50}).json()
+    asked = session.get(notebooks(fake), params={"limit": 50, "workspace_id": WS_A}).json()
+    # The spelling some copies of the docs use is not the SDK's: it does not select anything.
+    other_spelling = session.get(notebooks(fake), params={"limit": 50, "workspaceId": WS_A}).json()
+
+    assert ids_of(plain) == {default}
+    assert ids_of(asked) == {elsewhere}
+    assert ids_of(other_spelling) == {default}
+
+
+def test_notebook_list_answers_only_the_callers_notebooks_and_list_all_everyones(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    mine = fake.add_instance(PROJECT)
+    alices = fake.add_instance(PROJECT, owner=ALICE)
+    bobs = fake.add_instance(PROJECT, owner=BOB)
+
+    own = session.get(notebooks(fake), params={"limit": 50}).json()
+    every = session.get(f"{notebooks(fake)}/all", params={"limit": 50}).json()
+    bobs_workspace = fake.add_instance(PROJECT, owner=BOB, workspace_id=WS_B)
+    in_b = session.get(f"{notebooks(fake)}/all", params={"limit": 50, "workspace_id": WS_B}).json()
+
+    assert ids_of(own) == {mine}
+    assert ids_of(every) == {mine, alices, bobs}
+    assert ids_of(in_b) == {bobs_workspace}
+
+
+def test_listed_notebooks_carry_owner_workspace_pool_and_tags_as_the_sdk_model_has_them(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    pooled = fake.add_instance(
+        PROJECT,
+        owner=ALICE,
+        workspace_id=WS_A,
+        pool=("pool-1a2b", "dedicated-v100"),
+        tags={"team": "vision", "modelarts-cleanup:keep": ""},
+    )
+    public = fake.add_instance(PROJECT, owner=ALICE, workspace_id=WS_A)
+
+    page = session.get(f"{notebooks(fake)}/all", params={"limit": 50, "workspace_id": WS_A}).json()
+    by_id = {nb["id"]: nb for nb in page["data"]}
+
+    assert by_id[pooled]["user"]["id"] == by_id[pooled]["user_id"] == ALICE.id
+    assert by_id[pooled]["user"]["name"] == "alice"
+    assert by_id[pooled]["workspace_id"] == WS_A
+    assert by_id[pooled]["pool"] == {"id": "pool-1a2b", "name": "dedicated-v100"}
+    assert by_id[pooled]["tags"] == [
+        {"key": "team", "value": "vision"},
+        {"key": "modelarts-cleanup:keep", "value": ""},
+    ]
+    assert "pool" not in by_id[public]  # the public pool: no pool object at all
+    assert by_id[public]["tags"] == []
+
+
+def test_workspace_list_pages_by_page_index_and_includes_the_default(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    added = [fake.add_workspace(PROJECT, f"{n:032x}") for n in range(1, 6)]
+
+    everything = session.get(f"{fake.url}/v1/{PROJECT}/workspaces").json()
+    pages = [
+        session.get(f"{fake.url}/v1/{PROJECT}/workspaces", params={"limit": 2, "offset": n}).json()
+        for n in range(4)
+    ]
+
+    assert everything["total_count"] == everything["count"] == 6
+    assert [w["id"] for w in everything["workspaces"]] == ["0", *added]
+    assert everything["workspaces"][0]["name"] == "default"
+    assert [p["count"] for p in pages] == [2, 2, 2, 0]
+    assert {p["total_count"] for p in pages} == {6}
+    assert [w["id"] for p in pages for w in p["workspaces"]] == ["0", *added]
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "x"])
+def test_workspace_list_refuses_a_page_size_outside_its_range(
+    fake: FakeModelArts, session: requests.Session, limit: str
+) -> None:
+    response = session.get(f"{fake.url}/v1/{PROJECT}/workspaces", params={"limit": limit})
+    assert error_of(response) == (400, "ModelArts.0104")
+
+
+def test_an_instance_in_a_new_workspace_makes_that_workspace_exist(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    fake.add_instance(PROJECT, workspace_id=WS_B)
+    listed = session.get(f"{fake.url}/v1/{PROJECT}/workspaces").json()
+    assert [w["id"] for w in listed["workspaces"]] == ["0", WS_B]
+    other_project = session.get(f"{fake.url}/v1/{'f' * 32}/workspaces").json()
+    assert [w["id"] for w in other_project["workspaces"]] == ["0"]
+
+
+def test_devenviron_list_shows_the_callers_own_in_the_default_workspace_unless_asked(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    mine = fake.add_instance(PROJECT, "DE-" + str(uuid.uuid4()), api=DEVENVIRON)
+    theirs = fake.add_instance(PROJECT, "DE-" + str(uuid.uuid4()), api=DEVENVIRON, owner=BOB)
+    far = fake.add_instance(
+        PROJECT, "DE-" + str(uuid.uuid4()), api=DEVENVIRON, owner=BOB, workspace_id=WS_A
+    )
+
+    def listed(**params: str) -> set[str]:
+        answer = session.get(instances(fake), params={"de_type": "Notebook", **params}).json()
+        return {i["id"] for i in answer["instances"]}
+
+    assert listed() == {mine}
+    assert listed(show_self="false") == {mine, theirs}
+    assert listed(show_self="false", workspace_id=WS_A) == {far}
+
+
+def test_a_fault_can_be_aimed_at_one_kind_of_request_or_one_workspace(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    fake.add_fault(Fault("status", status=500, times=None), action="workspace_list")
+    fake.add_fault(Fault("status", status=502, times=None), workspace_id=WS_A)
+
+    assert session.get(f"{fake.url}/v1/{PROJECT}/workspaces").status_code == 500
+    assert session.get(f"{notebooks(fake)}/all", params={"workspace_id": WS_A}).status_code == 502
+    assert session.get(f"{notebooks(fake)}/all", params={"workspace_id": WS_B}).status_code == 200
+    assert session.get(f"{notebooks(fake)}/all").status_code == 200
 
 
 def test_notebook_list_default_page_is_ten(fake: FakeModelArts, session: requests.Session) -> None:
@@ -837,7 +975,8 @@ def test_a_seeded_fleet_is_varied_realistic_and_reproducible() -> None:
     assert {"STOPPED", "RUNNING", "ERROR"} <= {i["status"] for i in fleet}
     assert {i["name"].split("0")[0] for i in fleet} == {"tmp-", "tmp-keep-", "course-", "prod-"}
     assert all(
-        now_ms - 90 * 86_400_000 <= i["create_at"] <= i["update_at"] <= now_ms for i in fleet
+        now_ms - 90 * 86_400_000 <= i["lease"]["create_at"] <= i["lease"]["update_at"] <= now_ms
+        for i in fleet
     )
     assert 0 < sum(i["feature"] == "DEFAULT" for i in fleet) < 60
     assert all(i["id"].startswith("DE-") and isinstance(i["creation_timestamp"], str) for i in old)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from .faults import Fault, FaultKind
 from .server import REDACTED, FakeModelArts, RecordedRequest
-from .state import DEVENVIRON, NOTEBOOK
+from .state import CALLER, DEFAULT_WORKSPACE, DEVENVIRON, NOTEBOOK, User
 
 __all__ = [
+    "CALLER",
+    "DEFAULT_WORKSPACE",
     "DEVENVIRON",
     "NOTEBOOK",
     "REDACTED",
@@ -18,4 +20,5 @@ __all__ = [
     "Fault",
     "FaultKind",
     "RecordedRequest",
+    "User",
 ]

@@ -26,10 +26,11 @@ from .replies import (
     PARAMETER_ERROR,
     STOP_BEFORE_DELETE,
     Reply,
+    encoded_reply,
     error_reply,
     json_reply,
 )
-from .state import DEVENVIRON, NOTEBOOK, Fleet
+from .state import DEFAULT_WORKSPACE, DEVENVIRON, NOTEBOOK, Fleet, User
 
 # ListNotebooks: "limit ... [10,20,50]" (SDK ListNotebooksRequest); Terraform pages with 50.
 _NOTEBOOK_PAGE_SIZES = (10, 20, 50)
@@ -37,6 +38,8 @@ _NOTEBOOK_SORT_KEYS = frozenset(
     {"id", "name", "description", "status", "feature", "flavor", "create_at", "update_at"}
 )
 _DEVENVIRON_SORT_KEYS = frozenset({"name", "creation_timestamp"})
+# ListWorkspace: "limit ... default 1000" (SDK ListWorkspaceRequest).
+_WORKSPACE_PAGE_SIZE = 1000
 # Statuses in which the service refuses a delete when it insists on a stop first (6304).
 MUST_STOP_FIRST = (RUNNING_STATUSES | TRANSITIONAL_STATUSES) - {"DELETING"}
 _ALREADY_STOPPING = frozenset({"STOPPED", "STOPPING"})
@@ -56,6 +59,9 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
     (method, re.compile(pattern), action)
     for method, pattern, action in (
         ("GET", r"/v1/(?P<project>[^/]+)/notebooks", "notebook_list"),
+        # Before the route of one notebook: "all" is not a notebook ID.
+        ("GET", r"/v1/(?P<project>[^/]+)/notebooks/all", "notebook_list_all"),
+        ("GET", r"/v1/(?P<project>[^/]+)/workspaces", "workspace_list"),
         ("GET", r"/v1/(?P<project>[^/]+)/notebooks/(?P<id>[^/]+)", "notebook_show"),
         ("DELETE", r"/v1/(?P<project>[^/]+)/notebooks/(?P<id>[^/]+)", "notebook_delete"),
         ("POST", r"/v1/(?P<project>[^/]+)/notebooks/(?P<id>[^/]+)/stop", "notebook_stop"),
@@ -85,9 +91,10 @@ class ModelArtsApi:
     """Carries out one routed request on the fleet (the endpoint holds its lock)."""
 
     def __init__(
-        self, fleet: Fleet, *, stop_before_delete: bool, legacy_error_message: bool
+        self, fleet: Fleet, *, caller: User, stop_before_delete: bool, legacy_error_message: bool
     ) -> None:
         self._fleet = fleet
+        self._caller = caller
         self._stop_before_delete = stop_before_delete
         # The old API's own examples spell the message `error_message`; the SDK says `error_msg`.
         self._de_msg_key = "error_message" if legacy_error_message else "error_msg"
@@ -148,6 +155,14 @@ class ModelArtsApi:
         return json_reply(200, found.body)
 
     def notebook_list(self, route: Route, query: str, body: bytes) -> Reply:
+        """ListNotebooks: read conservatively, only the caller's own notebooks."""
+        return self._notebooks(route, query, own_only=True)
+
+    def notebook_list_all(self, route: Route, query: str, body: bytes) -> Reply:
+        """ListAllNotebooks: every user's notebooks."""
+        return self._notebooks(route, query, own_only=False)
+
+    def _notebooks(self, route: Route, query: str, *, own_only: bool) -> Reply:
         params = _first_values(query)
         limit = _int_param(params, "limit", 10)
         offset = _int_param(params, "offset", 0)
@@ -160,29 +175,40 @@ class ModelArtsApi:
         if not sort_keys or any(k not in _NOTEBOOK_SORT_KEYS for k in sort_keys):
             return self.error(route, 400, *NO_SORTING)
         feature = params.get("feature", "NOTEBOOK")
-        workspace = params.get("workspace_id", params.get("workspaceId"))
+        # Documented default: the default workspace, not every workspace.
+        workspace = params.get("workspace_id", DEFAULT_WORKSPACE)
         name = params.get("name")
         matching = [
-            b
-            for b in self._fleet.bodies(route.project_id, NOTEBOOK)
-            if b.get("feature") == feature
-            and params.get("status", b.get("status")) == b.get("status")
-            and params.get("id", b.get("id")) == b.get("id")
-            and workspace in (None, b.get("workspace_id"))
-            and (name is None or name.lower() in str(b.get("name", "")).lower())
+            i
+            for i in self._fleet.listed(route.project_id, NOTEBOOK, workspace)
+            if i.body.get("feature") == feature
+            and (not own_only or i.owner == self._caller)
+            and params.get("status", i.body.get("status")) == i.body.get("status")
+            and params.get("id", i.body.get("id")) == i.body.get("id")
+            and (name is None or name.lower() in str(i.body.get("name", "")).lower())
         ]
-        matching.sort(key=lambda b: _sort_key(b, sort_keys), reverse=sort_dir == "DESC")
+        matching.sort(key=lambda i: _sort_key(i.body, sort_keys), reverse=sort_dir == "DESC")
         # `offset` counts records, not pages: the docs call it the "start offset of the records"
         # and Terraform's data source pages with offset += len(page). `current` is 0-based.
+        page = f'"current": {offset // limit}, "pages": {math.ceil(len(matching) / limit)}'
+        page += f', "size": {limit}, "total": {len(matching)}'
+        shown = [i.encoded() for i in matching[offset : offset + limit]]
+        return encoded_reply(200, page, "data", shown)
+
+    def workspace_list(self, route: Route, query: str, body: bytes) -> Reply:
+        """ListWorkspace: `offset` counts pages, not records (SDK ListWorkspaceRequest)."""
+        params = _first_values(query)
+        page = _int_param(params, "offset", 0)
+        limit = _int_param(params, "limit", _WORKSPACE_PAGE_SIZE)
+        if page is None or page < 0 or limit is None or not 1 <= limit <= _WORKSPACE_PAGE_SIZE:
+            return self.error(route, 400, *PARAMETER_ERROR)
+        every = self._fleet.workspaces(route.project_id)
+        name = params.get("name")
+        if name is not None:
+            every = [w for w in every if name in str(w.get("name", ""))]
+        shown = every[page * limit : (page + 1) * limit]
         return json_reply(
-            200,
-            {
-                "current": offset // limit,
-                "data": matching[offset : offset + limit],
-                "pages": math.ceil(len(matching) / limit),
-                "size": limit,
-                "total": len(matching),
-            },
+            200, {"total_count": len(every), "count": len(shown), "workspaces": shown}
         )
 
     # devenviron API
@@ -233,10 +259,13 @@ class ModelArtsApi:
             return self.error(route, 400, *PARAMETER_ERROR)
         if sortby not in _DEVENVIRON_SORT_KEYS:
             return self.error(route, 400, *NO_SORTING)
+        workspace = params.get("workspace_id", DEFAULT_WORKSPACE)
+        own_only = params.get("show_self", "true").lower() != "false"
         matching = [
-            b
-            for b in self._fleet.bodies(route.project_id, DEVENVIRON)
-            if params.get("status", b.get("status")) == b.get("status")
+            i.body
+            for i in self._fleet.listed(route.project_id, DEVENVIRON, workspace)
+            if params.get("status", i.body.get("status")) == i.body.get("status")
+            and (not own_only or i.owner == self._caller)
         ]
 
         def by(b: dict[str, Any]) -> tuple[int, str]:
@@ -264,5 +293,9 @@ def _int_param(params: Mapping[str, str], name: str, default: int) -> int | None
 
 
 def _sort_key(body: Mapping[str, Any], keys: list[str]) -> tuple[tuple[int, Any], ...]:
-    # Absent values sort together, apart from present ones, so mixed types never meet.
-    return tuple((1, "") if body.get(k) is None else (0, body.get(k)) for k in keys)
+    # The notebook's times are in `lease`. Absent values sort together, apart from present ones,
+    # so mixed types never meet.
+    lease = body.get("lease")
+    lease = lease if isinstance(lease, dict) else {}
+    values = [lease.get(k) if k in ("create_at", "update_at") else body.get(k) for k in keys]
+    return tuple((1, "") if v is None else (0, v) for v in values)

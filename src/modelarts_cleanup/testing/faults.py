@@ -85,7 +85,26 @@ class Fault:
 class _Armed:
     fault: Fault
     instance_id: str | None
+    action: str | None
+    workspace_id: str | None
     remaining: int | None
+
+    @property
+    def targeted(self) -> bool:
+        return (self.instance_id, self.action, self.workspace_id) != (None, None, None)
+
+    def matches(
+        self, method: str, instance_id: str | None, action: str | None, workspace: str
+    ) -> bool:
+        if self.instance_id is not None and self.instance_id != instance_id:
+            return False
+        if self.action is not None and self.action != action:
+            return False
+        if self.workspace_id is not None and self.workspace_id != workspace:
+            return False
+        if self.fault.method is not None and self.fault.method.upper() != method:
+            return False
+        return self.fault.kind != "stuck_delete" or method == "DELETE"
 
 
 class Faults:
@@ -95,23 +114,28 @@ class Faults:
         self._lock = threading.Lock()
         self._armed: list[_Armed] = []
 
-    def add(self, fault: Fault, instance_id: str | None) -> None:
-        """Arm a fault for one instance's requests, or for every request."""
+    def add(
+        self,
+        fault: Fault,
+        *,
+        instance_id: str | None,
+        action: str | None,
+        workspace_id: str | None,
+    ) -> None:
+        """Arm a fault for the requests it names (instance, action, listed workspace), or all."""
         with self._lock:
-            self._armed.append(_Armed(fault, instance_id, fault.times))
+            self._armed.append(_Armed(fault, instance_id, action, workspace_id, fault.times))
 
-    def take(self, method: str, instance_id: str | None) -> Fault | None:
+    def take(
+        self, method: str, *, instance_id: str | None, action: str | None, workspace_id: str
+    ) -> Fault | None:
         """The fault this request meets, if any, used up by one."""
         with self._lock:
-            candidates = [a for a in self._armed if a.instance_id is not None] + [
-                a for a in self._armed if a.instance_id is None
+            candidates = [a for a in self._armed if a.targeted] + [
+                a for a in self._armed if not a.targeted
             ]
             for armed in candidates:
-                if armed.instance_id is not None and armed.instance_id != instance_id:
-                    continue
-                if armed.fault.method is not None and armed.fault.method.upper() != method:
-                    continue
-                if armed.fault.kind == "stuck_delete" and method != "DELETE":
+                if not armed.matches(method, instance_id, action, workspace_id):
                     continue
                 if armed.remaining is not None:
                     armed.remaining -= 1

@@ -41,6 +41,12 @@ def json_reply(status: int, document: Any, headers: tuple[tuple[str, str], ...] 
     return Reply(status, json.dumps(document).encode("utf-8"), headers=headers)
 
 
+def encoded_reply(status: int, fields: str, key: str, items: list[bytes]) -> Reply:
+    """A JSON object of already-encoded `fields` ("..." without braces) and `key`: the items."""
+    body = b"{" + fields.encode("utf-8") + b', "' + key.encode("utf-8") + b'": ['
+    return Reply(status, body + b", ".join(items) + b"]}")
+
+
 def error_reply(
     status: int,
     code: str,

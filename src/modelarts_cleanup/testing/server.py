@@ -16,19 +16,19 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from .api import ModelArtsApi, Route, match_route
 from .faults import ANSWER_FAULTS, Fault, Faults, TokenBucket
 from .http_server import HttpServer
 from .replies import BAD_SIGNATURE, BUSY, NO_SUCH_API, PROJECT_MISMATCH, Reply, gateway_error
 from .signature import date_problem, verify
-from .state import NOTEBOOK, Fleet
+from .state import CALLER, DEFAULT_WORKSPACE, NOTEBOOK, Fleet, User
 
 REDACTED = "***"
 _SECRET_HEADERS = frozenset({"x-security-token", "x-auth-token"})
@@ -70,6 +70,7 @@ class FakeModelArts:
         wall_clock: Callable[[], datetime] = _utc_now,
         sleep: Callable[[float], None] = time.sleep,
         token_error_code: str = "APIGW.0307",  # noqa: S107  (an error code, not a token)
+        caller: User = CALLER,
         legacy_error_message: bool = False,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -88,9 +89,11 @@ class FakeModelArts:
         self.rate_limit = rate_limit
         self._bucket: TokenBucket | None = None
         self._lock = threading.Lock()
+        self._caller = caller
         self._fleet = Fleet(clock=clock, now_ms=self._now_ms, stop_seconds=stop_seconds)
         self._api = ModelArtsApi(
             self._fleet,
+            caller=caller,
             stop_before_delete=stop_before_delete,
             legacy_error_message=legacy_error_message,
         )
@@ -189,9 +192,20 @@ class FakeModelArts:
         name: str | None = None,
         created_ms: int | None = None,
         updated_ms: int | None = None,
+        owner: User | None = None,
+        workspace_id: str = DEFAULT_WORKSPACE,
+        pool: tuple[str, str] | Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | Iterable[tuple[str, str]] = (),
         **extra: Any,
     ) -> str:
-        """Create an instance; `extra` overrides top-level body fields. Returns its ID."""
+        """Create an instance; returns its ID.
+
+        `owner` defaults to the caller (whom the credentials belong to); `pool` is a dedicated
+        pool's (id, name), None for the public pool; `extra` overrides top-level body fields.
+        """
+        pairs = list(tags.items()) if isinstance(tags, Mapping) else list(tags)
+        if isinstance(pool, Mapping):
+            pool = (pool["id"], pool.get("name", ""))
         with self._lock:
             return self._fleet.add(
                 project_id,
@@ -201,21 +215,46 @@ class FakeModelArts:
                 name=name,
                 created_ms=created_ms,
                 updated_ms=updated_ms,
+                owner=self._caller if owner is None else owner,
+                workspace_id=workspace_id,
+                pool=pool,
+                tags=pairs,
                 extra=extra,
             )
 
+    def add_workspace(self, project_id: str, workspace_id: str, name: str | None = None) -> str:
+        """Create a workspace in the project (the default one, "0", always exists)."""
+        with self._lock:
+            return self._fleet.add_workspace(project_id, workspace_id, name)
+
     def seed_fleet(
-        self, project_id: str, count: int, *, api: str = NOTEBOOK, seed: int = 0
+        self,
+        project_id: str,
+        count: int,
+        *,
+        api: str = NOTEBOOK,
+        seed: int = 0,
+        workspaces: Sequence[str] = (DEFAULT_WORKSPACE,),
+        owners: Sequence[User] = (),
     ) -> list[dict[str, Any]]:
-        """`count` instances as a team leaves them; returns their bodies as first served.
+        """`count` instances as teams leave them; returns their bodies as first served.
 
         Mixed statuses (mostly stopped or running), names of a few kinds (`tmp-`, `tmp-keep-`,
         `course-`, `prod-`), created up to 90 days ago and last updated since; with the notebook
-        API one in ten is a free CodeLab instance (`feature` DEFAULT). The same seed gives the
-        same fleet.
+        API one in ten is a free CodeLab instance (`feature` DEFAULT), about a third carry a
+        `team` tag, one in ten the tag `modelarts-cleanup:keep`, and some run on a dedicated
+        pool. Instances are spread over `owners` (the caller by default) and `workspaces` in
+        turn. The same arguments give the same fleet.
         """
         with self._lock:
-            return self._fleet.seed(project_id, count, api=api, seed=seed)
+            return self._fleet.seed(
+                project_id,
+                count,
+                api=api,
+                seed=seed,
+                workspaces=workspaces,
+                owners=owners or (self._caller,),
+            )
 
     def instance(self, project_id: str, instance_id: str) -> dict[str, Any] | None:
         """The instance as the API would show it now, or None when it does not exist."""
@@ -223,17 +262,37 @@ class FakeModelArts:
             found = self._fleet.lookup(project_id, instance_id)
             return None if found is None else copy.deepcopy(found.body)
 
+    def tag(self, project_id: str, instance_id: str, tags: Mapping[str, str]) -> None:
+        """Add (or overwrite) tags on an instance, as its owner would in the console."""
+        with self._lock:
+            found = self._fleet.lookup(project_id, instance_id)
+            if found is None:
+                raise KeyError(instance_id)
+            kept = [t for t in found.body.get("tags", []) if t.get("key") not in tags]
+            found.body["tags"] = kept + [{"key": k, "value": v} for k, v in tags.items()]
+            found.changed()
+
     def instance_ids(self, project_id: str | None = None) -> set[tuple[str, str]]:
         """(project_id, instance_id) of every instance present, optionally in one project."""
         with self._lock:
             return {key for key in self._fleet.instances if project_id in (None, key[0])}
 
-    def add_fault(self, fault: Fault, *, instance_id: str | None = None) -> None:
-        """Arm a fault for requests on one instance, or on every request when no ID is given.
+    def add_fault(
+        self,
+        fault: Fault,
+        *,
+        instance_id: str | None = None,
+        action: str | None = None,
+        workspace_id: str | None = None,
+    ) -> None:
+        """Arm a fault for the requests it names, or for every request when it names none.
 
-        Instance faults are consulted before global ones; among each, the oldest armed first.
+        `instance_id`: requests on that instance. `action`: one kind of request, by route
+        (`notebook_list_all`, `workspace_list`, `notebook_delete`, ...). `workspace_id`: listings
+        of that workspace. Faults that name something are consulted before global ones; among
+        each, the oldest armed first.
         """
-        self._faults.add(fault, instance_id)
+        self._faults.add(fault, instance_id=instance_id, action=action, workspace_id=workspace_id)
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -296,7 +355,12 @@ class FakeModelArts:
         """The answer to one request, or None when the connection must be reset."""
         if self._latency > 0:
             self._sleep(self._latency)
-        fault = self._faults.take(method, route.instance_id if route is not None else None)
+        fault = self._faults.take(
+            method,
+            instance_id=route.instance_id if route is not None else None,
+            action=route.action if route is not None else None,
+            workspace_id=_query_value(query, "workspace_id", DEFAULT_WORKSPACE),
+        )
         if fault is not None:
             if fault.kind == "slow":
                 self._sleep(fault.delay)
@@ -322,7 +386,7 @@ class FakeModelArts:
             if stuck and before is not None and key not in self._fleet.instances:
                 # Accepted and answered as usual, then never finished: it stays, DELETING.
                 self._fleet.set_status(before, "DELETING")
-                self._fleet.instances[key] = before
+                self._fleet.restore(route.project_id, before)
         if fault is not None and fault.carried_out:
             return fault.reply()
         return reply
@@ -379,3 +443,7 @@ class FakeModelArts:
 
 def _redacted(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: REDACTED if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()}
+
+
+def _query_value(query: str, name: str, default: str) -> str:
+    return next((v for k, v in parse_qsl(query, keep_blank_values=True) if k == name), default)

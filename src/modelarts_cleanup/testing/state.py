@@ -6,31 +6,63 @@ Nothing here locks: the endpoint holds its lock around every call.
 from __future__ import annotations
 
 import copy
+import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 NOTEBOOK = "notebook"
 DEVENVIRON = "devenviron"
+DEFAULT_WORKSPACE = "0"
+# When the notebook images were built: times of the image, not of any notebook (SDK `Image`).
+_IMAGE_CREATED_MS = 1_600_000_000_000
+
+
+@dataclass(frozen=True)
+class User:
+    """An IAM user: who created a notebook, or whom the endpoint's credentials belong to."""
+
+    id: str  # 32 lowercase hex characters
+    name: str
+
+
+# The identity the endpoint's credentials belong to, unless told otherwise.
+CALLER = User("c0ffee00c0ffee00c0ffee00c0ffee00", "modelarts-cleanup")
 
 
 @dataclass
 class Instance:
-    """One instance: which API it belongs to and its body as that API shows it."""
+    """One instance: which API it belongs to, its body as that API shows it, and its owner."""
 
     api: str
     body: dict[str, Any]
+    owner: User
+    workspace_id: str = DEFAULT_WORKSPACE
     # When a STOPPING/STARTING instance began that transition, on the injected clock.
     since: float | None = None
+    # The body as JSON, kept until the body changes: listings serve thousands of them.
+    _encoded: bytes | None = None
+
+    def encoded(self) -> bytes:
+        """The body as JSON bytes."""
+        if self._encoded is None:
+            self._encoded = json.dumps(self.body).encode("utf-8")
+        return self._encoded
+
+    def changed(self) -> None:
+        """Say the body changed (after editing it in place)."""
+        self._encoded = None
 
 
 def _notebook_body(
     instance_id: str, name: str, status: str, created_ms: int, updated_ms: int
 ) -> dict[str, Any]:
-    # Shape of the DeleteNotebook/ShowNotebook examples; `create_at`/`update_at` appear both at the
-    # top level (examples) and in `lease` (SDK Lease model, what Terraform reads).
+    # The fields of the SDK's NotebookResp (huaweicloudsdkmodelarts/v1/model/notebook_resp.py):
+    # the instance's own times are only in `lease`; `image` carries the image's times, which a
+    # parser must not mistake for the notebook's. Owner, workspace, pool and tags are set by
+    # Fleet.add.
     return {
         "id": instance_id,
         "name": name,
@@ -45,6 +77,8 @@ def _notebook_body(
             "swr_path": "swr.example.com/atelier/notebook2.0-mul-kernel-cpu-cp36:3.3.2-release_v1",
             "tag": "3.3.2-release_v1",
             "type": "BUILD_IN",
+            "create_at": _IMAGE_CREATED_MS,
+            "update_at": _IMAGE_CREATED_MS,
         },
         "lease": {
             "create_at": created_ms,
@@ -53,8 +87,6 @@ def _notebook_body(
             "type": "TIMING",
             "update_at": updated_ms,
         },
-        "create_at": created_ms,
-        "update_at": updated_ms,
         "token": str(uuid.uuid4()),
         "url": f"https://authoring-modelarts.example.com/{instance_id}/lab",
         "volume": {
@@ -63,7 +95,8 @@ def _notebook_body(
             "mount_path": "/home/ma-user/work/",
             "capacity": 5,
         },
-        "workspace_id": "0",
+        "workspace_id": DEFAULT_WORKSPACE,
+        "tags": [],
         "action_progress": [],
         "endpoints": [],
     }
@@ -122,8 +155,15 @@ def _devenviron_body(
     }
 
 
+@dataclass
+class Workspace:
+    """A workspace as ListWorkspace shows it (SDK `WorkspaceResponse`)."""
+
+    body: dict[str, Any]
+
+
 class Fleet:
-    """Every instance the endpoint holds, by (project_id, instance_id)."""
+    """Every instance and workspace the endpoint holds, by project."""
 
     def __init__(
         self, *, clock: Callable[[], float], now_ms: Callable[[], int], stop_seconds: float
@@ -132,6 +172,10 @@ class Fleet:
         self._now_ms = now_ms
         self._stop_seconds = stop_seconds
         self.instances: dict[tuple[str, str], Instance] = {}
+        # The same instances by (project, workspace), so a listing reads only its own.
+        self._in_workspace: dict[tuple[str, str], dict[str, Instance]] = {}
+        # Added workspaces by project; the default workspace "0" exists in every project.
+        self._workspaces: dict[str, dict[str, Workspace]] = {}
 
     def add(
         self,
@@ -143,6 +187,10 @@ class Fleet:
         name: str | None,
         created_ms: int | None,
         updated_ms: int | None,
+        owner: User,
+        workspace_id: str,
+        pool: tuple[str, str] | None,
+        tags: Iterable[tuple[str, str]],
         extra: dict[str, Any],
     ) -> str:
         """Create an instance; `extra` overrides top-level body fields. Returns its ID."""
@@ -152,18 +200,81 @@ class Fleet:
         created = self._now_ms() if created_ms is None else created_ms
         updated = created if updated_ms is None else updated_ms
         name = f"notebook-{instance_id.replace('-', '')[-4:]}" if name is None else name
-        build = _notebook_body if api == NOTEBOOK else _devenviron_body
-        body = build(instance_id, name, status, created, updated)
+        if api == NOTEBOOK:
+            body = _notebook_body(instance_id, name, status, created, updated)
+            body["workspace_id"] = workspace_id
+            body["user"] = {"id": owner.id, "name": owner.name, "domain": dict(_DOMAIN)}
+            body["user_id"] = owner.id
+            body["tags"] = [{"key": key, "value": value} for key, value in tags]
+            if pool is not None:
+                body["pool"] = {"id": pool[0], "name": pool[1]}
+        else:
+            body = _devenviron_body(instance_id, name, status, created, updated)
+            body["workspace"] = {"id": workspace_id}
         body.update(copy.deepcopy(extra))
         # An instance seeded mid-transition finishes it like one the endpoint moved there itself.
         since = self._clock() if status in ("STOPPING", "STARTING") else None
         if (project_id, instance_id) in self.instances:
             raise ValueError(f"instance {instance_id} already exists in project {project_id}")
-        self.instances[(project_id, instance_id)] = Instance(api, body, since)
+        self.add_workspace(project_id, workspace_id)
+        instance = Instance(api, body, owner, workspace_id, since)
+        self.instances[(project_id, instance_id)] = instance
+        self._in_workspace.setdefault((project_id, workspace_id), {})[instance_id] = instance
         return instance_id
 
-    def seed(self, project_id: str, count: int, *, api: str, seed: int) -> list[dict[str, Any]]:
-        """`count` instances as a team leaves them (see FakeModelArts.seed_fleet)."""
+    def add_workspace(self, project_id: str, workspace_id: str, name: str | None = None) -> str:
+        """Create a workspace (a no-op for one that exists, the default "0" included)."""
+        if workspace_id == DEFAULT_WORKSPACE:
+            return workspace_id
+        known = self._workspaces.setdefault(project_id, {})
+        if workspace_id not in known:
+            now = self._now_ms()
+            known[workspace_id] = Workspace(
+                {
+                    "id": workspace_id,
+                    "name": name or f"workspace-{workspace_id[:6]}",
+                    "description": "",
+                    "owner": CALLER.name,
+                    "auth_type": "PUBLIC",
+                    "enterprise_project_id": "0",
+                    "enterprise_project_name": "default",
+                    "create_time": now,
+                    "update_time": now,
+                    "status": "NORMAL",
+                    "status_info": "",
+                }
+            )
+        return workspace_id
+
+    def workspaces(self, project_id: str) -> list[dict[str, Any]]:
+        """The project's workspaces, the default one first, then by creation."""
+        default = {
+            "id": DEFAULT_WORKSPACE,
+            "name": "default",
+            "description": "",
+            "owner": CALLER.name,
+            "auth_type": "PUBLIC",
+            "enterprise_project_id": "0",
+            "enterprise_project_name": "default",
+            "create_time": _IMAGE_CREATED_MS,
+            "update_time": _IMAGE_CREATED_MS,
+            "status": "NORMAL",
+            "status_info": "",
+        }
+        added = self._workspaces.get(project_id, {})
+        return [default, *(w.body for w in added.values())]
+
+    def seed(
+        self,
+        project_id: str,
+        count: int,
+        *,
+        api: str,
+        seed: int,
+        workspaces: Sequence[str],
+        owners: Sequence[User],
+    ) -> list[dict[str, Any]]:
+        """`count` instances as teams leave them (see FakeModelArts.seed_fleet)."""
         rng = random.Random(seed)  # noqa: S311  (a reproducible fleet, not a secret)
         now = self._now_ms()
         day = 24 * 3_600_000
@@ -174,6 +285,14 @@ class Fleet:
             extra: dict[str, Any] = {}
             if api == NOTEBOOK and rng.random() < 0.1:
                 extra["feature"] = "DEFAULT"
+            tags: list[tuple[str, str]] = []
+            if rng.random() < 0.3:
+                tags.append(("team", rng.choice(["vision", "nlp", "platform"])))
+            if rng.random() < 0.1:
+                tags.append(("modelarts-cleanup:keep", "true"))
+            pool = None
+            if rng.random() < 0.15:
+                pool = ("pool-a1b2c3d4", "dedicated-v100")
             prefix = "DE-" if api == DEVENVIRON else ""
             instance_id = self.add(
                 project_id,
@@ -183,6 +302,10 @@ class Fleet:
                 name=f"{rng.choice(['tmp-', 'tmp-keep-', 'course-', 'prod-'])}{n:04d}",
                 created_ms=created,
                 updated_ms=rng.randint(created, now),
+                owner=owners[n % len(owners)],
+                workspace_id=workspaces[(n // len(owners)) % len(workspaces)],
+                pool=pool,
+                tags=tags,
                 extra=extra,
             )
             seeded.append(copy.deepcopy(self.instances[(project_id, instance_id)].body))
@@ -198,15 +321,24 @@ class Fleet:
 
     def remove(self, project_id: str, instance_id: str) -> None:
         """Forget an instance."""
-        del self.instances[(project_id, instance_id)]
+        instance = self.instances.pop((project_id, instance_id))
+        del self._in_workspace[(project_id, instance.workspace_id)][instance_id]
 
-    def bodies(self, project_id: str, api: str) -> list[dict[str, Any]]:
-        """Every instance of the project in that API, transitions settled."""
+    def restore(self, project_id: str, instance: Instance) -> None:
+        """Put a removed instance back (a deletion the service never finished)."""
+        instance_id = instance.body["id"]
+        self.instances[(project_id, instance_id)] = instance
+        self._in_workspace.setdefault((project_id, instance.workspace_id), {})[instance_id] = (
+            instance
+        )
+
+    def listed(self, project_id: str, api: str, workspace_id: str) -> list[Instance]:
+        """Every instance of the project's workspace in that API, transitions settled."""
         found = []
-        for (project, _), instance in self.instances.items():
-            if project == project_id and instance.api == api:
+        for instance in self._in_workspace.get((project_id, workspace_id), {}).values():
+            if instance.api == api:
                 self.settle(instance)
-                found.append(instance.body)
+                found.append(instance)
         return found
 
     def settle(self, instance: Instance) -> None:
@@ -220,11 +352,14 @@ class Fleet:
     def set_status(self, instance: Instance, status: str) -> None:
         """Move an instance to a status, as the service records it."""
         instance.body["status"] = status
+        instance.changed()
         instance.since = self._clock() if status in ("STOPPING", "STARTING") else None
         now = self._now_ms()
         if instance.api == NOTEBOOK:
-            instance.body["update_at"] = now
             if isinstance(instance.body.get("lease"), dict):
                 instance.body["lease"]["update_at"] = now
         else:
             instance.body["latest_update_timestamp"] = str(now)
+
+
+_DOMAIN = {"id": "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0", "name": "example-account"}
