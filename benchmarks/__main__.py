@@ -17,6 +17,8 @@ THROTTLE_RATE = 50.0
 # About 5 s and 20 s at 50/s. A run ends with up to one Retry-After interval (1 s) of idle tail,
 # so the longer run is the one that shows the rate the client sustains.
 THROTTLED_SIZES = (250, 1000)
+# (instances, workspaces, concurrency) of `plan` over a fleet; the first is the target's.
+FLEETS = ((5000, 10, 16), (5000, 10, 32), (1000, 3, 16))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         ]
         progress("cold starts")
         cold = scenarios.cold_starts(fake, 10 if args.quick else 21)
-    text = render(Results(rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, command))
+        progress("fleet listing")
+        fleet = [
+            scenarios.fleet_plan(fake, size, workspaces, concurrency)
+            for size, workspaces, concurrency in FLEETS
+        ]
+    text = render(Results(rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, fleet, command))
     print(text)
     if args.out is not None:
         args.out.write_text(text + "\n", encoding="utf-8")

@@ -8,6 +8,7 @@ child side. Measuring the client's CPU with `time.process_time()` is only honest
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from modelarts_cleanup.testing import FakeModelArts
+from modelarts_cleanup.testing import FakeModelArts, User
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_ID = "5c57f2b3a8072a045c57f2b3a8072a04"
@@ -59,6 +60,14 @@ class FakeProcess:
     def seed(self, count: int) -> list[str]:
         """Create `count` STOPPED notebook instances; returns their IDs."""
         return [str(i) for i in self._ask({"op": "seed", "count": count})["ids"]]
+
+    def seed_fleet(self, count: int, workspaces: int) -> int:
+        """A fleet of `count` notebooks of several users over `workspaces` workspaces (the
+        default one included); returns how many list pages cover it (the workspaces' page
+        included)."""
+        return int(
+            self._ask({"op": "seed_fleet", "count": count, "workspaces": workspaces})["pages"]
+        )
 
     def served(self) -> Served:
         """Answers and CPU since the previous call (the first call counts from the start)."""
@@ -125,6 +134,19 @@ class _Endpoint:
             return {"error": "no endpoint started"}
         if op == "seed":
             return {"ids": [fake.add_instance(PROJECT_ID) for _ in range(int(command["count"]))]}
+        if op == "seed_fleet":
+            names = ["0", *(f"{n:032x}" for n in range(1, int(command["workspaces"])))]
+            owners = [User(f"{n:032x}", f"user-{n}") for n in range(1, 6)]
+            bodies = fake.seed_fleet(
+                PROJECT_ID, int(command["count"]), workspaces=names, owners=owners
+            )
+            per_list = Counter((b["workspace_id"], b["feature"]) for b in bodies)
+            pages = 1 + sum(
+                max(1, math.ceil(per_list[(w, f)] / 50))
+                for w in names
+                for f in ("NOTEBOOK", "DEFAULT")
+            )
+            return {"pages": pages}
         if op == "served":
             counted = Counter(0 if r.status is None else r.status for r in fake.requests)
             fake.clear_requests()

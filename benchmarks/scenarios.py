@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import http.client
 import math
+import os
 import statistics
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from benchmarks.coldstart import Start, Starter, start_once
-from benchmarks.contenders import Run, run_floor, run_ours, run_sdk
-from benchmarks.fake_process import FakeProcess
+from benchmarks.contenders import Run, function_environment, run_floor, run_ours, run_sdk
+from benchmarks.fake_process import PROJECT_ID, FakeProcess
+from modelarts_cleanup.entry import run_function
 
 LATENCY = 0.05  # seconds the endpoint sleeps before each answer
 
@@ -155,6 +158,61 @@ def cold_starts(fake: FakeProcess, runs: int) -> ColdStarts:
     if served.statuses != {200: 3 * runs} or served.remaining != 0:
         raise RuntimeError(f"cold starts: endpoint answered {served.statuses}")
     return ColdStarts(starts)
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    """`plan` over a fleet: listing every workspace and page, then choosing."""
+
+    instances: int
+    workspaces: int
+    concurrency: int
+    pages: int  # list pages the fleet takes, the workspaces' included
+    wall: float
+    requests: int  # what the endpoint answered
+    picked: int
+
+    @property
+    def limit(self) -> float:
+        """Round trips no client can do without: the workspaces, the first pages, the rest
+        (a first page gives the total), or every page at `concurrency` at a time."""
+        return max(3, math.ceil(self.pages / self.concurrency)) * LATENCY
+
+    @property
+    def efficiency(self) -> float:
+        return self.limit / self.wall
+
+
+def fleet_plan(fake: FakeProcess, size: int, workspaces: int, concurrency: int) -> FleetPlan:
+    """`plan` (the dry run) of one rule over `size` notebooks in `workspaces` workspaces."""
+    url = fake.start(latency=LATENCY)
+    pages = fake.seed_fleet(size, workspaces)
+    environ = {
+        **function_environment(url, concurrency=concurrency),
+        "MODELARTS_CLEANUP_MAX_DELETIONS": str(size),
+    }
+    rule = {
+        "project_id": PROJECT_ID,
+        "statuses": ["STOPPED", "ERROR"],
+        "idle_hours": 72,
+        "name_pattern": "tmp-*",
+    }
+    fake.served()
+    with open(os.devnull, "w", encoding="utf-8") as log_stream:
+        started = time.perf_counter()
+        report = run_function(
+            {"selectors": [rule]}, None, environ=environ, log_stream=log_stream, force_dry_run=True
+        )
+        wall = time.perf_counter() - started
+    served = fake.served()
+    (entry,) = report["selectors"]
+    if (
+        entry["error_code"] is not None
+        or entry["listed"] != size
+        or served.statuses != {200: pages}
+    ):
+        raise RuntimeError(f"fleet plan: {entry}, endpoint answered {served.statuses}")
+    return FleetPlan(size, workspaces, concurrency, pages, wall, served.requests, entry["picked"])
 
 
 def throttled(fake: FakeProcess, rate: float, size: int, concurrency: int) -> Throttled:

@@ -30,6 +30,8 @@ DE_INSTANCE = "DE-" + INSTANCE
 NOTEBOOK_URL = f"{ENDPOINT}/v1/{PROJECT}/notebooks/{INSTANCE}"
 DEVENVIRON_URL = f"{ENDPOINT}/v1/{PROJECT}/demanager/instances/{DE_INSTANCE}"
 NOTEBOOKS_URL = f"{ENDPOINT}/v1/{PROJECT}/notebooks"
+# What a selector lists by default: every user's notebooks (ListAllNotebooks).
+ALL_NOTEBOOKS_URL = f"{NOTEBOOKS_URL}/all"
 INSTANCES_URL = f"{ENDPOINT}/v1/{PROJECT}/demanager/instances"
 SECRET = "s3cr3t-token-never-shown"
 # 2023-11-14T22:13:20Z in epoch milliseconds: a plausible creation time.
@@ -103,10 +105,9 @@ def notebook(n: int, **extra: Any) -> Instance:
         "name": f"nb-{n}",
         "status": "STOPPED",
         "feature": "NOTEBOOK",
-        "create_at": T0 + n,
-        "update_at": T0 + n + 1,
         "lease": {"create_at": T0 + n, "update_at": T0 + n + 1, "enable": True},
         "billing_items": ["ALL"],
+        "workspace_id": "0",
     }
     body.update(extra)
     return body
@@ -135,6 +136,8 @@ class NotebookApi:
     def __init__(self, by_feature: Mapping[str, list[Instance]] | None = None) -> None:
         self.by_feature = {k: list(v) for k, v in (by_feature or {}).items()}
         self.replies: dict[int, CallbackReply] = {}
+        # Answers for one page, (feature, offset), used up in order: a page failing n times.
+        self.page_replies: dict[tuple[str, int], list[CallbackReply]] = {}
         self.before: Callable[[int], None] = lambda n: None
         self.queries: list[dict[str, str]] = []
         self.project_headers: list[str | None] = []
@@ -149,6 +152,9 @@ class NotebookApi:
             return self.replies[n]
         query = self.queries[-1]
         limit, offset = int(query["limit"]), int(query["offset"])
+        queued = self.page_replies.get((query["feature"], offset))
+        if queued:
+            return queued.pop(0)
         records = self.by_feature.get(query["feature"], [])
         data = records[offset : offset + limit]
         self.served.append([r["id"] for r in data])
@@ -161,8 +167,8 @@ class NotebookApi:
         }
         return 200, {"X-Request-Id": f"req-{n}"}, json.dumps(page)
 
-    def install(self, mocked: responses.RequestsMock) -> NotebookApi:
-        mocked.add_callback(responses.GET, re.compile(re.escape(NOTEBOOKS_URL) + r"\?"), self)
+    def install(self, mocked: responses.RequestsMock, url: str = ALL_NOTEBOOKS_URL) -> NotebookApi:
+        mocked.add_callback(responses.GET, re.compile(re.escape(url) + r"\?"), self)
         return self
 
 

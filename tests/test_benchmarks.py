@@ -58,3 +58,11 @@ def test_cold_start_children_delete_for_real(fake: FakeProcess) -> None:
         assert served.statuses == {200: 1}, kind
         assert served.remaining == 0, kind
         assert start.wall > 0 and start.peak_rss_kib > 0
+
+
+def test_the_fleet_listing_scenario_lists_every_page_once(fake: FakeProcess) -> None:
+    result = scenarios.fleet_plan(fake, 300, 3, concurrency=4)
+    # 300 notebooks over 3 workspaces: per workspace about 90 billed (2 pages) and 10 free (1).
+    assert result.requests == result.pages >= 1 + 3 * 2
+    assert 0 < result.picked < 300
+    assert result.limit >= 3 * scenarios.LATENCY

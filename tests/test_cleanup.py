@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import requests
 
+from modelarts_cleanup.client import ModelArtsClient
 from modelarts_cleanup.discovery import discover
 from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
 from modelarts_cleanup.execution import delete_one, execute
@@ -17,6 +19,8 @@ from modelarts_cleanup.payload import Target
 from modelarts_cleanup.planning import Candidate, Plan, Policy, make_plan
 from modelarts_cleanup.report import JsonLog, Outcome
 from modelarts_cleanup.rules import Selector
+from modelarts_cleanup.transport import Transport
+from modelarts_cleanup.vocabulary import ApiGeneration
 
 P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
 P2 = "0123456789abcdef0123456789abcdef"
@@ -254,11 +258,21 @@ def test_a_recheck_that_cannot_answer_fails_only_its_own_target(
     assert [c[1] for c in client.calls] == [named.instance_id]
 
 
-def test_a_listing_that_raises_something_unexpected_fails_its_selector_only() -> None:
-    class Broken:
-        def list_instances(self, project_id: str, *, deadline: float | None = None) -> list[Any]:
+@pytest.mark.parametrize("workspace_ids", [[], ["0"]])
+def test_a_listing_that_raises_something_unexpected_fails_its_selector_only(
+    workspace_ids: list[str],
+) -> None:
+    class Broken(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
             raise RecursionError("a body nested too deep")
 
-    candidates, reports = discover([SELECTOR], Broken(), policy=Policy(), deadline=None, now_ms=0)
+    client = ModelArtsClient(
+        Transport(session=Broken(), endpoint="https://modelarts.example.invalid"),
+        api=ApiGeneration.NOTEBOOK,
+    )
+    selector = Selector.model_validate(
+        {"project_id": P1, "statuses": ["STOPPED"], "workspace_ids": workspace_ids}
+    )
+    candidates, reports = discover([selector], client, policy=Policy(), deadline=None, now_ms=0)
     assert candidates == []
     assert (reports[0].error_code, reports[0].error_msg) == ("UnexpectedError", "RecursionError")

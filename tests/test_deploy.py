@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from modelarts_cleanup.payload import parse_event, parse_payload
-from modelarts_cleanup.settings import ENV_NAMES, load_settings
+from modelarts_cleanup.settings import DEFAULT_PROTECT_TAG, ENV_NAMES, load_settings
 from tests.support import endpoint_environ, local_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +58,10 @@ FUNCTIONGRAPH_PYTHON_RUNTIMES = frozenset({"Python3.9", "Python3.10", "Python3.1
 AGENCY_ACTIONS = frozenset(
     {
         "modelarts:notebook:list",  # GET .../notebooks, GET .../demanager/instances
+        # GET .../notebooks/all: every user's notebooks (ModelArts best practice "assigning
+        # permissions": denying it keeps developers from seeing other users' notebooks).
+        "modelarts:notebook:listAllNotebooks",
+        "modelarts:workspace:list",  # GET .../workspaces (Workspace Management Permissions)
         "modelarts:notebook:get",  # GET one instance (polling for STOPPED before a delete)
         "modelarts:notebook:stop",  # POST .../notebooks/{id}/stop
         "modelarts:notebook:delete",  # DELETE on either API
@@ -200,6 +204,15 @@ def test_template_names_an_agency(template: dict[str, Any], props: dict[str, Any
 
 
 # --- deploy/agency-policy.json -------------------------------------------------------------------
+
+
+def test_the_protect_tag_deny_statement_names_the_default_protect_tag() -> None:
+    policy = json.loads((ROOT / "deploy" / "deny-delete-protected.json").read_text("utf-8"))
+    assert policy["Version"] == "5.0"  # condition keys on resource tags are identity policies
+    (statement,) = policy["Statement"]
+    assert (statement["Effect"], statement["Action"]) == ("Deny", ["modelarts:notebook:delete"])
+    # Null: false means "the tag key is present", whatever its value, as the guard reads it.
+    assert statement["Condition"] == {"Null": {f"g:ResourceTag/{DEFAULT_PROTECT_TAG}": ["false"]}}
 
 
 def test_agency_policy_allows_exactly_listing_stopping_and_deleting_notebooks() -> None:

@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 import responses
 
-from modelarts_cleanup.instances import ListedInstance, parse_billing
+from modelarts_cleanup.instances import (
+    ListedInstance,
+    describe,
+    listed_devenviron,
+    listed_notebook,
+    parse_billing,
+)
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.mocked_modelarts import (
     PROJECT,
@@ -40,6 +46,97 @@ def test_a_listed_notebook_carries_its_fields(
         updated_ms=T0 + 4,
         feature="NOTEBOOK",
         billing="postpaid",
+        workspace_id="0",
+    )
+
+
+def test_a_listed_notebook_carries_owner_workspace_pool_and_tags(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    body = notebook(
+        4,
+        workspace_id="a" * 32,
+        user={"id": "b" * 32, "name": "alice", "domain": {"id": "d", "name": "acct"}},
+        user_id="b" * 32,
+        pool={"id": "pool-1a2b", "name": "v100"},
+        tags=[{"key": "team", "value": "nlp"}, {"key": "keep"}],
+    )
+    NotebookApi({"NOTEBOOK": [body]}).install(mocked)
+
+    [listed] = mocked_client(fake_time).list_instances(PROJECT, workspace_id="a" * 32)
+
+    assert (listed.workspace_id, listed.owner_id, listed.owner_name) == (
+        "a" * 32,
+        "b" * 32,
+        "alice",
+    )
+    assert (listed.pool, listed.pool_unreadable) == (("pool-1a2b", "v100"), False)
+    assert listed.tags == (("team", "nlp"), ("keep", ""))
+
+
+@pytest.mark.parametrize(
+    ("fields", "owner", "pool", "tags"),
+    [
+        # Only `user_id` (no `user` object): the ID is the owner, the name unknown.
+        ({"user_id": "c" * 32}, ("c" * 32, None), (None, False), ()),
+        # No tags field at all, or null: no tags. A pool of {}: the public pool.
+        ({"tags": None, "pool": {}}, (None, None), (None, False), ()),
+        # Malformed: unreadable, never "none".
+        ({"tags": "team=nlp"}, (None, None), (None, False), None),
+        ({"tags": [{"key": 1, "value": "x"}]}, (None, None), (None, False), None),
+        ({"tags": [{"key": "k", "value": ["x"]}]}, (None, None), (None, False), None),
+        ({"pool": "pool-1"}, (None, None), (None, True), ()),
+        ({"pool": {"name": "no id"}}, (None, None), (None, True), ()),
+        ({"user": "alice"}, (None, None), (None, False), ()),
+    ],
+)
+def test_owner_pool_and_tags_are_read_fail_closed(
+    fields: dict[str, Any],
+    owner: tuple[str | None, str | None],
+    pool: tuple[Any, bool],
+    tags: Any,
+) -> None:
+    listed = listed_notebook(PROJECT, {"id": "nb-1", **fields}, "NOTEBOOK")
+    assert (listed.owner_id, listed.owner_name) == owner
+    assert (listed.pool, listed.pool_unreadable) == pool
+    assert listed.tags == tags
+
+
+def test_the_old_api_shows_its_workspace_and_no_owner_pool_or_tags() -> None:
+    listed = listed_devenviron(PROJECT, {"id": "DE-1", "workspace": {"id": "a" * 32}})
+    assert (listed.workspace_id, listed.owner_id, listed.pool, listed.tags) == (
+        "a" * 32,
+        None,
+        None,
+        (),
+    )
+
+
+def test_what_the_rules_read_is_described_for_a_person() -> None:
+    listed = listed_notebook(
+        PROJECT,
+        notebook(
+            1,
+            status="STOPPED",
+            user={"id": "b" * 32, "name": "alice"},
+            pool={"id": "pool-1a2b", "name": "v100"},
+            tags=[{"key": "team", "value": "nlp"}],
+            lease={"create_at": 1_700_000_000_000, "update_at": 1_700_086_400_000},
+        ),
+        "NOTEBOOK",
+    )
+    assert describe(listed) == {
+        "listed_status": "STOPPED",
+        "workspace_id": "0",
+        "owner": {"id": "b" * 32, "name": "alice"},
+        "created": "2023-11-14T22:13:20Z",
+        "updated": "2023-11-15T22:13:20Z",
+        "tags": [{"key": "team", "value": "nlp"}],
+        "pool": {"id": "pool-1a2b", "name": "v100"},
+    }
+    bare = listed_notebook(PROJECT, {"id": "nb-2", "tags": "broken"}, "NOTEBOOK")
+    assert describe(bare) == dict.fromkeys(
+        ("listed_status", "workspace_id", "owner", "created", "updated", "tags", "pool")
     )
 
 
@@ -174,9 +271,10 @@ def test_feature_comes_from_the_instance_else_from_the_query(
         ({"feature": "NOTEBOOK", "billing_items": ["ALL"]}, "postpaid"),
         ({"feature": "DEFAULT"}, "postpaid"),
         ({"pool": {}}, "postpaid"),
-        # A dedicated pool is paid as the pool is, which the notebook does not show.
-        ({"pool": {"id": "pool-1", "name": "dedicated"}}, None),
-        ({"pool": "pool-1"}, None),
+        # A dedicated pool is billed whether the notebook exists or not, and DeleteNotebook has
+        # no billing constraint: the notebook itself is no pre-paid resource.
+        ({"pool": {"id": "pool-1", "name": "dedicated"}}, "postpaid"),
+        ({"pool": "pool-1"}, "postpaid"),
         ({"charging_mode": None}, None),
         ({"charging_mode": ""}, None),
         ({"charging_mode": True}, None),

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from modelarts_cleanup.discovery import discover
 from modelarts_cleanup.exceptions import ApiError, PayloadError
+from modelarts_cleanup.instances import ListedInstance
+from modelarts_cleanup.listing import WorkspaceListing
 from modelarts_cleanup.payload import Target, parse_event
 from modelarts_cleanup.planning import Candidate, Policy, make_plan
 from modelarts_cleanup.rules import Selector
 from modelarts_cleanup.selection import HOUR_MS, evaluate, recheck, select
+from modelarts_cleanup.tags import TagCondition
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
 P2 = "0123456789abcdef0123456789abcdef"
@@ -23,21 +26,29 @@ def iid(n: int) -> str:
     return f"00000000-0000-4000-8000-{n:012d}"
 
 
-@dataclass(frozen=True)
-class Inst:
-    instance_id: str = iid(1)
-    name: str | None = "tmp-notebook"
-    status: str | None = "STOPPED"
-    created_ms: int | None = NOW - 1000 * HOUR_MS
-    updated_ms: int | None = NOW - 100 * HOUR_MS
-    billing: str | None = "postpaid"
+def Inst(instance_id: str = iid(1), **fields: Any) -> ListedInstance:
+    """A listed instance that every rule below picks unless a test says otherwise."""
+    defaults: dict[str, Any] = {
+        "project_id": P,
+        "instance_id": instance_id,
+        "name": "tmp-notebook",
+        "status": "STOPPED",
+        "created_ms": NOW - 1000 * HOUR_MS,
+        "updated_ms": NOW - 100 * HOUR_MS,
+        "feature": "NOTEBOOK",
+        "billing": "postpaid",
+        "workspace_id": "0",
+        "owner_id": "a1" * 16,
+        "owner_name": "alice",
+    }
+    return ListedInstance(**{**defaults, **fields})
 
 
 def selector(**fields: Any) -> Selector:
     return Selector.model_validate({"project_id": P, "statuses": ["STOPPED"], **fields})
 
 
-def picked(sel: Selector, *instances: Inst) -> list[tuple[str, str | None]]:
+def picked(sel: Selector, *instances: ListedInstance) -> list[tuple[str, str | None]]:
     return [(p.instance_id, p.refusal) for p in select(sel, instances, now_ms=NOW)]
 
 
@@ -96,7 +107,9 @@ def test_rules_combine_with_and() -> None:
         ({"name_pattern": "tmp-*"}, Inst(name=None)),
     ],
 )
-def test_unreadable_state_is_kept_with_a_reason(fields: dict[str, Any], inst: Inst) -> None:
+def test_unreadable_state_is_kept_with_a_reason(
+    fields: dict[str, Any], inst: ListedInstance
+) -> None:
     assert picked(selector(**fields), inst) == [(inst.instance_id, "state_unreadable")]
 
 
@@ -184,16 +197,37 @@ def test_malformed_selectors_are_refused(sel: dict[str, Any], start: str) -> Non
 
 
 class Lister:
-    def __init__(self, listings: dict[str, list[Inst] | ApiError]) -> None:
+    """A client whose fleet is given: (project -> workspaces), (project, workspace) -> listing."""
+
+    def __init__(
+        self,
+        listings: dict[str, list[ListedInstance] | ApiError],
+        workspaces: dict[str, list[str] | ApiError] | None = None,
+    ) -> None:
         self.listings = listings
+        self.workspace_ids = workspaces or {}
         self.calls: list[str] = []
 
-    def list_instances(self, project_id: str, *, deadline: float | None = None) -> list[Inst]:
-        self.calls.append(project_id)
-        listing = self.listings[project_id]
-        if isinstance(listing, ApiError):
-            raise listing
-        return listing
+    def fleet(self, *, scope: str, concurrency: int, deadline: float | None) -> Lister:
+        return self
+
+    def workspaces(self, projects: Any) -> dict[str, list[str] | ApiError]:
+        return {p: self.workspace_ids.get(p, ["0"]) for p in projects}
+
+    def instances(self, pairs: Any) -> list[WorkspaceListing]:
+        found = []
+        for project, workspace in pairs:
+            self.calls.append(project)
+            listing = self.listings.get(project, [])
+            if isinstance(listing, ApiError):
+                found.append(WorkspaceListing(project, workspace, error=listing))
+            else:
+                mine = tuple(i for i in listing if (i.workspace_id or "0") == workspace)
+                found.append(WorkspaceListing(project, workspace, instances=mine))
+        return found
+
+    def get_listed_instance(self, project_id: str, instance_id: str, **_: Any) -> None:
+        return None
 
 
 def test_each_project_is_listed_once() -> None:
@@ -268,3 +302,115 @@ def test_explicit_target_wins_over_a_selector_and_refusals_are_not_counted() -> 
     (kept,) = plan.refused
     assert (kept.instance_id, kept.reason, kept.matched_by) == (iid(2), "prepaid", "selectors[0]")
     assert isinstance(candidates[0], Candidate)
+
+
+# Tags, owners and pools.
+
+KEEP = (TagCondition("modelarts-cleanup:keep"),)
+
+
+def test_tag_conditions_read_in_all_three_forms() -> None:
+    sel = selector(tags=["team", "stage=prod", {"key": "a=b", "value": "c=d"}, {"key": "x"}])
+    assert sel.tags == (
+        TagCondition("team"),
+        TagCondition("stage", "prod"),
+        TagCondition("a=b", "c=d"),
+        TagCondition("x"),
+    )
+    # Split at the first "=": the value may hold more of them.
+    assert selector(tags=["k=v=w"]).tags == (TagCondition("k", "v=w"),)
+    assert selector(tags=["k="]).tags == (TagCondition("k", ""),)
+
+
+def test_every_tag_must_hold_and_a_key_alone_matches_any_value() -> None:
+    sel = selector(tags=["team", "stage=prod"])
+    assert evaluate(sel, Inst(tags=(("team", "ml"), ("stage", "prod"))), now_ms=NOW) is True
+    assert evaluate(sel, Inst(tags=(("team", ""), ("stage", "prod"))), now_ms=NOW) is True
+    assert evaluate(sel, Inst(tags=(("team", "ml"), ("stage", "dev"))), now_ms=NOW) is False
+    assert evaluate(sel, Inst(tags=(("stage", "prod"),)), now_ms=NOW) is False
+    assert evaluate(sel, Inst(tags=()), now_ms=NOW) is False
+
+
+def test_any_excluded_tag_keeps_an_instance_out() -> None:
+    sel = selector(exclude_tags=["stage=prod", "pinned"])
+    assert evaluate(sel, Inst(tags=(("stage", "dev"),)), now_ms=NOW) is True
+    assert evaluate(sel, Inst(tags=(("stage", "prod"),)), now_ms=NOW) is False
+    assert evaluate(sel, Inst(tags=(("pinned", "by-bob"),)), now_ms=NOW) is False
+
+
+def test_owners_match_the_user_name_or_id() -> None:
+    sel = selector(owners=["alice", "b0" * 16])
+    assert evaluate(sel, Inst(owner_name="alice", owner_id="a1" * 16), now_ms=NOW) is True
+    assert evaluate(sel, Inst(owner_name=None, owner_id="b0" * 16), now_ms=NOW) is True
+    assert evaluate(sel, Inst(owner_name="bob", owner_id="b1" * 16), now_ms=NOW) is False
+    # Names are compared exactly: "Alice" is someone else.
+    assert evaluate(sel, Inst(owner_name="Alice", owner_id=None), now_ms=NOW) is False
+
+
+def test_pools_match_public_dedicated_or_an_id() -> None:
+    on_pool = Inst(pool=("pool-v100", "v100"))
+    public = Inst(pool=None)
+    assert evaluate(selector(pools=["public"]), public, now_ms=NOW) is True
+    assert evaluate(selector(pools=["public"]), on_pool, now_ms=NOW) is False
+    assert evaluate(selector(pools=["dedicated"]), on_pool, now_ms=NOW) is True
+    assert evaluate(selector(pools=["dedicated"]), public, now_ms=NOW) is False
+    assert evaluate(selector(pools=["pool-v100"]), on_pool, now_ms=NOW) is True
+    assert evaluate(selector(pools=["pool-t4xx"]), on_pool, now_ms=NOW) is False
+
+
+@pytest.mark.parametrize(
+    ("fields", "inst"),
+    [
+        ({"tags": ["team"]}, Inst(tags=None)),
+        ({"exclude_tags": ["team"]}, Inst(tags=None)),
+        ({"owners": ["alice"]}, Inst(owner_name=None, owner_id=None)),
+        ({"pools": ["public"]}, Inst(pool=None, pool_unreadable=True)),
+    ],
+)
+def test_an_unreadable_tag_owner_or_pool_keeps_the_instance(
+    fields: dict[str, Any], inst: ListedInstance
+) -> None:
+    assert picked(selector(**fields), inst) == [(inst.instance_id, "state_unreadable")]
+
+
+def test_new_rules_combine_with_the_old_ones() -> None:
+    sel = selector(idle_hours=72, name_pattern="tmp-*", tags=["team=ml"], owners=["alice"])
+    good = Inst(tags=(("team", "ml"),))
+    assert evaluate(sel, good, now_ms=NOW) is True
+    for spoiled in (
+        replace(good, tags=(("team", "cv"),)),
+        replace(good, owner_name="bob", owner_id="b1" * 16),
+        replace(good, name="prod-x"),
+        replace(good, updated_ms=NOW - HOUR_MS),
+    ):
+        assert evaluate(sel, spoiled, now_ms=NOW) is False
+
+
+def test_a_protect_tag_refuses_before_anything_else() -> None:
+    protected = Inst(tags=(("modelarts-cleanup:keep", ""),), billing="prepaid")
+    assert [p.refusal for p in select(selector(), [protected], now_ms=NOW, protect=KEEP)] == [
+        "protected"
+    ]
+    # Unreadable state does not hide the protection either.
+    unknown = Inst(status=None, tags=(("modelarts-cleanup:keep", "x"),))
+    assert [p.refusal for p in select(selector(), [unknown], now_ms=NOW, protect=KEEP)] == [
+        "protected"
+    ]
+
+
+def test_with_protect_tags_on_unreadable_tags_keep_an_instance() -> None:
+    inst = Inst(tags=None)
+    assert [p.refusal for p in select(selector(), [inst], now_ms=NOW, protect=KEEP)] == [
+        "state_unreadable"
+    ]
+    # With the guard switched off, tags no rule reads do not matter.
+    assert [p.refusal for p in select(selector(), [inst], now_ms=NOW, protect=())] == [None]
+
+
+def test_recheck_sees_a_protect_tag_added_since_listing() -> None:
+    sel = selector()
+    assert recheck(
+        sel, Inst(tags=(("modelarts-cleanup:keep", "y"),)), now_ms=NOW, protect=KEEP
+    ) == ("protected")
+    assert recheck(sel, Inst(tags=None), now_ms=NOW, protect=KEEP) == "state_changed"
+    assert recheck(sel, Inst(tags=()), now_ms=NOW, protect=KEEP) is None

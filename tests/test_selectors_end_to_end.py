@@ -137,18 +137,22 @@ def test_selector_deletes_exactly_what_the_rule_says_across_pages(
             "project_id": P,
             "listed": 300,
             "picked": len(want),
+            "workspaces": [{"workspace_id": "0", "listed": 300}],
             "error_code": None,
             "error_msg": None,
             "http_status": None,
+            "failed_workspace": None,
         }
     ]
     remaining = {i for _, i in fake.instance_ids(P)}
     assert remaining == {s["id"] for s in seeded} - want
     list_requests = [r for r in fake.requests if r.method == "GET" and r.instance_id is None]
+    assert list_requests[0].path == f"/v1/{P}/workspaces"
     if api == "notebook":
-        assert len(list_requests) >= 5 + 1  # 300 NOTEBOOK instances at 50 a page, and DEFAULT
+        # The workspaces; 300 NOTEBOOK instances at 50 a page, and DEFAULT.
+        assert len(list_requests) >= 1 + 5 + 1
     else:
-        assert len(list_requests) == 1  # limit=0 means everything
+        assert len(list_requests) == 1 + 1  # the workspaces; limit=0 means everything
 
 
 def test_plan_lists_exactly_what_a_real_run_then_deletes(fake: FakeModelArts) -> None:
@@ -257,7 +261,8 @@ def meddling(
 
         def request(verb: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
             nonlocal done
-            if verb == method and "/notebooks/" in url and not done:
+            one_instance = "/notebooks/" in url and "/notebooks/all" not in url
+            if verb == method and one_instance and not done:
                 done = True
                 before_first_recheck()
             return original(verb, url, *args, **kwargs)
@@ -278,7 +283,7 @@ def test_listing_failure_mid_pagination_deletes_nothing_by_selector(fake: FakeMo
         original = session.request
 
         def request(method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
-            if method == "GET" and url.split("?")[0].endswith("/notebooks"):
+            if method == "GET" and url.split("?")[0].endswith("/notebooks/all"):
                 calls["list"] += 1
                 if calls["list"] >= 3:  # the third page onwards: the service falls over
                     raise requests.ConnectionError("connection reset by peer")
@@ -325,7 +330,7 @@ def test_cap_counts_selected_and_named_deletions_together(fake: FakeModelArts) -
     assert outcome_ids(report, "deleted") == want | set(named)
 
 
-def test_prepaid_and_dedicated_pool_instances_are_never_selected_for_deletion(
+def test_prepaid_instances_are_never_selected_and_dedicated_pool_ones_are(
     fake: FakeModelArts,
 ) -> None:
     old = {"created_ms": NOW_MS - 500 * HOUR, "updated_ms": NOW_MS - 100 * HOUR}
@@ -336,9 +341,10 @@ def test_prepaid_and_dedicated_pool_instances_are_never_selected_for_deletion(
     plain = fake.add_instance(P, name="tmp-plain", **old)
     report = run(fake, {"selectors": [RULE]})
     by_id = {r["instance_id"]: (r["outcome"], r["reason"]) for r in report["results"]}
+    # A dedicated pool is billed whether its notebooks exist or not: deleting one is like any.
     assert by_id == {
         prepaid: ("refused", "prepaid"),
-        pooled: ("refused", "billing_unreadable"),
+        pooled: ("deleted", None),
         plain: ("deleted", None),
     }
-    assert fake.instance_ids(P) == {(P, prepaid), (P, pooled)}
+    assert fake.instance_ids(P) == {(P, prepaid)}

@@ -15,6 +15,7 @@ from modelarts_cleanup.settings import (
     function_environment,
     load_settings,
 )
+from modelarts_cleanup.tags import TagCondition
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.support import FunctionGraphContext
 
@@ -45,6 +46,8 @@ def test_defaults_match_the_design() -> None:
     assert (s.connect_timeout, s.read_timeout) == (5.0, 30.0)
     assert s.log_level == "INFO"
     assert s.access_key is s.secret_key is s.security_token is s.auth_token is None
+    assert s.list_scope == "all"
+    assert s.protect == (TagCondition("modelarts-cleanup:keep"),)
 
 
 DESIGNED = """
@@ -54,6 +57,7 @@ MODELARTS_CLEANUP_ALLOWED_PROJECTS
 MODELARTS_CLEANUP_PROTECTED_INSTANCES MODELARTS_CLEANUP_MAX_DELETIONS MODELARTS_CLEANUP_CONCURRENCY
 MODELARTS_CLEANUP_MAX_ATTEMPTS MODELARTS_CLEANUP_CONNECT_TIMEOUT MODELARTS_CLEANUP_READ_TIMEOUT
 MODELARTS_CLEANUP_LOG_LEVEL MODELARTS_CLEANUP_AUTH_TOKEN
+MODELARTS_CLEANUP_LIST_SCOPE MODELARTS_CLEANUP_PROTECT_TAGS
 HUAWEICLOUD_SDK_AK HUAWEICLOUD_SDK_SK HUAWEICLOUD_SDK_SECURITY_TOKEN
 """
 
@@ -88,6 +92,8 @@ def test_every_variable_is_read() -> None:
             "HUAWEICLOUD_SDK_SK": SECRET,
             "HUAWEICLOUD_SDK_SECURITY_TOKEN": "tok",
             "MODELARTS_CLEANUP_AUTH_TOKEN": "iam",
+            "MODELARTS_CLEANUP_LIST_SCOPE": "OWN",
+            "MODELARTS_CLEANUP_PROTECT_TAGS": "keep,owner=platform",
         }
     )
     assert s.base_url == "https://modelarts.example.com"
@@ -101,6 +107,27 @@ def test_every_variable_is_read() -> None:
     assert s.access_key == "AK"
     assert s.secret_key is not None and s.secret_key.get_secret_value() == SECRET
     assert s.security_token is not None and s.auth_token is not None
+    assert s.list_scope == "own"
+    assert s.protect == (TagCondition("keep"), TagCondition("owner", "platform"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # Given, the setting replaces the default; blank is unset (the default guard stays).
+        ('["keep", {"key": "a=b", "value": "x"}]', (("keep", None), ("a=b", "x"))),
+        ("team=ml , keep", (("team", "ml"), ("keep", None))),
+        ("", (("modelarts-cleanup:keep", None),)),
+        ("  ", (("modelarts-cleanup:keep", None),)),
+        # Only an explicit empty list switches the guard off.
+        ("[]", ()),
+    ],
+)
+def test_protect_tags_replace_the_default_and_only_an_empty_list_switches_them_off(
+    raw: str, expected: tuple[tuple[str, str | None], ...]
+) -> None:
+    protect = settings(MODELARTS_CLEANUP_PROTECT_TAGS=raw).protect
+    assert tuple((c.key, c.value) for c in protect) == expected
 
 
 def test_lists_accept_comma_separated_text() -> None:
@@ -125,6 +152,11 @@ def test_missing_region_and_endpoint_is_explained() -> None:
         ({"MODELARTS_CLEANUP_API": "v2"}, "MODELARTS_CLEANUP_API: "),
         ({"MODELARTS_CLEANUP_DRY_RUN": "maybe"}, "MODELARTS_CLEANUP_DRY_RUN: "),
         ({"MODELARTS_CLEANUP_LOG_LEVEL": "LOUD"}, "MODELARTS_CLEANUP_LOG_LEVEL: "),
+        ({"MODELARTS_CLEANUP_LIST_SCOPE": "mine"}, "MODELARTS_CLEANUP_LIST_SCOPE: "),
+        ({"MODELARTS_CLEANUP_PROTECT_TAGS": "_sys_x"}, "MODELARTS_CLEANUP_PROTECT_TAGS: [0]: "),
+        ({"MODELARTS_CLEANUP_PROTECT_TAGS": "ok, bad\tkey"}, "MODELARTS_CLEANUP_PROTECT_TAGS: [1]"),
+        ({"MODELARTS_CLEANUP_PROTECT_TAGS": "[{}]"}, "MODELARTS_CLEANUP_PROTECT_TAGS: [0]: "),
+        ({"MODELARTS_CLEANUP_PROTECT_TAGS": '{"a": 1}'}, "MODELARTS_CLEANUP_PROTECT_TAGS: "),
         ({"MODELARTS_CLEANUP_TARGETS": "[{"}, "MODELARTS_CLEANUP_TARGETS: "),
         ({"MODELARTS_CLEANUP_TARGETS": '[{"project_id": "x"}]'}, "MODELARTS_CLEANUP_TARGETS"),
         ({"MODELARTS_CLEANUP_ALLOWED_PROJECTS": "prod"}, "MODELARTS_CLEANUP_ALLOWED_PROJECTS: "),

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from .exceptions import CleanupError
 from .payload import payload_schema
-from .report import render_plan
+from .tables import render_plan
 
 EXIT_OK, EXIT_NOT_CLEAN, EXIT_INVALID = 0, 1, 2
 

@@ -16,6 +16,7 @@ from .vocabulary import INCONSISTENT_LISTING, ApiGeneration, is_instance_id, is_
 
 if TYPE_CHECKING:
     from .instances import ListedInstance
+    from .listing import FleetLister, Scope
 
 
 @dataclass(frozen=True)
@@ -121,13 +122,30 @@ class ModelArtsClient:
                 deadline=deadline,
             )
 
-    def list_instances(
-        self, project_id: str, *, deadline: float | None = None
-    ) -> list[ListedInstance]:
-        """Every instance of the project, all pages, deduplicated; raises rather than be partial."""
-        from .listing import list_project  # only runs with selectors list anything
+    def fleet(self, *, scope: Scope, concurrency: int, deadline: float | None) -> FleetLister:
+        """A lister of workspaces and their instances over this client's transport."""
+        from .listing import FleetLister  # only runs with selectors list anything
 
-        return list_project(self._transport, self._api, project_id, deadline=deadline)
+        return FleetLister(
+            self._transport, self._api, scope=scope, concurrency=concurrency, deadline=deadline
+        )
+
+    def list_instances(
+        self,
+        project_id: str,
+        *,
+        workspace_id: str = "0",
+        scope: Scope = "all",
+        deadline: float | None = None,
+    ) -> list[ListedInstance]:
+        """One workspace's instances, every page, both features; raises rather than be partial."""
+        if not is_project_id(project_id):
+            raise ValueError("project_id must be 32 lowercase hexadecimal characters")
+        lister = self.fleet(scope=scope, concurrency=1, deadline=deadline)
+        (listing,) = lister.instances([(project_id, workspace_id)])
+        if listing.error is not None:
+            raise listing.error
+        return list(listing.instances)
 
     def _instance_path(self, project_id: str, instance_id: str) -> str:
         # Payload validation happens earlier; this keeps an ID from ever changing a URL's meaning.

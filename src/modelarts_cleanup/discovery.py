@@ -1,16 +1,19 @@
-"""Discovery: the instances selectors pick from their projects' listings, read fail-closed.
+"""Discovery: the instances selectors pick from their projects' fleets, read fail-closed.
 
-Imported only by runs that have selectors.
+Each selector covers the workspaces it names, or every workspace of its project. All the listing
+it needs is one concurrent operation (workspaces first, then every page of every workspace); a
+selector any of whose workspaces could not be listed picks nothing, and its report says which
+workspace and why. Imported only by runs that have selectors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .exceptions import ApiError
-from .instances import ListedInstance
+from .instances import ListedInstance, describe
 from .payload import Target
 from .planning import Candidate, Policy
 from .report import Reason
@@ -18,17 +21,15 @@ from .rules import Selector
 from .selection import recheck, select
 from .vocabulary import is_instance_id
 
-
-class ListingClient(Protocol):
-    """What selectors need from a ModelArts client."""
-
-    def list_instances(
-        self, project_id: str, *, deadline: float | None = None
-    ) -> Sequence[ListedInstance]: ...
+if TYPE_CHECKING:
+    from .listing import FleetLister, Scope
+    from .tags import TagCondition
 
 
-class RecheckClient(Protocol):
-    """What reading an instance again before deleting it needs from a client."""
+class FleetClient(Protocol):
+    """What discovery needs from a ModelArts client."""
+
+    def fleet(self, *, scope: Scope, concurrency: int, deadline: float | None) -> FleetLister: ...
 
     def get_listed_instance(
         self, project_id: str, instance_id: str, *, deadline: float | None = None
@@ -37,15 +38,17 @@ class RecheckClient(Protocol):
 
 @dataclass(frozen=True)
 class SelectorReport:
-    """What one selector found: how many instances were listed and picked, or why none were."""
+    """What one selector covered and picked, or why it picked nothing."""
 
     selector: str
     project_id: str
     listed: int | None
     picked: int
+    workspaces: tuple[tuple[str, int], ...] | None = None  # (workspace_id, listed) covered
     error_code: str | None = None
     error_msg: str | None = None
     http_status: int | None = None
+    failed_workspace: str | None = None  # the workspace whose listing failed, if one did
 
     @property
     def failed(self) -> bool:
@@ -54,28 +57,62 @@ class SelectorReport:
 
     def to_dict(self) -> dict[str, Any]:
         """As it appears in the report."""
-        return asdict(self)
+        return {
+            "selector": self.selector,
+            "project_id": self.project_id,
+            "listed": self.listed,
+            "picked": self.picked,
+            "workspaces": None
+            if self.workspaces is None
+            else [{"workspace_id": w, "listed": n} for w, n in self.workspaces],
+            "error_code": self.error_code,
+            "error_msg": self.error_msg,
+            "http_status": self.http_status,
+            "failed_workspace": self.failed_workspace,
+        }
 
 
 def discover(
     selectors: Sequence[Selector],
-    client: ListingClient,
+    client: FleetClient,
     *,
     policy: Policy,
     deadline: float | None,
     now_ms: int,
+    scope: Scope = "all",
+    concurrency: int = 1,
+    protect: Sequence[TagCondition] = (),
 ) -> tuple[list[Candidate], list[SelectorReport]]:
-    """List each selector's project once and apply the selector.
+    """List what the selectors cover, once each, and apply them.
 
-    Fails closed per project: if its listing fails, no selector deletes anything in it, and the
-    selector's report says why. Explicit targets are not affected.
+    Fails closed per selector: if any workspace it covers cannot be listed (or the workspaces
+    themselves cannot), it picks nothing and its report says why. Explicit targets are not
+    affected. Projects outside the allowlist are not even listed.
     """
-    listings: dict[str, Sequence[ListedInstance] | ApiError] = {}
+    labels = [f"selectors[{i}]" for i in range(len(selectors))]
+    allowed = [
+        (label, s)
+        for label, s in zip(labels, selectors, strict=True)
+        if not policy.allowed_projects or s.project_id in policy.allowed_projects
+    ]
+    lister = client.fleet(scope=scope, concurrency=concurrency, deadline=deadline)
+    every = lister.workspaces({s.project_id for _, s in allowed if not s.workspace_ids})
+    covered = {label: _covered(s, every) for label, s in allowed}
+    # Each (project, workspace) is listed once, however many selectors cover it.
+    pairs = list(
+        dict.fromkeys(
+            (s.project_id, w) for label, s in allowed for w in _workspaces(covered[label])
+        )
+    )
+    listings = {
+        (listing.project_id, listing.workspace_id): listing for listing in lister.instances(pairs)
+    }
+
     candidates: list[Candidate] = []
     reports: list[SelectorReport] = []
-    for index, selector in enumerate(selectors):
-        label, project = f"selectors[{index}]", selector.project_id
-        if policy.allowed_projects and project not in policy.allowed_projects:
+    for label, selector in zip(labels, selectors, strict=True):
+        project = selector.project_id
+        if label not in covered:
             reports.append(
                 SelectorReport(
                     label,
@@ -87,32 +124,20 @@ def discover(
                 )
             )
             continue
-        if project not in listings:
-            try:
-                listings[project] = client.list_instances(project, deadline=deadline)
-            except ApiError as exc:
-                listings[project] = exc
-            except Exception as exc:  # noqa: BLE001  (one project's surprise must not stop the run)
-                # Only the type: an unexpected exception's text could hold a URL or header.
-                listings[project] = ApiError(
-                    "unexpected error", error_code="UnexpectedError", error_msg=type(exc).__name__
-                )
-        listing = listings[project]
-        if isinstance(listing, ApiError):
-            reports.append(
-                SelectorReport(
-                    label,
-                    project,
-                    None,
-                    0,
-                    error_code=listing.error_code or "ListingFailed",
-                    error_msg=listing.error_msg or str(listing),
-                    http_status=listing.http_status,
-                )
-            )
+        workspaces = covered[label]
+        if isinstance(workspaces, ApiError):
+            reports.append(_failed(label, project, workspaces, None))
             continue
+        mine = [listings[(project, w)] for w in workspaces]
+        broken = next((listing for listing in mine if listing.error is not None), None)
+        if broken is not None and broken.error is not None:
+            reports.append(_failed(label, project, broken.error, broken.workspace_id))
+            continue
+        instances = [i for listing in mine for i in listing.instances]
         picks = [
-            p for p in select(selector, listing, now_ms=now_ms) if is_instance_id(p.instance_id)
+            p
+            for p in select(selector, instances, now_ms=now_ms, protect=protect)
+            if is_instance_id(p.instance_id)
         ]
         candidates.extend(
             Candidate(
@@ -121,15 +146,50 @@ def discover(
                 selector=selector,
                 refusal=p.refusal,
                 name=p.name,
+                details=describe(p.instance),
             )
             for p in picks
         )
-        reports.append(SelectorReport(label, project, len(listing), len(picks)))
+        reports.append(
+            SelectorReport(
+                label,
+                project,
+                len(instances),
+                len(picks),
+                workspaces=tuple((x.workspace_id, len(x.instances)) for x in mine),
+            )
+        )
     return candidates, reports
 
 
+def _covered(
+    selector: Selector, every: Mapping[str, list[str] | ApiError]
+) -> Sequence[str] | ApiError:
+    return selector.workspace_ids or every[selector.project_id]
+
+
+def _workspaces(covered: Sequence[str] | ApiError) -> Sequence[str]:
+    return () if isinstance(covered, ApiError) else covered
+
+
+def _failed(label: str, project: str, error: ApiError, workspace: str | None) -> SelectorReport:
+    return SelectorReport(
+        label,
+        project,
+        None,
+        0,
+        error_code=error.error_code or "ListingFailed",
+        error_msg=error.error_msg or str(error),
+        http_status=error.http_status,
+        failed_workspace=workspace,
+    )
+
+
 def rechecker(
-    client: RecheckClient, deadline: float | None, wall_clock: Callable[[], float]
+    client: FleetClient,
+    deadline: float | None,
+    wall_clock: Callable[[], float],
+    protect: Sequence[TagCondition] = (),
 ) -> Callable[[Candidate], str | None]:
     """Reads a selected instance again just before deleting it: its state may have changed."""
 
@@ -140,6 +200,6 @@ def rechecker(
         fresh = client.get_listed_instance(target.project_id, target.instance_id, deadline=deadline)
         if fresh is None:
             return None  # gone: the delete itself will say already_absent
-        return recheck(selector, fresh, now_ms=round(wall_clock() * 1000))
+        return recheck(selector, fresh, now_ms=round(wall_clock() * 1000), protect=protect)
 
     return recheck_one

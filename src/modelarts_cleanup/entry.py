@@ -98,14 +98,18 @@ def run_function(
             # Only runs with selectors list anything.
             from .discovery import discover, rechecker
 
+            protect = settings.protect
             selected, selector_reports = discover(
                 payload.selectors,
                 client,
                 policy=policy,
                 deadline=deadline,
                 now_ms=round(wall_clock() * 1000),
+                scope=settings.list_scope,
+                concurrency=settings.concurrency,
+                protect=protect,
             )
-            recheck = rechecker(client, deadline, wall_clock)
+            recheck = rechecker(client, deadline, wall_clock, protect)
         for selector_report in selector_reports:
             if selector_report.failed:
                 log.error("selector not applied", **selector_report.to_dict())

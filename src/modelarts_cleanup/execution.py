@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .exceptions import ApiError, DeadlineExceeded
 from .payload import Target
-from .planning import Candidate, Plan, refused
+from .planning import Candidate, Plan, described, refused
 from .report import JsonLog, Outcome, Reason, Result
 from .vocabulary import NOT_NOW_CODES
 
@@ -66,7 +65,7 @@ def execute(
             result = _carry_out(candidate)
         except Exception as exc:  # noqa: BLE001  (one target's surprise must not cost the others)
             result = _unexpected(candidate.target, exc, started, clock)
-        result = replace(result, matched_by=candidate.matched_by, instance_name=candidate.name)
+        result = described(result, candidate)
         _log_result(log, result)  # as it happens, so a run cut short still leaves its lines
         return result
 
@@ -101,8 +100,8 @@ def execute(
         )
 
     workers = min(concurrency, len(plan.to_delete))
-    if workers <= 1:
-        # One at a time needs no pool: the targets run in this thread, in order.
+    if workers <= 1 or plan.dry_run:
+        # One at a time, or a dry run that sends nothing, needs no pool: this thread, in order.
         done.update((c.target, one(c)) for c in plan.to_delete)
     else:
         from concurrent.futures import ThreadPoolExecutor

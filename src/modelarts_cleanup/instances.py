@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 Billing = Literal["prepaid", "postpaid"]
@@ -17,9 +18,13 @@ _MIN_EPOCH_MS = 100_000_000_000
 _MAX_EPOCH_MS = 10_000_000_000_000
 
 
+Tags = tuple[tuple[str, str], ...]
+Pool = tuple[str, "str | None"]
+
+
 @dataclass(frozen=True)
 class ListedInstance:
-    """One instance as a listing (or a re-read) showed it."""
+    """One instance as a listing (or a re-read) showed it; None where a field is absent."""
 
     project_id: str
     instance_id: str
@@ -29,17 +34,27 @@ class ListedInstance:
     updated_ms: int | None
     feature: str | None  # notebook API only: NOTEBOOK (billed) or DEFAULT (free CodeLab)
     billing: Billing | None  # None: nothing in the object says how it is paid
+    workspace_id: str | None = None
+    owner_id: str | None = None
+    owner_name: str | None = None
+    # A dedicated pool's (id, name); None on the public pool (and when unreadable, which says).
+    pool: Pool | None = None
+    pool_unreadable: bool = False
+    # (key, value) pairs, () when there are none; None when they are there but malformed.
+    tags: Tags | None = ()
 
 
 def listed_notebook(project_id: str, item: Mapping[str, Any], feature: str) -> ListedInstance:
     """A notebook-API instance (`NotebookResp`), listed under `feature`."""
-    # Top-level create_at/update_at as in the API examples; the SDK model (and Terraform) only
-    # has them inside `lease`.
+    # The SDK model (and Terraform) has the instance's times only in `lease`; some API examples
+    # show them at the top level too, which is read first. `image` has times of its own: never.
     lease = item.get("lease")
     lease = lease if isinstance(lease, dict) else {}
     created = epoch_ms(item.get("create_at"))
     updated = epoch_ms(item.get("update_at"))
     listed_feature = item.get("feature")
+    user = item.get("user")
+    user = user if isinstance(user, dict) else {}
     return ListedInstance(
         project_id=project_id,
         instance_id=item["id"],
@@ -50,11 +65,18 @@ def listed_notebook(project_id: str, item: Mapping[str, Any], feature: str) -> L
         # The server filtered by the feature asked for, so that is what the instance has.
         feature=listed_feature if isinstance(listed_feature, str) else feature,
         billing=parse_billing(item),
+        workspace_id=_text(item.get("workspace_id")),
+        owner_id=_text(user.get("id")) or _text(item.get("user_id")),
+        owner_name=_text(user.get("name")),
+        pool=_pool(item.get("pool")),
+        pool_unreadable=_pool_unreadable(item.get("pool")),
+        tags=_tags(item.get("tags")),
     )
 
 
 def listed_devenviron(project_id: str, item: Mapping[str, Any]) -> ListedInstance:
-    """An instance of the old devenviron API."""
+    """An instance of the old devenviron API (which shows no owner, pool or tags)."""
+    workspace = item.get("workspace")
     return ListedInstance(
         project_id=project_id,
         instance_id=item["id"],
@@ -64,11 +86,66 @@ def listed_devenviron(project_id: str, item: Mapping[str, Any]) -> ListedInstanc
         updated_ms=epoch_ms(item.get("latest_update_timestamp")),
         feature=None,
         billing=parse_billing(item),
+        workspace_id=_text(workspace.get("id")) if isinstance(workspace, dict) else None,
     )
 
 
+def describe(instance: ListedInstance) -> dict[str, Any]:
+    """What the rules read of an instance, as a result shows it for a person to check."""
+    owner = None
+    if instance.owner_id is not None or instance.owner_name is not None:
+        owner = {"id": instance.owner_id, "name": instance.owner_name}
+    return {
+        "listed_status": instance.status,
+        "workspace_id": instance.workspace_id,
+        "owner": owner,
+        "created": _iso(instance.created_ms),
+        "updated": _iso(instance.updated_ms),
+        "tags": None
+        if instance.tags is None
+        else [{"key": k, "value": v} for k, v in instance.tags],
+        "pool": None
+        if instance.pool is None
+        else {"id": instance.pool[0], "name": instance.pool[1]},
+    }
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    when = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _pool(value: Any) -> Pool | None:
+    """A dedicated pool's (id, name); None for the public pool (no pool object)."""
+    if isinstance(value, dict) and _text(value.get("id")) is not None:
+        return (value["id"], _text(value.get("name")))
+    return None
+
+
+def _pool_unreadable(value: Any) -> bool:
+    return value not in (None, {}) and _pool(value) is None
+
+
+def _tags(value: Any) -> Tags | None:
+    """(key, value) pairs; no tags at all is (); anything malformed is None (unreadable)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        return None
+    pairs = []
+    for tag in value:
+        key = tag.get("key") if isinstance(tag, dict) else None
+        text = tag.get("value") if isinstance(tag, dict) else None
+        if not isinstance(key, str) or not isinstance(text, (str, type(None))):
+            return None
+        pairs.append((key, text or ""))
+    return tuple(pairs)
 
 
 def epoch_ms(value: Any) -> int | None:
@@ -146,9 +223,9 @@ _POSTPAID_WORDS = frozenset({"postpaid", "0", "ondemand", "payperuse", "按需",
 def parse_billing(instance: Mapping[str, Any]) -> Billing | None:
     """How an instance is paid, read fail-closed: any pre-paid sign wins; unsure is None.
 
-    With no billing field at all, a notebook on the public resource pool is pay-per-use, the only
-    mode the API documents for one; a notebook on a dedicated pool (`pool.id`) is paid through
-    the pool, which may be yearly/monthly and is not shown here: unknown.
+    With no billing field at all a notebook is pay-per-use: the only mode the API documents for
+    one. A notebook on a dedicated pool is no exception: the pool is billed whether the notebook
+    exists or not, and deleting the notebook has no billing constraint (DeleteNotebook).
     """
     verdicts = [_billing_word(value) for value in _billing_values(instance)]
     if "prepaid" in verdicts:
@@ -157,16 +234,16 @@ def parse_billing(instance: Mapping[str, Any]) -> Billing | None:
     # even when another field looks post-paid.
     if "unknown" in verdicts:
         return None
-    if "postpaid" in verdicts:
-        return "postpaid"
-    pool = instance.get("pool")
-    if isinstance(pool, Mapping) and pool.get("id"):
-        return None
-    return None if pool not in (None, {}) else "postpaid"
+    return "postpaid"
+
+
+_WHERE_BILLING_MAY_BE = frozenset(_BILLING_KEYS) | {route[0] for route in _BILLING_CONTAINERS}
 
 
 def _billing_values(instance: Mapping[str, Any]) -> list[Any]:
     """Every value found under a known billing key, at the top level or in a known container."""
+    if _WHERE_BILLING_MAY_BE.isdisjoint(instance):
+        return []  # the usual notebook: nothing that could hold a billing mode
     containers: list[Mapping[str, Any]] = [instance]
     for route in _BILLING_CONTAINERS:
         current: Any = instance

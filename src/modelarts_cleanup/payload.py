@@ -29,6 +29,9 @@ _PATTERN_MESSAGES = {
     "project_id": PROJECT_ID_RULE,
     "instance_id": INSTANCE_ID_RULE,
     "name_pattern": "must not contain control characters",
+    "workspace_ids": '"0" or 32 lowercase hexadecimal characters (a workspace ID)',
+    "owners": "must not contain control characters",
+    "pools": '"public", "dedicated", or a pool ID (4 to 64 lower-case letters, digits, hyphens)',
 }
 
 
@@ -265,7 +268,7 @@ def describe_errors(
     problems = []
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
         loc = (*prefix, *error["loc"])
-        field = str(loc[-1]) if loc else ""
+        field = next((str(part) for part in reversed(loc) if isinstance(part, str)), "")
         if error["type"] == "string_pattern_mismatch" and field in _PATTERN_MESSAGES:
             message = _PATTERN_MESSAGES[field]
         elif error["type"] == "extra_forbidden":

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from .payload import Target
 from .report import Outcome, Reason, Result
@@ -33,6 +33,8 @@ class Candidate:
     # A selector kept it back (pre-paid, unreadable state): refused, never sent.
     refusal: str | None = None
     name: str | None = None
+    # What the rules read of a selected instance (instances.describe), for its result.
+    details: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,16 @@ def _policy_reason(target: Target, policy: Policy) -> Reason | None:
 def refused(candidate: Candidate, reason: str) -> Result:
     """The result of a candidate the run keeps, and why."""
     target = candidate.target
-    return Result(
-        target.project_id,
-        target.instance_id,
-        Outcome.REFUSED,
-        reason=reason,
+    return described(
+        Result(target.project_id, target.instance_id, Outcome.REFUSED, reason=reason), candidate
+    )
+
+
+def described(result: Result, candidate: Candidate) -> Result:
+    """The result with what put its target in the run: the rule, the name, what was read."""
+    return replace(
+        result,
         matched_by=candidate.matched_by,
         instance_name=candidate.name,
+        **(candidate.details or {}),
     )

@@ -71,6 +71,14 @@ class Result:
     instance_status: str | None = None
     matched_by: str | None = None
     instance_name: str | None = None
+    # What the rules read of a selected instance (None for a named target): for a person to check.
+    listed_status: str | None = None
+    workspace_id: str | None = None
+    owner: Mapping[str, str | None] | None = None
+    created: str | None = None  # ISO 8601, UTC
+    updated: str | None = None
+    tags: Sequence[Mapping[str, str]] | None = None
+    pool: Mapping[str, str | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as it appears in the report."""
@@ -217,35 +225,3 @@ def summary_log_fields(report: Report) -> dict[str, Any]:
         "duration_ms": report.duration_ms,
         "counts": dict(report.counts),
     }
-
-
-def render_table(results: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """Results as a fixed-width table for people; a missing value shows as '-'."""
-    rows = [[str(r.get(c) if r.get(c) is not None else "-") for c in columns] for r in results]
-    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
-    lines = [list(columns), ["-" * w for w in widths], *rows]
-    return "\n".join(
-        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
-
-
-def render_plan(report: dict[str, Any]) -> str:
-    """A dry-run report as a table for people: what would go, what stays and why."""
-    results = report["results"]
-    columns = ("project_id", "instance_id", "instance_name", "outcome", "reason", "matched_by")
-    lines = [render_table(results, columns)] if results else ["nothing selected"]
-    for selector in report["selectors"]:
-        where = f"{selector['selector']} ({selector['project_id']})"
-        if selector["error_code"] is not None:
-            lines.append(
-                f"{where}: not applied, {selector['error_code']}: {selector['error_msg']}; "
-                "nothing in that project is deleted by it"
-            )
-        else:
-            lines.append(f"{where}: {selector['listed']} listed, {selector['picked']} picked")
-    counts = report["counts"]
-    lines.append(
-        f"would delete {counts['would_delete']}, refused {counts['refused']}; "
-        f"status {report['status']}"
-    )
-    return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Rules: selectors that pick instances of a project by status, age and name.
+"""Rules: selectors that pick instances of a project by status, age, name, workspace, owner, pool
+and tags.
 
 Checked only when a payload (or a setting) has selectors, so a run that names its targets never
 loads them.
@@ -9,9 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
 from .payload import ProjectId, describe_errors
+from .tags import CONDITION_SCHEMA, MAX_CONDITIONS, TagCondition, parse_condition
 from .vocabulary import STATUSES, Status
 
 NameGlob = Annotated[
@@ -25,6 +35,36 @@ NameGlob = Annotated[
     ),
 ]
 MAX_HOURS = 24 * 3650
+# Workspace IDs: "0" (the default workspace) or a 32-hex UUID without hyphens (ListWorkspace).
+WorkspaceId = Annotated[
+    str,
+    Field(
+        pattern=r"^(0|[0-9a-f]{32})$",
+        description='"0" (the default workspace) or 32 lowercase hexadecimal characters',
+    ),
+]
+# IAM user IDs are 32 lowercase hex characters; user names anything printable.
+Owner = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="a user name, or a 32-hex user ID, as the notebook's `user` shows it",
+    ),
+]
+# Pool IDs: 4 to 64 characters, lower-case letters, digits and hyphens, a letter first and no
+# hyphen last (ListAllNotebooks `pool_id`).
+PoolRef = Annotated[
+    str,
+    Field(
+        pattern=r"^(public|dedicated|[a-z][a-z0-9-]{2,62}[a-z0-9])$",
+        description='"public", "dedicated", or a dedicated pool\'s ID',
+    ),
+]
+Condition = Annotated[
+    TagCondition, PlainValidator(parse_condition), WithJsonSchema(CONDITION_SCHEMA)
+]
 
 
 class Selector(BaseModel):
@@ -57,8 +97,43 @@ class Selector(BaseModel):
     exclude_names: tuple[NameGlob, ...] = Field(
         default=(), max_length=50, description="Never instances whose name matches one of these."
     )
+    workspace_ids: tuple[WorkspaceId, ...] = Field(
+        default=(),
+        max_length=100,
+        description="Only these workspaces (default: every workspace of the project).",
+    )
+    tags: tuple[Condition, ...] = Field(
+        default=(),
+        max_length=MAX_CONDITIONS,
+        description="Only instances carrying every one of these tags.",
+    )
+    exclude_tags: tuple[Condition, ...] = Field(
+        default=(),
+        max_length=MAX_CONDITIONS,
+        description="Never instances carrying any one of these tags.",
+    )
+    owners: tuple[Owner, ...] = Field(
+        default=(),
+        max_length=100,
+        description="Only instances created by one of these users (names or IDs).",
+    )
+    pools: tuple[PoolRef, ...] = Field(
+        default=(),
+        max_length=20,
+        description='Only instances on one of these: "public", "dedicated" (any dedicated '
+        "pool), or a dedicated pool's ID.",
+    )
 
-    @field_validator("statuses", "exclude_names", mode="before")
+    @field_validator(
+        "statuses",
+        "exclude_names",
+        "workspace_ids",
+        "tags",
+        "exclude_tags",
+        "owners",
+        "pools",
+        mode="before",
+    )
     @classmethod
     def _lists_are_tuples(cls, value: object) -> object:
         # Strict mode wants a tuple; JSON only has lists.

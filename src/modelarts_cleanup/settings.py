@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -23,7 +23,12 @@ from .functiongraph import FunctionContext
 from .payload import Target, describe_errors
 from .vocabulary import ApiGeneration, is_instance_id, is_project_id
 
+if TYPE_CHECKING:
+    from .tags import TagCondition
+
 PREFIX = "MODELARTS_CLEANUP_"
+# The tag that keeps a notebook from every selector, unless MODELARTS_CLEANUP_PROTECT_TAGS says.
+DEFAULT_PROTECT_TAG = "modelarts-cleanup:keep"
 
 # Field name -> environment variable. Everything else in the package uses field names.
 _ENV = {
@@ -41,6 +46,8 @@ _ENV = {
     "connect_timeout": PREFIX + "CONNECT_TIMEOUT",
     "read_timeout": PREFIX + "READ_TIMEOUT",
     "log_level": PREFIX + "LOG_LEVEL",
+    "list_scope": PREFIX + "LIST_SCOPE",
+    "protect_tags": PREFIX + "PROTECT_TAGS",
     "access_key": "HUAWEICLOUD_SDK_AK",
     "secret_key": "HUAWEICLOUD_SDK_SK",
     "security_token": "HUAWEICLOUD_SDK_SECURITY_TOKEN",
@@ -92,6 +99,10 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(5.0, gt=0, le=60)
     read_timeout: float = Field(30.0, gt=0, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    # Whose notebooks a selector lists: everyone's (ListAllNotebooks) or the caller's own.
+    list_scope: Literal["all", "own"] = "all"
+    # Tag conditions that keep a selected instance (TagCondition); None: the default one.
+    protect_tags: Annotated[tuple[Any, ...] | None, NoDecode] = None
     access_key: str | None = None
     secret_key: SecretStr | None = None
     security_token: SecretStr | None = None
@@ -114,6 +125,24 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("protect_tags", mode="before")
+    @classmethod
+    def _conditions(cls, value: object) -> object:
+        # Blank is unset (the default guard); only an explicit empty list switches it off.
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        from .tags import parse_conditions  # loaded only when the setting is given
+
+        items = _split_list(value)
+        if not isinstance(items, list):
+            raise ValueError("a JSON list or comma-separated tag conditions")
+        return parse_conditions(items)
+
+    @field_validator("list_scope", mode="before")
+    @classmethod
+    def _lower_scope(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -170,6 +199,15 @@ class Settings(BaseSettings):
         if self.security_token is not None and self.access_key is None:
             raise ValueError(f"{_ENV['security_token']} needs {_ENV['access_key']} and its SK")
         return self
+
+    @property
+    def protect(self) -> tuple[TagCondition, ...]:
+        """The tag conditions that keep a selected instance: the setting, else the default."""
+        from .tags import TagCondition
+
+        if self.protect_tags is None:
+            return (TagCondition(DEFAULT_PROTECT_TAG),)
+        return tuple(self.protect_tags)
 
     @property
     def base_url(self) -> str:

@@ -8,10 +8,11 @@ import sys
 from typing import TextIO
 
 from modelarts_cleanup.entry import run_function
-from modelarts_cleanup.report import render_plan, render_table
+from modelarts_cleanup.tables import render_plan, render_table
 
 from .faults import Fault
 from .server import FakeModelArts
+from .state import User
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 GONE = "6fa459ea-ee8a-3ca4-894e-db77e160355e"  # the seed page's example: never created here
@@ -25,7 +26,12 @@ RULE = {
     "idle_hours": 72,
     "name_pattern": "tmp-*",
     "exclude_names": ["tmp-keep-*"],
+    "exclude_tags": ["team=platform"],
 }
+# Three teams' workspaces besides the default one, and three people who create notebooks.
+WORKSPACES = ("0", "a1" * 16, "b2" * 16, "c3" * 16)
+OWNERS = (User("a" * 32, "alice"), User("b" * 32, "bob"), User("c" * 32, "chen"))
+FLEET_SIZE = 300
 
 
 def run_demo(out: TextIO | None = None) -> int:
@@ -99,12 +105,17 @@ def _named_targets(out: TextIO) -> bool:
 
 
 def _by_rule(out: TextIO) -> bool:
-    """240 instances listed page by page; the plan, then a real run that deletes exactly it."""
+    """A fleet of several workspaces and users, with tags; the plan, then a run that deletes it."""
     with FakeModelArts(access_key=DEMO_AK, secret_key=DEMO_SK) as fake:
-        fake.seed_fleet(FLEET_PROJECT, 240)
+        fake.seed_fleet(FLEET_PROJECT, FLEET_SIZE, workspaces=WORKSPACES, owners=OWNERS)
         environ = _environ(fake, MODELARTS_CLEANUP_MAX_DELETIONS="200")
         event = {"selectors": [RULE]}
         print("# 2. cleanup by rule: " + json.dumps(RULE), file=out)
+        print(
+            f"# {FLEET_SIZE} notebooks of {len(OWNERS)} users in {len(WORKSPACES)} workspaces; "
+            "the tag modelarts-cleanup:keep protects some",
+            file=out,
+        )
         print("# python -m modelarts_cleanup plan shows, deleting nothing:\n", file=out)
         plan = run_function(
             event, None, environ=environ, log_stream=io.StringIO(), force_dry_run=True
@@ -113,16 +124,23 @@ def _by_rule(out: TextIO) -> bool:
         pages = sum(1 for r in fake.requests if r.method == "GET" and r.instance_id is None)
         report = run_function(event, None, environ=environ, log_stream=io.StringIO())
         remaining = {i for _, i in fake.instance_ids(FLEET_PROJECT)}
+        protected = {r["instance_id"] for r in plan["results"] if r["reason"] == "protected"}
+        kept = {i for i in protected if fake.instance(FLEET_PROJECT, i) is not None}
 
     planned = {r["instance_id"] for r in plan["results"] if r["outcome"] == "would_delete"}
     deleted = {r["instance_id"] for r in report["results"] if r["outcome"] == "deleted"}
+    seen = {(r["workspace_id"], (r["owner"] or {}).get("name")) for r in plan["results"]}
     print(
-        f"\nlisted 240 instances in {pages} pages; the plan picked {len(planned)}, "
-        f"the run then deleted {len(deleted)}",
+        f"\nlisted {FLEET_SIZE} instances in {pages} requests; the plan picked {len(planned)} "
+        f"from {len({w for w, _ in seen})} workspaces and {len({o for _, o in seen})} owners, "
+        f"kept {len(protected)} by their protect tag; the run then deleted {len(deleted)}",
         file=out,
     )
-    if not planned or planned != deleted or deleted & remaining:
+    if not planned or planned != deleted or deleted & remaining or kept != protected:
         print("demo FAILED: the run did not delete exactly what the plan showed", file=out)
         return False
-    print("cleanup by rule OK: the run deleted exactly the plan", file=out)
+    if len({w for w, _ in seen}) < len(WORKSPACES) or len({o for _, o in seen}) < len(OWNERS):
+        print("demo FAILED: the rule did not see the whole fleet", file=out)
+        return False
+    print("cleanup by rule OK: the run deleted exactly the plan, across the whole fleet", file=out)
     return True
