@@ -381,6 +381,86 @@ def test_a_fault_can_be_aimed_at_one_kind_of_request_or_one_workspace(
     assert session.get(f"{notebooks(fake)}/all").status_code == 200
 
 
+def tag_url(fake: FakeModelArts, instance_id: str, action: str) -> str:
+    return f"{notebooks(fake)}/{instance_id}/tags/{action}"
+
+
+def test_tags_are_created_overwritten_and_deleted_in_the_notebooks_workspace(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    nid = fake.add_instance(PROJECT, workspace_id=WS_A, tags={"team": "ml"})
+    where = {"workspace_id": WS_A}
+
+    created = session.post(
+        tag_url(fake, nid, "create"),
+        params=where,
+        json={"tags": [{"key": "team", "value": "cv"}, {"key": "stage", "value": "dev"}]},
+    )
+    after_create = fake.instance(PROJECT, nid)
+    deleted = session.delete(
+        tag_url(fake, nid, "delete"),
+        params=where,
+        json={"tags": [{"key": "stage"}, {"key": "never-there"}]},
+    )
+    after_delete = fake.instance(PROJECT, nid)
+
+    assert (created.status_code, created.content) == (204, b"")
+    assert after_create is not None and after_create["tags"] == [
+        {"key": "team", "value": "cv"},
+        {"key": "stage", "value": "dev"},
+    ]
+    assert deleted.status_code == 204  # a missing tag is no error
+    assert after_delete is not None and after_delete["tags"] == [{"key": "team", "value": "cv"}]
+
+
+def test_a_tag_call_outside_the_notebooks_workspace_does_not_find_it(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    nid = fake.add_instance(PROJECT, workspace_id=WS_A)
+    body = {"tags": [{"key": "k", "value": "v"}]}
+
+    default = session.post(tag_url(fake, nid, "create"), json=body)
+    other = session.post(tag_url(fake, nid, "create"), params={"workspace_id": WS_B}, json=body)
+
+    assert error_of(default) == (404, "ModelArts.6404")
+    assert error_of(other) == (404, "ModelArts.6404")
+    instance = fake.instance(PROJECT, nid)
+    assert instance is not None and instance["tags"] == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"tags": []},
+        {"tags": [{"key": "_sys_x", "value": "v"}]},
+        {"tags": [{"key": "k"}]},  # creating needs a value
+        {"tags": [{"key": "k", "value": "v", "extra": 1}]},
+        {"labels": []},
+        "not json",
+    ],
+)
+def test_a_tag_request_outside_the_tms_rules_is_a_parameter_error(
+    fake: FakeModelArts, session: requests.Session, body: Any
+) -> None:
+    nid = fake.add_instance(PROJECT)
+    response = session.post(
+        tag_url(fake, nid, "create"),
+        data=body if isinstance(body, str) else json.dumps(body),
+        headers={"Content-Type": "application/json"},
+    )
+    assert error_of(response) == (400, "ModelArts.0104")
+
+
+def test_a_notebook_carries_at_most_twenty_tags(
+    fake: FakeModelArts, session: requests.Session
+) -> None:
+    nid = fake.add_instance(PROJECT, tags={f"k{n}": "v" for n in range(20)})
+    response = session.post(
+        tag_url(fake, nid, "create"), json={"tags": [{"key": "x", "value": "y"}]}
+    )
+    assert error_of(response) == (400, "ModelArts.0104")
+
+
 def test_notebook_list_default_page_is_ten(fake: FakeModelArts, session: requests.Session) -> None:
     for _ in range(12):
         fake.add_instance(PROJECT)

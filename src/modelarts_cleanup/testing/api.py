@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from modelarts_cleanup.tags import check_key, check_value
 from modelarts_cleanup.vocabulary import RUNNING_STATUSES, TRANSITIONAL_STATUSES
 
 from .replies import (
@@ -25,6 +26,7 @@ from .replies import (
     NOTEBOOK_NOT_FOUND,
     PARAMETER_ERROR,
     STOP_BEFORE_DELETE,
+    TOO_MANY_TAGS,
     Reply,
     encoded_reply,
     error_reply,
@@ -38,6 +40,8 @@ _NOTEBOOK_SORT_KEYS = frozenset(
     {"id", "name", "description", "status", "feature", "flavor", "create_at", "update_at"}
 )
 _DEVENVIRON_SORT_KEYS = frozenset({"name", "creation_timestamp"})
+# TMS: at most 20 tags on one resource.
+_MAX_TAGS = 20
 # ListWorkspace: "limit ... default 1000" (SDK ListWorkspaceRequest).
 _WORKSPACE_PAGE_SIZE = 1000
 # Statuses in which the service refuses a delete when it insists on a stop first (6304).
@@ -66,6 +70,8 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("DELETE", r"/v1/(?P<project>[^/]+)/notebooks/(?P<id>[^/]+)", "notebook_delete"),
         ("POST", r"/v1/(?P<project>[^/]+)/notebooks/(?P<id>[^/]+)/stop", "notebook_stop"),
         ("POST", r"/v1/(?P<project>[^/]+)/notebooks/(?P<id>[^/]+)/start", "notebook_start"),
+        ("POST", r"/v1/(?P<project>[^/]+)/notebooks/(?P<id>[^/]+)/tags/create", "tags_create"),
+        ("DELETE", r"/v1/(?P<project>[^/]+)/notebooks/(?P<id>[^/]+)/tags/delete", "tags_delete"),
         ("GET", r"/v1/(?P<project>[^/]+)/demanager/instances", "de_list"),
         ("GET", r"/v1/(?P<project>[^/]+)/demanager/instances/(?P<id>[^/]+)", "de_show"),
         ("DELETE", r"/v1/(?P<project>[^/]+)/demanager/instances/(?P<id>[^/]+)", "de_delete"),
@@ -144,6 +150,41 @@ class ModelArtsApi:
             return self.error(route, 400, *ALREADY_IN_TARGET_STATE)
         self._fleet.set_status(found, "STOPPING")
         return json_reply(200, found.body)
+
+    def tags_create(self, route: Route, query: str, body: bytes) -> Reply:
+        """CreateNotebookTags: add the tags, an existing key overwritten; 204."""
+        return self._tags(route, query, body, create=True)
+
+    def tags_delete(self, route: Route, query: str, body: bytes) -> Reply:
+        """DeleteNotebookTags: remove the tags (by key, or key and value); a missing one is no
+        error; 204."""
+        return self._tags(route, query, body, create=False)
+
+    def _tags(self, route: Route, query: str, body: bytes, *, create: bool) -> Reply:
+        found = self._fleet.lookup(route.project_id, route.instance_id or "", NOTEBOOK)
+        # The calls take the notebook's workspace in the query (default "0"): elsewhere, it is
+        # not there.
+        workspace = _first_values(query).get("workspace_id", DEFAULT_WORKSPACE)
+        if found is None or found.workspace_id != workspace:
+            return _notebook_missing(route)
+        tags = _tag_list(body, values_required=create)
+        if tags is None:
+            return self.error(route, 400, *PARAMETER_ERROR)
+        current = [(t["key"], t.get("value", "")) for t in found.body.get("tags", [])]
+        if create:
+            keys = {key for key, _ in tags}
+            current = [t for t in current if t[0] not in keys] + [(k, v or "") for k, v in tags]
+            if len(current) > _MAX_TAGS:
+                return self.error(route, 400, *TOO_MANY_TAGS)
+        else:
+            current = [
+                (k, v)
+                for k, v in current
+                if not any(k == key and value in (None, v) for key, value in tags)
+            ]
+        found.body["tags"] = [{"key": k, "value": v} for k, v in current]
+        found.changed()
+        return Reply(204, b"")
 
     def notebook_start(self, route: Route, query: str, body: bytes) -> Reply:
         found = self._fleet.lookup(route.project_id, route.instance_id or "", NOTEBOOK)
@@ -290,6 +331,32 @@ def _int_param(params: Mapping[str, str], name: str, default: int) -> int | None
     if raw is None:
         return default
     return int(raw) if re.fullmatch(r"-?\d{1,9}", raw) else None
+
+
+def _tag_list(body: bytes, *, values_required: bool) -> list[tuple[str, str | None]] | None:
+    """The request's tags, if they follow the TMS rules; else None."""
+    try:
+        document = json.loads(body.decode("utf-8")) if body else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    items = document.get("tags") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not items:
+        return None
+    tags: list[tuple[str, str | None]] = []
+    for item in items:
+        if not isinstance(item, dict) or set(item) - {"key", "value"}:
+            return None
+        key, value = item.get("key"), item.get("value")
+        if values_required and value is None:
+            return None
+        try:
+            check_key(key)
+            if value is not None:
+                check_value(value)
+        except ValueError:
+            return None
+        tags.append((str(key), value))
+    return tags
 
 
 def _sort_key(body: Mapping[str, Any], keys: list[str]) -> tuple[tuple[int, Any], ...]:

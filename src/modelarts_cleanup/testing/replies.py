@@ -22,6 +22,7 @@ PROJECT_MISMATCH = ("ModelArts.0210", "The project ID in the URL does not match 
 BUSY = ("ModelArts.6101", "The system is busy. Please try again later.")
 NO_SUCH_API = ("APIGW.0101", "The API does not exist or has not been published in the environment.")
 BAD_SIGNATURE = "APIGW.0301"
+TOO_MANY_TAGS = ("ModelArts.0104", "A resource can have at most 20 tags.")
 TIMED_OUT = ("ModelArts.6100", "Request timed out.")
 INTERNAL_ERROR = ("ModelArts.6102", "Internal server error.")
 
