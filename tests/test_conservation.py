@@ -28,7 +28,19 @@ PROJECTS = (
     "0123456789abcdef0123456789abcdef",
     "fedcba9876543210fedcba9876543210",
 )
-OUTCOMES = ("deleted", "already_absent", "would_delete", "refused", "failed", "not_attempted")
+OUTCOMES = (
+    "deleted",
+    "already_absent",
+    "would_delete",
+    "refused",
+    "failed",
+    "not_attempted",
+    # Outcomes of a grace period (no selector here has one): counted, always zero.
+    "marked",
+    "unmarked",
+    "would_mark",
+    "would_unmark",
+)
 # Enough to cover the space (see the coverage counters) and keep the file well under a minute.
 MAX_EXAMPLES = 300
 

@@ -62,6 +62,9 @@ AGENCY_ACTIONS = frozenset(
         # permissions": denying it keeps developers from seeing other users' notebooks).
         "modelarts:notebook:listAllNotebooks",
         "modelarts:workspace:list",  # GET .../workspaces (Workspace Management Permissions)
+        # POST .../notebooks/{id}/tags/create and DELETE .../tags/delete: a grace period's mark.
+        "modelarts:notebook:createTag",
+        "modelarts:notebook:deleteTag",
         "modelarts:notebook:get",  # GET one instance (polling for STOPPED before a delete)
         "modelarts:notebook:stop",  # POST .../notebooks/{id}/stop
         "modelarts:notebook:delete",  # DELETE on either API

@@ -69,6 +69,10 @@ def test_report_counts_every_outcome() -> None:
         "refused": 0,
         "failed": 1,
         "not_attempted": 0,
+        "marked": 0,
+        "unmarked": 0,
+        "would_mark": 0,
+        "would_unmark": 0,
     }
     assert list(data) == [
         "status",

@@ -6,6 +6,7 @@ times it; `answers` says what a reply means, `instances` reads what it holds, `l
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -121,6 +122,35 @@ class ModelArtsClient:
                 json_body={"action": "stop"},
                 deadline=deadline,
             )
+
+    def tag(
+        self,
+        project_id: str,
+        instance_id: str,
+        tags: Mapping[str, str | None],
+        *,
+        workspace_id: str,
+        remove: bool = False,
+        deadline: float | None = None,
+    ) -> bool:
+        """Add tags to a notebook (an existing key is overwritten) or remove them (a value of
+        None: the key with any value). False when the notebook no longer exists."""
+        if self._api is not ApiGeneration.NOTEBOOK:
+            raise ValueError("tags exist only in the notebook API")
+        path = self._instance_path(project_id, instance_id) + (
+            "/tags/delete" if remove else "/tags/create"
+        )
+        body = [{"key": k} if v is None else {"key": k, "value": v} for k, v in tags.items()]
+        answer = self._transport.send(
+            "DELETE" if remove else "POST",
+            path,
+            project_id=project_id,
+            # The notebook's own workspace: the tag calls do not find it anywhere else.
+            params={"workspace_id": workspace_id},
+            json_body={"tags": body},
+            deadline=deadline,
+        )
+        return not answer.absent
 
     def fleet(self, *, scope: Scope, concurrency: int, deadline: float | None) -> FleetLister:
         """A lister of workspaces and their instances over this client's transport."""

@@ -9,16 +9,17 @@ workspace and why. Imported only by runs that have selectors.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .exceptions import ApiError
+from .grace import carries_mark, decide, mark_on, still_due
 from .instances import ListedInstance, describe
 from .payload import Target
 from .planning import Candidate, Policy
 from .report import Reason
 from .rules import Selector
-from .selection import recheck, select
+from .selection import Pick, recheck, select
 from .vocabulary import is_instance_id
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ def discover(
 
     candidates: list[Candidate] = []
     reports: list[SelectorReport] = []
+    unmarks: list[tuple[str, Selector, ListedInstance]] = []
     for label, selector in zip(labels, selectors, strict=True):
         project = selector.project_id
         if label not in covered:
@@ -139,17 +141,15 @@ def discover(
             for p in select(selector, instances, now_ms=now_ms, protect=protect)
             if is_instance_id(p.instance_id)
         ]
-        candidates.extend(
-            Candidate(
-                Target(project_id=project, instance_id=p.instance_id),
-                matched_by=label,
-                selector=selector,
-                refusal=p.refusal,
-                name=p.name,
-                details=describe(p.instance),
+        candidates.extend(_candidate(label, selector, p, now_ms) for p in picks)
+        if selector.grace_hours is not None:
+            # Marked, but this rule does not pick them (any more): their marks may come off.
+            picked = {p.instance_id for p in picks}
+            unmarks.extend(
+                (label, selector, i)
+                for i in instances
+                if i.instance_id not in picked and is_instance_id(i.instance_id) and carries_mark(i)
             )
-            for p in picks
-        )
         reports.append(
             SelectorReport(
                 label,
@@ -159,7 +159,50 @@ def discover(
                 workspaces=tuple((x.workspace_id, len(x.instances)) for x in mine),
             )
         )
+    # A mark comes off only where no rule of this run acts on the instance otherwise: these
+    # come last, and a plan keeps the first mention of a target.
+    kept_by_a_rule = {c.target.instance_id for c in candidates if c.action != "unmark"}
+    candidates.extend(
+        _unmark(label, selector, instance, Reason.STATE_CHANGED.value)
+        for label, selector, instance in unmarks
+        if instance.instance_id not in kept_by_a_rule
+    )
     return candidates, reports
+
+
+def _candidate(label: str, selector: Selector, pick: Pick, now_ms: int) -> Candidate:
+    chosen = Candidate(
+        Target(project_id=selector.project_id, instance_id=pick.instance_id),
+        matched_by=label,
+        selector=selector,
+        refusal=pick.refusal,
+        name=pick.name,
+        details=describe(pick.instance),
+    )
+    if selector.grace_hours is None:
+        return chosen
+    decision = decide(pick.instance, pick.refusal, grace_hours=selector.grace_hours, now_ms=now_ms)
+    if decision.action == "keep":
+        return replace(chosen, refusal=decision.reason)
+    if decision.action == "unmark":
+        return _unmark(label, selector, pick.instance, decision.reason)
+    return replace(chosen, action=decision.action, delete_after=decision.delete_after)
+
+
+def _unmark(
+    label: str, selector: Selector, instance: ListedInstance, reason: str | None
+) -> Candidate:
+    """Take the mark off; the result shows the mark that was there, where it can be read."""
+    return Candidate(
+        Target(project_id=selector.project_id, instance_id=instance.instance_id),
+        matched_by=label,
+        selector=selector,
+        name=instance.name,
+        details=describe(instance),
+        action="unmark",
+        delete_after=mark_on(instance),
+        reason=reason,
+    )
 
 
 def _covered(
@@ -200,6 +243,9 @@ def rechecker(
         fresh = client.get_listed_instance(target.project_id, target.instance_id, deadline=deadline)
         if fresh is None:
             return None  # gone: the delete itself will say already_absent
-        return recheck(selector, fresh, now_ms=round(wall_clock() * 1000), protect=protect)
+        now_ms = round(wall_clock() * 1000)
+        if selector.grace_hours is not None and not still_due(fresh, now_ms=now_ms):
+            return Reason.STATE_CHANGED.value  # its owner took the mark off, or changed it
+        return recheck(selector, fresh, now_ms=now_ms, protect=protect)
 
     return recheck_one

@@ -15,7 +15,7 @@ from .credentials import resolve_credentials
 from .exceptions import ConfigurationError, PayloadError
 from .execution import Recheck, execute
 from .functiongraph import FunctionContext
-from .payload import Target, parse_event
+from .payload import Payload, parse_event
 from .planning import Candidate, Policy, make_plan
 from .report import JsonLog, Report, run_status, summary_log_fields
 from .session import new_session
@@ -70,7 +70,7 @@ def run_function(
             context={"function_request_id": request_id, "cold_start": cold_start},
         )
         payload = parse_event(event, default_targets=settings.targets)
-        _check_generation(payload.targets, settings.api)
+        _check_generation(payload, settings.api)
         credentials = resolve_credentials(settings, context)
         auth = credentials.auth()
         session = session_factory(settings.concurrency, auth)
@@ -187,16 +187,23 @@ def _client(
     return ModelArtsClient(transport, api=settings.api)
 
 
-def _check_generation(targets: Sequence[Target], api: ApiGeneration) -> None:
-    """'DE-' IDs exist only in the old API; the new one would call them absent, which is a lie."""
+def _check_generation(payload: Payload, api: ApiGeneration) -> None:
+    """What one API generation cannot do: 'DE-' IDs exist only in the old API (the new one would
+    call them absent, which is a lie); grace periods need tags, which only the new one has."""
     if api is ApiGeneration.DEVENVIRON:
-        return
-    problems = [
-        f"targets[{i}].instance_id: 'DE-' IDs belong to the devenviron API, "
-        f"but MODELARTS_CLEANUP_API is {api.value}"
-        for i, t in enumerate(targets)
-        if t.instance_id.startswith("DE-")
-    ]
+        problems = [
+            f"selectors[{i}].grace_hours: a grace period marks notebooks with a tag, which only "
+            "the notebook API has, but MODELARTS_CLEANUP_API is devenviron"
+            for i, s in enumerate(payload.selectors)
+            if s.grace_hours is not None
+        ]
+    else:
+        problems = [
+            f"targets[{i}].instance_id: 'DE-' IDs belong to the devenviron API, "
+            f"but MODELARTS_CLEANUP_API is {api.value}"
+            for i, t in enumerate(payload.targets)
+            if t.instance_id.startswith("DE-")
+        ]
     if problems:
         raise PayloadError(problems)
 

@@ -11,7 +11,7 @@ from .exceptions import ApiError, DeadlineExceeded
 from .payload import Target
 from .planning import Candidate, Plan, described, refused
 from .report import JsonLog, Outcome, Reason, Result
-from .vocabulary import NOT_NOW_CODES
+from .vocabulary import MARK_KEY, NOT_NOW_CODES
 
 if TYPE_CHECKING:
     from .client import DeleteResult
@@ -32,6 +32,17 @@ class DeletingClient(Protocol):
     def stop_instance(
         self, project_id: str, instance_id: str, *, deadline: float | None = None
     ) -> None: ...
+
+    def tag(
+        self,
+        project_id: str,
+        instance_id: str,
+        tags: Mapping[str, str | None],
+        *,
+        workspace_id: str,
+        remove: bool = False,
+        deadline: float | None = None,
+    ) -> bool: ...
 
 
 Recheck = Callable[[Candidate], "str | None"]
@@ -71,6 +82,10 @@ def execute(
 
     def _carry_out(candidate: Candidate) -> Result:
         target = candidate.target
+        if candidate.action != "delete":
+            return _write_mark(
+                client, candidate, dry_run=plan.dry_run, deadline=deadline, clock=clock
+            )
         if plan.dry_run:
             return Result(target.project_id, target.instance_id, Outcome.WOULD_DELETE)
         if deadline is not None and clock() >= deadline:
@@ -110,6 +125,41 @@ def execute(
             results = pool.map(one, plan.to_delete)
             done.update(zip((c.target for c in plan.to_delete), results, strict=True))
     return tuple(done[t] for t in plan.order)
+
+
+def _write_mark(
+    client: DeletingClient,
+    candidate: Candidate,
+    *,
+    dry_run: bool,
+    deadline: float | None,
+    clock: Callable[[], float],
+) -> Result:
+    """A grace period's tag write: the mark put on (`mark`) or taken off (`unmark`)."""
+    target, marking = candidate.target, candidate.action == "mark"
+    pid, iid = target.project_id, target.instance_id
+    if dry_run:
+        outcome = Outcome.WOULD_MARK if marking else Outcome.WOULD_UNMARK
+        return Result(pid, iid, outcome, reason=candidate.reason)
+    started = clock()
+    if deadline is not None and started >= deadline:
+        return _not_attempted(target)
+    workspace = (candidate.details or {}).get("workspace_id") or "0"
+    tags: dict[str, str | None] = {MARK_KEY: candidate.delete_after if marking else None}
+    try:
+        there = client.tag(
+            pid, iid, tags, workspace_id=workspace, remove=not marking, deadline=deadline
+        )
+    except DeadlineExceeded as exc:
+        if exc.attempts == 0:
+            return _not_attempted(target)
+        return _failed(target, exc, 0, started, clock, reason=Reason.DEADLINE.value)
+    except ApiError as exc:
+        return _failed(target, exc, 0, started, clock)
+    if not there:
+        return Result(pid, iid, Outcome.ALREADY_ABSENT, duration_ms=_ms(clock() - started))
+    outcome = Outcome.MARKED if marking else Outcome.UNMARKED
+    return Result(pid, iid, outcome, reason=candidate.reason, duration_ms=_ms(clock() - started))
 
 
 def _not_attempted(target: Target) -> Result:

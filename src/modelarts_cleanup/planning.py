@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .payload import Target
 from .report import Outcome, Reason, Result
@@ -35,12 +35,18 @@ class Candidate:
     name: str | None = None
     # What the rules read of a selected instance (instances.describe), for its result.
     details: Mapping[str, Any] | None = None
+    # What the run does: delete it, or (a rule's grace period) mark it, take its mark off, or
+    # let its mark wait. `delete_after` is that mark; `reason` says why a mark comes off.
+    action: Literal["delete", "mark", "unmark", "wait"] = "delete"
+    delete_after: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Which targets to delete, and which policy keeps, decided before any request."""
+    """Which targets to act on, and which policy keeps, decided before any request."""
 
+    # Deletions, and a grace period's marks and unmarks: each a write the cap counts.
     to_delete: tuple[Candidate, ...]
     refused: tuple[Result, ...]
     refused_run: str | None
@@ -62,12 +68,18 @@ def make_plan(candidates: Sequence[Target | Candidate], policy: Policy, *, dry_r
             kept.append(refused(candidate, reason.value))
         elif candidate.refusal is not None:
             kept.append(refused(candidate, candidate.refusal))
+        elif candidate.action == "wait":
+            target = candidate.target
+            waiting = Result(target.project_id, target.instance_id, Outcome.MARKED)
+            kept.append(described(waiting, candidate))
         else:
             to_delete.append(candidate)
     refused_run = None
     if len(to_delete) > policy.max_deletions:
+        marks = sum(1 for c in to_delete if c.action != "delete")
+        what = "deletions" if not marks else f"deletions, marks and unmarks ({marks} of them tags)"
         refused_run = (
-            f"{len(to_delete)} deletions planned, more than MODELARTS_CLEANUP_MAX_DELETIONS="
+            f"{len(to_delete)} {what} planned, more than MODELARTS_CLEANUP_MAX_DELETIONS="
             f"{policy.max_deletions}: the whole run is refused"
         )
         kept.extend(refused(c, Reason.MAX_DELETIONS_EXCEEDED.value) for c in to_delete)
@@ -97,5 +109,6 @@ def described(result: Result, candidate: Candidate) -> Result:
         result,
         matched_by=candidate.matched_by,
         instance_name=candidate.name,
+        delete_after=candidate.delete_after,
         **(candidate.details or {}),
     )

@@ -22,6 +22,11 @@ class Outcome(str, Enum):
     REFUSED = "refused"
     FAILED = "failed"
     NOT_ATTEMPTED = "not_attempted"
+    # A grace period (a selector's grace_hours): the mark written, waiting, or taken off.
+    MARKED = "marked"
+    UNMARKED = "unmarked"
+    WOULD_MARK = "would_mark"
+    WOULD_UNMARK = "would_unmark"
 
 
 class RunStatus(str, Enum):
@@ -46,11 +51,21 @@ class Reason(str, Enum):
     DEADLINE = "deadline"
     STOP_FAILED = "stop_failed"
     RECHECK_FAILED = "recheck_failed"
+    MARK_UNREADABLE = "mark_unreadable"
 
 
 # Outcomes of targets the run acted on (a dry run acts by reporting).
 _ATTEMPTED = frozenset(
-    {Outcome.DELETED, Outcome.ALREADY_ABSENT, Outcome.FAILED, Outcome.WOULD_DELETE}
+    {
+        Outcome.DELETED,
+        Outcome.ALREADY_ABSENT,
+        Outcome.FAILED,
+        Outcome.WOULD_DELETE,
+        Outcome.MARKED,
+        Outcome.UNMARKED,
+        Outcome.WOULD_MARK,
+        Outcome.WOULD_UNMARK,
+    }
 )
 
 
@@ -79,6 +94,8 @@ class Result:
     updated: str | None = None
     tags: Sequence[Mapping[str, str]] | None = None
     pool: Mapping[str, str | None] | None = None
+    # A grace period's mark: when the instance may be deleted (RFC 3339, UTC).
+    delete_after: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as it appears in the report."""

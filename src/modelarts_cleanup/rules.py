@@ -35,6 +35,7 @@ NameGlob = Annotated[
     ),
 ]
 MAX_HOURS = 24 * 3650
+MAX_GRACE_HOURS = 2160  # 90 days
 # Workspace IDs: "0" (the default workspace) or a 32-hex UUID without hyphens (ListWorkspace).
 WorkspaceId = Annotated[
     str,
@@ -116,6 +117,14 @@ class Selector(BaseModel):
         default=(),
         max_length=100,
         description="Only instances created by one of these users (names or IDs).",
+    )
+    grace_hours: float | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_GRACE_HOURS,
+        description="Warn first: mark what the rule picks with the tag "
+        "modelarts-cleanup:delete-after (now + this many hours) and delete it only in a later "
+        "run after that time, if the rule still picks it.",
     )
     pools: tuple[PoolRef, ...] = Field(
         default=(),

@@ -10,12 +10,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
+
+from .vocabulary import MARK_KEY
 
 # \w is Unicode-aware: letters and digits of any language, and `_`.
 _KEY = re.compile(r"[\w .:=+\-@]{1,128}")
 _VALUE = re.compile(r"[\w .:/=+\-@]{0,255}")
 MAX_CONDITIONS = 20
+# The mark of a grace period (MARK_KEY): when the instance may be deleted, RFC 3339 UTC to the
+# second.
+_MARK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_MARK = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 Tags = tuple[tuple[str, str], ...]
 
@@ -119,3 +126,26 @@ CONDITION_SCHEMA: dict[str, Any] = {
         },
     ]
 }
+
+
+def mark_value(epoch_ms: int) -> str:
+    """The mark's value for a moment: `2026-12-02T02:00:00Z`."""
+    return datetime.fromtimestamp(epoch_ms // 1000, tz=timezone.utc).strftime(_MARK_FORMAT)
+
+
+def read_mark(tags: Tags) -> tuple[bool, int | None]:
+    """(whether the instance carries the mark, its moment in epoch ms or None if unreadable).
+
+    Only the form this function writes is read; anything else (a hand-edited date, another
+    format) is unreadable, and an unreadable mark is never taken as passed.
+    """
+    values = [v for k, v in tags if k == MARK_KEY]
+    if not values:
+        return False, None
+    if len(values) != 1 or not _MARK.fullmatch(values[0]):
+        return True, None
+    try:
+        when = datetime.strptime(values[0], _MARK_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:  # right shape, impossible date (2026-02-30)
+        return True, None
+    return True, int(when.timestamp()) * 1000

@@ -96,3 +96,6 @@ NOT_NOW_CODES: frozenset[str] = frozenset(
 # Our own code for an answer that contradicts itself or the request (a listing whose pages do not
 # add up, a read answered for another instance): asking again is the remedy.
 INCONSISTENT_LISTING = "InconsistentListing"
+
+# The tag that marks an instance for deletion after a grace period (a rule's grace_hours).
+MARK_KEY = "modelarts-cleanup:delete-after"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import json
 import sys
-from typing import TextIO
+import time
+from typing import Any, TextIO
 
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.tables import render_plan, render_table
@@ -35,12 +36,14 @@ FLEET_SIZE = 300
 
 
 def run_demo(out: TextIO | None = None) -> int:
-    """Both demos: named targets, then cleanup by rule; 0 if every outcome is as expected."""
+    """The demos: named targets, cleanup by rule, a grace period; 0 if each went as expected."""
     out = sys.stdout if out is None else out
     named = _named_targets(out)
     print(file=out)
     by_rule = _by_rule(out)
-    return 0 if named and by_rule else 1
+    print(file=out)
+    grace = _grace_period(out)
+    return 0 if named and by_rule and grace else 1
 
 
 def _environ(fake: FakeModelArts, **extra: str) -> dict[str, str]:
@@ -143,4 +146,56 @@ def _by_rule(out: TextIO) -> bool:
         print("demo FAILED: the rule did not see the whole fleet", file=out)
         return False
     print("cleanup by rule OK: the run deleted exactly the plan, across the whole fleet", file=out)
+    return True
+
+
+def _grace_period(out: TextIO) -> bool:
+    """A rule with a grace period over three runs: it marks, waits, then deletes or unmarks."""
+    hour = 3_600_000
+    now_ms = int(time.time()) * 1000
+    rule = {**RULE, "exclude_tags": [], "grace_hours": 48}
+    with FakeModelArts(access_key=DEMO_AK, secret_key=DEMO_SK) as fake:
+        fake.seed_fleet(FLEET_PROJECT, 60, workspaces=WORKSPACES, owners=OWNERS, seed=11)
+        environ = _environ(fake, MODELARTS_CLEANUP_MAX_DELETIONS="200")
+
+        def run(at_ms: int) -> dict[str, Any]:
+            return run_function(
+                {"selectors": [rule]},
+                None,
+                environ=environ,
+                log_stream=io.StringIO(),
+                wall_clock=lambda: at_ms / 1000,
+            )
+
+        print(
+            "# 3. a grace period: " + json.dumps({"grace_hours": 48}) + " added to the rule",
+            file=out,
+        )
+        first = run(now_ms)
+        marked = {r["instance_id"] for r in first["results"] if r["outcome"] == "marked"}
+        after = {r["delete_after"] for r in first["results"] if r["outcome"] == "marked"}
+        print(
+            f"run 1 (now): marked {len(marked)}, deleted 0; delete after {sorted(after)}", file=out
+        )
+        second = run(now_ms + 24 * hour)
+        waiting = {r["instance_id"] for r in second["results"] if r["outcome"] == "marked"}
+        print(f"run 2 (+24 h): {len(waiting)} marks waiting, nothing written", file=out)
+        kept = sorted(marked)[0]
+        fake.tag(FLEET_PROJECT, kept, {"modelarts-cleanup:keep": "yes"})
+        print(f"meanwhile its owner tags {kept} modelarts-cleanup:keep", file=out)
+        third = run(now_ms + 49 * hour)
+        outcomes = {r["instance_id"]: r["outcome"] for r in third["results"]}
+        deleted = {i for i, o in outcomes.items() if o == "deleted"}
+        print(
+            f"run 3 (+49 h): deleted {len(deleted)}, unmarked "
+            f"{sum(o == 'unmarked' for o in outcomes.values())} ({kept}: {outcomes.get(kept)})",
+            file=out,
+        )
+        survived = fake.instance(FLEET_PROJECT, kept) is not None
+    if not marked or waiting != marked or deleted != marked - {kept} or not survived:
+        print("demo FAILED: the grace period did not go mark, wait, delete", file=out)
+        return False
+    print(
+        "grace period OK: marked, waited, deleted what still matched, unmarked the rest", file=out
+    )
     return True

@@ -98,6 +98,7 @@ class FakeModelArts:
             legacy_error_message=legacy_error_message,
         )
         self._faults = Faults()
+        self._before_read: dict[tuple[str, str], Callable[[], None]] = {}
         self._requests: list[RecordedRequest] = []
         self._connections: set[socket.socket] = set()
         self._server: HttpServer | None = None
@@ -272,6 +273,39 @@ class FakeModelArts:
             found.body["tags"] = kept + [{"key": k, "value": v} for k, v in tags.items()]
             found.changed()
 
+    def untag(self, project_id: str, instance_id: str, keys: Iterable[str]) -> None:
+        """Take tags off an instance, as its owner would in the console."""
+        with self._lock:
+            found = self._fleet.lookup(project_id, instance_id)
+            if found is None:
+                raise KeyError(instance_id)
+            gone = set(keys)
+            found.body["tags"] = [t for t in found.body.get("tags", []) if t["key"] not in gone]
+            found.changed()
+
+    def rename(self, project_id: str, instance_id: str, name: str) -> None:
+        """Give an instance another name, as its owner would."""
+        with self._lock:
+            found = self._fleet.lookup(project_id, instance_id)
+            if found is None:
+                raise KeyError(instance_id)
+            found.body["name"] = name
+            found.changed()
+
+    def set_status(self, project_id: str, instance_id: str, status: str) -> None:
+        """Move an instance to a status at once (someone started it, say)."""
+        with self._lock:
+            found = self._fleet.lookup(project_id, instance_id)
+            if found is None:
+                raise KeyError(instance_id)
+            self._fleet.set_status(found, status)
+
+    def on_next_read(self, project_id: str, instance_id: str, act: Callable[[], None]) -> None:
+        """Run `act` just before the next read of this instance (GET) is answered: someone
+        changing it between a listing and the function's re-read."""
+        with self._lock:
+            self._before_read[(project_id, instance_id)] = act
+
     def instance_ids(self, project_id: str | None = None) -> set[tuple[str, str]]:
         """(project_id, instance_id) of every instance present, optionally in one project."""
         with self._lock:
@@ -372,6 +406,11 @@ class FakeModelArts:
             return self._api.error(route, 429, *BUSY, headers=(("Retry-After", retry_after),))
         if route is None:
             return gateway_error(404, *NO_SUCH_API, request_id)
+        if route.action in ("notebook_show", "de_show"):
+            with self._lock:
+                act = self._before_read.pop((route.project_id, route.instance_id or ""), None)
+            if act is not None:
+                act()
         denied = self._authenticate(method, path, query, headers, body, request_id)
         if denied is not None:
             return denied
