@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from modelarts_cleanup.payload import parse_event, parse_payload
+from modelarts_cleanup.envelopes import parse_event
+from modelarts_cleanup.payload import parse_payload
 from modelarts_cleanup.settings import ENV_NAMES, load_settings
 from tests.support import endpoint_environ, local_endpoint
 

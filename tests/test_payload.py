@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from modelarts_cleanup.envelopes import parse_event
 from modelarts_cleanup.exceptions import PayloadError
 from modelarts_cleanup.payload import (
     MAX_PAYLOAD_BYTES,
     MAX_TARGETS,
     Payload,
     Target,
-    parse_event,
     parse_payload,
     payload_schema,
 )

@@ -12,10 +12,11 @@ import requests
 
 from .client import ModelArtsClient
 from .credentials import resolve_credentials
+from .envelopes import parse_event
 from .exceptions import ConfigurationError, PayloadError
 from .execution import Recheck, execute
 from .functiongraph import FunctionContext
-from .payload import Target, parse_event
+from .payload import Target
 from .planning import Candidate, Policy, make_plan
 from .report import JsonLog, Report, run_status, summary_log_fields
 from .session import new_session
