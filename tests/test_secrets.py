@@ -12,9 +12,7 @@ import functools
 import io
 import json
 import logging
-import os
 import subprocess
-import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +37,7 @@ from modelarts_cleanup.testing import FakeModelArts, Fault
 from modelarts_cleanup.transport import RetryPolicy, Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests import support
-from tests.support import endpoint_environ, no_sleep
+from tests.support import endpoint_environ, no_sleep, run_command
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 AK = "SECRETSTESTAK"
@@ -405,19 +403,7 @@ def test_iam_token_a_header_cannot_carry_is_a_configuration_error(
 def invoke(
     fake: FakeModelArts, stdin: str, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
-    child = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
-    }
-    child.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "modelarts_cleanup", "invoke", "--event", "-"],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=child,
-        timeout=60,
-        check=False,
-    )
+    return run_command("invoke", "--event", "-", stdin=stdin, env=env)
 
 
 @pytest.mark.parametrize(
