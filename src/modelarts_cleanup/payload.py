@@ -1,6 +1,6 @@
 """The canonical payload: which instances to delete, and how its JSON text is read. Pure.
 
-The envelopes it arrives in are unwrapped by `envelopes`.
+The envelopes it arrives in (TIMER, API Gateway, SMN) are unwrapped by `envelopes`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,19 @@ _PATTERN_MESSAGES = {
     "instance_id": INSTANCE_ID_RULE,
     "name_pattern": "must not contain control characters",
 }
+
+
+# The schema says it too: the payload is this one object whichever way it arrives.
+ENVELOPES_DESCRIPTION = (
+    "What to delete. The same object in every envelope: sent as the event itself (direct "
+    "invocation, `invoke`); as JSON text in a FunctionGraph TIMER event's `user_event` (empty: "
+    "the configured default targets); as the body of a POST through API Gateway (Base64 or "
+    "not, as the event's `isBase64Encoded` says); as the `smn.message` of each record of an SMN "
+    "event, several records making one run (targets deduplicated, selectors kept in order and "
+    "named `selectors[i]` by position in the merged list, a dry run if any message asks for "
+    "one). Nothing outside the payload changes the run, and no envelope can turn a configured "
+    "dry run off."
+)
 
 
 ProjectId = Annotated[
@@ -73,6 +86,7 @@ class Payload(BaseModel):
         title="modelarts-cleanup payload",
         json_schema_extra={
             "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "description": ENVELOPES_DESCRIPTION,
             "anyOf": [
                 {"required": ["targets"], "properties": {"targets": {"minItems": 1}}},
                 {"required": ["selectors"], "properties": {"selectors": {"minItems": 1}}},
