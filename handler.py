@@ -8,5 +8,5 @@ from modelarts_cleanup.entry import run_function
 
 
 def handler(event: object, context: object = None) -> dict[str, Any]:
-    """Delete the instances the event names; returns the run's report."""
+    """Delete the instances the event names; returns the report (for API Gateway, its answer)."""
     return run_function(event, context)

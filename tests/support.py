@@ -1,4 +1,5 @@
-"""Helpers the test modules share: credentials, local-endpoint settings, context, fake clock.
+"""Helpers the test modules share: credentials, local-endpoint settings, context, fake clock,
+and API Gateway and SMN events in their documented shapes.
 
 Modules that must recognise their own secrets (the leak tests) keep their own credentials and
 pass them in; everything else uses the defaults here. The fixtures built on these are in
@@ -7,7 +8,12 @@ pass them in; everything else uses the defaults here. The fixtures built on thes
 
 from __future__ import annotations
 
+import base64
+import json
 import math
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -40,6 +46,28 @@ def endpoint_environ(
     environ["HUAWEICLOUD_SDK_AK"] = access_key
     environ["HUAWEICLOUD_SDK_SK"] = secret_key
     return {**environ, **extra}
+
+
+def run_command(
+    *args: str, stdin: str | None = None, env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`python -m modelarts_cleanup ARGS` in a child process, as a user runs it.
+
+    The settings are `env`; the test run's own MODELARTS_/HUAWEICLOUD_ variables are left out.
+    """
+    child_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
+    }
+    child_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "modelarts_cleanup", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=child_env,
+        timeout=60,
+        check=False,
+    )
 
 
 def no_sleep(_: float) -> None:
@@ -147,3 +175,71 @@ class FakeTime:
         """Let time pass without anyone sleeping."""
         with self._lock:
             self.now += seconds
+
+
+def apig_event(
+    body: bytes | str, *, method: str = "POST", base64_encoded: bool = True, **extra: Any
+) -> dict[str, Any]:
+    """An API Gateway event (the shape of the developer guide's example) carrying `body`.
+
+    With `base64_encoded` the body is Base64-encoded, as APIG does by default; otherwise it is
+    passed as text. `extra` adds or replaces top-level keys.
+    """
+    if base64_encoded:
+        raw = body.encode("utf-8") if isinstance(body, str) else body
+        text = base64.b64encode(raw).decode("ascii")
+    else:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+    return {
+        "body": text,
+        "requestContext": {
+            "apiId": "bc1dcffd-aa35-474d-897c-d53425a4c08e",
+            "requestId": "11cdcdcf33949dc6d722640a13091c77",
+            "stage": "RELEASE",
+        },
+        "queryStringParameters": {},
+        "httpMethod": method,
+        "pathParameters": {},
+        "headers": {
+            "content-type": "application/json",
+            "host": "0123456789abcdef.apic.cn-north-4.huaweicloudapis.com",
+            "x-forwarded-proto": "https",
+        },
+        "path": "/modelarts-cleanup",
+        "isBase64Encoded": base64_encoded,
+        **extra,
+    }
+
+
+def smn_event(*messages: object) -> dict[str, Any]:
+    """An SMN event (the shape of the developer guide's example), one record per message."""
+    topic = "urn:smn:cn-north-4:0162c0f220284698b77a3d264376343a:modelarts-cleanup"
+    return {
+        "record": [
+            {
+                "event_version": "1.0",
+                "smn": {
+                    "topic_urn": topic,
+                    "timestamp": "2026-11-26T02:00:00Z",
+                    "message_attributes": None,
+                    "message": message,
+                    "type": "notification",
+                    "message_id": f"{index:032x}",
+                    "subject": "modelarts-cleanup",
+                },
+                "event_subscription_urn": "urn:fss:cn-north-4:0162c0f220284698b77a3d264376343a"
+                ":function:default:modelarts-cleanup:latest",
+                "event_source": "smn",
+            }
+            for index, message in enumerate(messages)
+        ],
+        "functionname": "modelarts-cleanup",
+        "requestId": "7c307f6a-cf68-4e65-8be0-4c77405a1b2c",
+        "timestamp": "Wed Nov 26 2026 10:00:00 GMT+0800 (CST)",
+    }
+
+
+def answer_body(answer: Mapping[str, Any]) -> Any:
+    """The JSON document in an API Gateway answer's body."""
+    assert answer["isBase64Encoded"] is False
+    return json.loads(answer["body"])

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from modelarts_cleanup.payload import parse_event, parse_payload
+from modelarts_cleanup.envelopes import parse_event
+from modelarts_cleanup.payload import parse_payload
 from modelarts_cleanup.settings import DEFAULT_PROTECT_TAG, ENV_NAMES, load_settings
 from tests.support import endpoint_environ, local_endpoint
 
@@ -200,6 +201,38 @@ def test_timer_event_carrying_the_user_event_unwraps_to_the_same_payload(
     user_event = props["trigger"]["eventData"]["userEvent"]
     event = _timer_event(user_event, props["trigger"]["eventData"]["name"])
     assert parse_event(event) == parse_payload(json.loads(user_event))
+
+
+def _commented_block(text: str, first: str) -> str:
+    """A commented-out block, uncommented: from the line `# <first>` to the next bare `#`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == f"# {first}")
+    prefix = lines[start][: lines[start].index("#")] + "# "
+    block = []
+    for line in lines[start:]:
+        if not line.startswith(prefix):
+            break
+        block.append(line[len(prefix) :])
+    return "\n".join(block)
+
+
+def test_commented_apig_trigger_is_a_protected_api_for_the_fgs_component() -> None:
+    text = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    trigger = yaml.safe_load(_commented_block(text, "trigger:"))["trigger"]
+    assert trigger["triggerTypeCode"] == "APIG"
+    event_data = trigger["eventData"]
+    assert event_data["auth"] in {"IAM", "App"}
+    assert event_data["protocol"] == "HTTPS"
+    assert 1 <= event_data["timeout"] <= 60_000
+    for advice in ("auth IAM or App", "never NONE", "POST"):
+        assert advice in text
+
+
+def test_commented_smn_trigger_says_how_to_create_it_and_who_may_publish() -> None:
+    text = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    section = text[text.index("# SMN:") :]
+    for words in ('type         = "SMN"', "topic_urn", "limit the topic's", "already_absent"):
+        assert words in section
 
 
 def test_template_names_an_agency(template: dict[str, Any], props: dict[str, Any]) -> None:
@@ -590,6 +623,8 @@ def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
     # A run that names its targets loads none of the rule machinery (cold start).
     rule_modules = {"rules", "discovery", "selection", "listing", "instances", "stopping"}
     assert not {name.rsplit(".", 1)[-1] for name in outcome["ours"]} & rule_modules
+    # ... nor the code of the other envelopes.
+    assert not {name.rsplit(".", 1)[-1] for name in outcome["ours"]} & {"apig", "smn"}
     report = outcome["report"]
     assert report["status"] == "succeeded"
     assert report["dry_run"] is True

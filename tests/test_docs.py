@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from modelarts_cleanup.__main__ import _parser
+from modelarts_cleanup.apig import ERRORS, STATUS_CODES
+from modelarts_cleanup.envelopes import parse_event
 from modelarts_cleanup.report import Outcome, Reason
 from modelarts_cleanup.settings import ENV_NAMES
+from tests.support import apig_event, smn_event
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -53,3 +57,29 @@ def test_every_command_is_documented() -> None:
     for name in commands:
         assert f"python -m modelarts_cleanup {name}" in README
         assert f"python -m modelarts_cleanup {name}" in DESIGN
+
+
+@pytest.mark.parametrize("doc", ["README.md", "DESIGN.md"])
+def test_every_api_gateway_status_code_is_documented(doc: str) -> None:
+    text = README if doc == "README.md" else DESIGN
+    rows = set(re.findall(r"^\| `(\d{3})` \|", text, re.MULTILINE))
+    codes = {str(code) for code in STATUS_CODES.values()} | {str(row[1]) for row in ERRORS}
+    assert codes <= rows
+    for status in STATUS_CODES:
+        assert re.search(rf"^\| `{STATUS_CODES[status]}` \| .*`{status.value}`", text, re.MULTILINE)
+    for _, _, error, _ in ERRORS:
+        assert f"`{error}`" in text
+
+
+@pytest.mark.parametrize("doc", ["README.md", "DESIGN.md"])
+def test_every_envelope_is_documented(doc: str) -> None:
+    text = README if doc == "README.md" else DESIGN
+    for words in ("TIMER", "API Gateway", "SMN", "isBase64Encoded", "smn.message"):
+        assert words in text
+
+
+def test_readme_api_gateway_and_smn_examples_carry_valid_payloads() -> None:
+    curl_bodies = re.findall(r"-d '(\{.*?\})'$", README, re.DOTALL | re.MULTILINE)
+    apig_body, smn_request = curl_bodies
+    assert parse_event(apig_event(apig_body)).targets
+    assert parse_event(smn_event(json.loads(smn_request)["message"])).targets

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from tests.support import (
     endpoint_environ,
     local_endpoint,
     no_sleep,
+    run_command,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -244,7 +243,8 @@ def test_demo_command_runs_and_checks_itself(capsys: pytest.CaptureFixture[str])
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "events").glob("*.json")))
 def test_example_events_are_valid(name: str) -> None:
-    from modelarts_cleanup.payload import Target, parse_event
+    from modelarts_cleanup.envelopes import parse_event
+    from modelarts_cleanup.payload import Target
 
     default = (Target(project_id=PROJECT, instance_id=MISSING),)
     assert parse_event((ROOT / "events" / name).read_bytes(), default_targets=default).targets
@@ -256,19 +256,8 @@ def test_example_events_are_valid(name: str) -> None:
 def invoke(
     fake: FakeModelArts, *args: str, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    child_env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
-    }
-    child_env.update(endpoint_environ(fake.url, **{"MODELARTS_CLEANUP_MAX_ATTEMPTS": "1", **env}))
-    return subprocess.run(
-        [sys.executable, "-m", "modelarts_cleanup", "invoke", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=child_env,
-        timeout=60,
-        check=False,
-    )
+    settings = {"MODELARTS_CLEANUP_MAX_ATTEMPTS": "1", **env}
+    return run_command("invoke", *args, stdin=stdin, env=endpoint_environ(fake.url, **settings))
 
 
 def test_invoke_exits_0_when_everything_succeeded(fake: FakeModelArts) -> None:

@@ -3,7 +3,9 @@
 Every case goes through the whole function (`run_function`) as raw bytes, and, when the bytes are
 JSON at all, a second time already decoded (as FunctionGraph hands events over). A representative
 dozen also go through `python -m modelarts_cleanup invoke --event -` as a user would run it: exit
-status 2, nothing on stdout, the reason on stderr.
+status 2, nothing on stdout, the reason on stderr. Then every case goes again inside each envelope
+(a TIMER event's user_event, an API Gateway body in Base64 and as text, an SMN message alone and
+after a valid one): refused the same way, and under API Gateway answered 400 or 413, not raised.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import pytest
 
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import PayloadError
+from modelarts_cleanup.payload import MAX_PAYLOAD_BYTES
 from modelarts_cleanup.testing import FakeModelArts
-from tests.support import endpoint_environ
+from tests.support import answer_body, apig_event, endpoint_environ, smn_event
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
 I = "6fa459ea-ee8a-3ca4-894e-db77e160355e"  # noqa: E741
@@ -335,6 +338,8 @@ def test_hostile_event_is_refused_before_any_request(fake: FakeModelArts, case: 
 def test_there_are_enough_hostile_cases() -> None:
     assert len(CASES) >= 50
     assert set(SUBPROCESS_CASES) <= set(CASES)
+    # All but what no envelope can carry goes through every envelope.
+    assert len(carried()) >= len(CARRIERS) * (len(CASES) - 4)
 
 
 def invoke(
@@ -381,3 +386,102 @@ def test_invoke_refuses_a_hostile_event_file_too(fake: FakeModelArts, tmp_path: 
     assert done.stdout == ""
     assert BAD_PROJECT in json.loads(done.stderr)["message"]
     assert fake.requests == []
+
+
+# --- the same cases inside every envelope ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Carrier:
+    """An envelope for a case's bytes: where it says they are, and whether they must be text."""
+
+    wrap: Any  # bytes -> event
+    location: str  # replaces "event" in what a case says
+    text_only: bool = True  # the envelope carries text: bytes that are not UTF-8 cannot go
+    default_targets: bool = False  # an empty payload means "the configured default targets"
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8")
+
+
+CARRIERS: dict[str, Carrier] = {
+    "timer": Carrier(
+        lambda raw: {"trigger_type": "TIMER", "user_event": _text(raw)},
+        "user_event",
+        default_targets=True,
+    ),
+    "apig_base64": Carrier(lambda raw: apig_event(raw), "body", text_only=False),
+    "apig_plain": Carrier(lambda raw: apig_event(_text(raw), base64_encoded=False), "body"),
+    "smn": Carrier(lambda raw: smn_event(_text(raw)), "record[0].smn.message"),
+    "smn_after_a_valid_message": Carrier(
+        lambda raw: smn_event(GOOD, _text(raw)), "record[1].smn.message"
+    ),
+}
+
+
+# Refused for its text, before it is read as JSON, wherever it travels.
+TEXT_LEVEL = {CASES["timer_user_event_deep"].says}
+
+
+def expected_inside(raw: bytes, case: Hostile, carrier: Carrier) -> str:
+    """What the refusal says when the case's bytes travel inside an envelope."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        return LIMIT
+    document = decoded(raw)
+    if isinstance(document, dict) and "trigger_type" in document and case.says not in TEXT_LEVEL:
+        # Envelopes do not nest: inside one, an event is a payload with an unknown key.
+        return "trigger_type: unknown key"
+    if not raw.strip():
+        if carrier.default_targets:
+            return "user_event: empty, and MODELARTS_CLEANUP_TARGETS is not set"
+        if carrier.location.endswith("smn.message"):
+            return f"{carrier.location}: empty: nothing says what to delete"
+    return case.says.replace("event: ", f"{carrier.location}: ")
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def carried() -> list[Any]:
+    """Every case in every envelope that can carry it.
+
+    Not the case only in memory (no bytes to carry), nor bytes that are not UTF-8 in an envelope
+    that carries text: only a Base64 body can hold those.
+    """
+    return [
+        pytest.param(case, carrier, id=f"{name}-{carrier_name}")
+        for name, case in CASES.items()
+        if (raw := as_bytes(case.event)) is not None
+        for carrier_name, carrier in CARRIERS.items()
+        if not carrier.text_only or _utf8(raw)
+    ]
+
+
+@pytest.mark.parametrize(("case", "carrier"), carried())
+def test_hostile_payload_inside_any_envelope_is_refused_before_any_request(
+    fake: FakeModelArts, case: Hostile, carrier: Carrier
+) -> None:
+    raw = as_bytes(case.event)
+    assert raw is not None
+    event = carrier.wrap(raw)
+    says = expected_inside(raw, case, carrier)
+    if carrier.location != "body":
+        assert_refused(fake, event, says)
+        return
+    log = io.StringIO()
+    answer = run_function(event, None, environ=endpoint_environ(fake.url), log_stream=log)
+    assert answer["statusCode"] == (413 if says == LIMIT else 400)
+    (line,) = log.getvalue().splitlines()
+    logged = json.loads(line)["message"]
+    assert says in logged
+    problems = answer_body(answer)["problems"]
+    assert logged == str(PayloadError(problems))  # the caller is told every problem the log has
+    assert all(p.isprintable() for p in problems)
+    assert fake.requests == []
+    assert fake.instance_ids() == {(P, I)}

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from modelarts_cleanup.envelopes import parse_event
 from modelarts_cleanup.exceptions import PayloadError
 from modelarts_cleanup.payload import (
     MAX_PAYLOAD_BYTES,
     MAX_TARGETS,
     Payload,
     Target,
-    parse_event,
     parse_payload,
     payload_schema,
 )
@@ -249,3 +249,12 @@ def test_schema_describes_the_payload() -> None:
     target_schema = schema["$defs"]["Target"]
     assert target_schema["properties"]["project_id"]["pattern"] == "^[0-9a-f]{32}$"
     assert target_schema["additionalProperties"] is False
+
+
+def test_schema_says_the_payload_is_the_same_inside_every_envelope() -> None:
+    description = payload_schema()["description"]
+    assert "The same object in every envelope" in description
+    for envelope in ("TIMER", "`user_event`", "API Gateway", "`isBase64Encoded`", "SMN"):
+        assert envelope in description
+    assert "`selectors[i]` by position in the merged list" in description
+    assert "no envelope can turn a configured dry run off" in description

@@ -12,9 +12,7 @@ import functools
 import io
 import json
 import logging
-import os
 import subprocess
-import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +37,7 @@ from modelarts_cleanup.testing import FakeModelArts, Fault
 from modelarts_cleanup.transport import RetryPolicy, Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests import support
-from tests.support import endpoint_environ, no_sleep
+from tests.support import apig_event, endpoint_environ, no_sleep, run_command, smn_event
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 AK = "SECRETSTESTAK"
@@ -301,6 +299,48 @@ def test_payload_errors_never_echo_values(captured: Callable[[], str], bad_event
 # -- the pieces: settings, credentials, auth, client errors ----------------------------------
 
 
+def test_apig_answers_leak_nothing(captured: Callable[[], str]) -> None:
+    with fake_for_aksk() as fake:
+        deleted, failing = fake.add_instance(PROJECT), fake.add_instance(PROJECT)
+        fake.add_fault(Fault("status", status=401, times=None), instance_id=failing)
+        env = aksk_env(fake)
+        ran, ran_log = run(apig_event(json.dumps(event(deleted, failing))), env)
+        invalid, invalid_log = run(apig_event(json.dumps(event(SK))), env)
+        misconfigured, misconfigured_log = run(
+            apig_event(json.dumps(event(deleted))), {**env, "HUAWEICLOUD_SDK_AK": ""}
+        )
+    assert [ran["statusCode"], invalid["statusCode"], misconfigured["statusCode"]] == [
+        207,
+        400,
+        500,
+    ]
+    for name, text in [
+        ("answer", json.dumps([ran, invalid, misconfigured])),
+        ("log", ran_log + invalid_log + misconfigured_log),
+        ("captured", captured()),
+    ]:
+        assert_clean(text, name)
+
+
+@pytest.mark.parametrize("wrap", [apig_event, smn_event], ids=["apig", "smn"])
+def test_payload_errors_inside_envelopes_never_echo_values(
+    captured: Callable[[], str], wrap: Callable[[str], object]
+) -> None:
+    bad = json.dumps({"targets": [{"project_id": SECURITY_TOKEN, "instance_id": SK}], "x": SK})
+    with fake_for_aksk() as fake:
+        log = io.StringIO()
+        try:
+            answered = json.dumps(
+                run_function(wrap(bad), None, environ=aksk_env(fake), log_stream=log)
+            )
+        except PayloadError as exc:
+            answered = exception_texts(exc)
+        assert fake.requests == []
+    assert "problem" in answered
+    for text, where in ((log.getvalue(), "log"), (answered, "answer"), (captured(), "out")):
+        assert_clean(text, where)
+
+
 def test_reprs_of_settings_credentials_and_auth_show_no_secret() -> None:
     env = {
         "MODELARTS_CLEANUP_REGION": "cn-north-4",
@@ -405,19 +445,7 @@ def test_iam_token_a_header_cannot_carry_is_a_configuration_error(
 def invoke(
     fake: FakeModelArts, stdin: str, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
-    child = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
-    }
-    child.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "modelarts_cleanup", "invoke", "--event", "-"],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=child,
-        timeout=60,
-        check=False,
-    )
+    return run_command("invoke", "--event", "-", stdin=stdin, env=env)
 
 
 @pytest.mark.parametrize(

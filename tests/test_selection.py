@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from modelarts_cleanup.discovery import discover
+from modelarts_cleanup.envelopes import parse_event
 from modelarts_cleanup.exceptions import ApiError, PayloadError
 from modelarts_cleanup.instances import ListedInstance
 from modelarts_cleanup.listing import WorkspaceListing
-from modelarts_cleanup.payload import Target, parse_event
+from modelarts_cleanup.payload import Target
 from modelarts_cleanup.planning import Candidate, Policy, make_plan
 from modelarts_cleanup.rules import Selector
 from modelarts_cleanup.selection import HOUR_MS, evaluate, recheck, select

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .exceptions import CleanupError
 from .payload import payload_schema
@@ -30,14 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     invoke = commands.add_parser(
         "invoke",
         help="run the function here, for real, with settings from the environment",
-        description="Exit status: 0 succeeded, 1 partial, failed or refused, "
-        "2 invalid payload or configuration.",
+        description="Prints what the handler returns: the report, or for an API Gateway event "
+        "the answer APIG gets. Exit status: 0 succeeded, 1 partial, failed or refused, "
+        "2 invalid payload or configuration (for an API Gateway event: 0 for 200; 1 for 207, "
+        "409, 502; 2 for 400, 405, 413, 500).",
     )
     invoke.add_argument(
         "--event",
         metavar="FILE",
-        help="the event as JSON (a payload or a TIMER event); '-' reads standard input; "
-        "without it the configured default targets are used",
+        help="the event as JSON: a payload, or a TIMER, API Gateway or SMN event; '-' reads "
+        "standard input; without it the configured default targets are used",
     )
     invoke.add_argument("--dry-run", action="store_true", help="delete nothing, say what would go")
     invoke.add_argument(
@@ -55,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--event", metavar="FILE", help="as for invoke")
     plan.add_argument("--json", action="store_true", help="print the dry-run report as JSON")
     commands.add_parser("demo", help="run against the embedded local endpoint")
-    commands.add_parser("schema", help="print the JSON Schema of the payload")
+    commands.add_parser(
+        "schema", help="print the JSON Schema of the payload, the same inside every envelope"
+    )
     return parser
 
 
@@ -74,11 +79,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_INVALID
         return run_demo()
     if args.command == "plan":
-        return _invoke(args.event, dry_run=True, deadline=None, table=not args.json)
-    return _invoke(args.event, dry_run=args.dry_run, deadline=args.deadline, table=False)
+        show = "report" if args.json else "table"
+        return _invoke(args.event, dry_run=True, deadline=None, show=show)
+    return _invoke(args.event, dry_run=args.dry_run, deadline=args.deadline, show="returned")
 
 
-def _invoke(event_path: str | None, *, dry_run: bool, deadline: float | None, table: bool) -> int:
+def _invoke(event_path: str | None, *, dry_run: bool, deadline: float | None, show: str) -> int:
+    """Run the handler's code path and print `show`.
+
+    "returned": what the handler returns, an API Gateway answer included; "report": the report
+    as JSON; "table": the report for people. Without a report (an API Gateway answer to a
+    request that ran no cleanup) the exit status is 2, as for an invalid payload.
+    """
     # Imported here: `schema` needs none of the HTTP stack.
     from .entry import run_function
 
@@ -87,17 +99,30 @@ def _invoke(event_path: str | None, *, dry_run: bool, deadline: float | None, ta
     except OSError as exc:
         print(f"cannot read the event from {event_path}: {exc.strerror}", file=sys.stderr)
         return EXIT_INVALID
+    reports: list[dict[str, Any]] = []
     try:
-        report = run_function(
-            event, None, log_stream=sys.stderr, deadline_seconds=deadline, force_dry_run=dry_run
+        returned = run_function(
+            event,
+            None,
+            log_stream=sys.stderr,
+            deadline_seconds=deadline,
+            force_dry_run=dry_run,
+            on_report=reports.append,
         )
     except CleanupError:
         # run_function has already logged why, as one JSON line on stderr.
         return EXIT_INVALID
-    if table:
-        print(render_plan(report))
-    else:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+    report = reports[0] if reports else None
+    shown = returned if show == "returned" else report
+    if shown is not None:
+        text = (
+            render_plan(shown)
+            if show == "table"
+            else json.dumps(shown, indent=2, ensure_ascii=False)
+        )
+        print(text)
+    if report is None:
+        return EXIT_INVALID  # an API Gateway answer to a request that ran no cleanup
     return EXIT_OK if report["status"] == "succeeded" else EXIT_NOT_CLEAN
 
 

@@ -1,4 +1,7 @@
-"""The one entry function: event and context in, report out. The handler and `invoke` call it."""
+"""The one entry function: event and context in, report (or APIG's answer) out.
+
+The handler and the command line both call it.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +9,19 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import requests
 
 from .client import ModelArtsClient
 from .credentials import resolve_credentials
+from .envelopes import Envelope, Received, receive, unwrap
 from .exceptions import ConfigurationError, PayloadError
 from .execution import Recheck, execute
 from .functiongraph import FunctionContext
-from .payload import Payload, parse_event
+from .payload import Payload
 from .planning import Candidate, Policy, make_plan
 from .report import JsonLog, Report, run_status, summary_log_fields
 from .session import new_session
@@ -51,42 +57,109 @@ def run_function(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     wall_clock: Callable[[], float] = time.time,
+    on_report: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run one invocation and return its report; invalid input raises and deletes nothing."""
+    """Run one invocation and return what the handler returns: the report, or APIG's answer.
+
+    Invalid input deletes nothing and raises, except from API Gateway, whose caller gets an
+    answer (400, 405, 413, 500) instead of the bare 500 a raised exception would give it.
+    `on_report` receives the report of every run that produced one, whatever the envelope.
+    """
     global _cold_start
     cold_start, _cold_start = _cold_start, False
     started = clock()
     function = FunctionContext(context)
     request_id = function.request_id() or str(uuid.uuid4())
-    log = JsonLog(
-        sys.stdout if log_stream is None else log_stream,
-        context={"function_request_id": request_id, "cold_start": cold_start},
+    invocation = _Invocation(
+        context=context,
+        environ=environ,
+        request_id=request_id,
+        stream=sys.stdout if log_stream is None else log_stream,
+        log_context={"function_request_id": request_id, "cold_start": cold_start},
+        started=started,
+        budget=deadline_seconds if deadline_seconds is not None else function.remaining_seconds(),
+        force_dry_run=force_dry_run,
+        session_factory=session_factory,
+        clock=clock,
+        sleep=sleep,
+        wall_clock=wall_clock,
+        on_report=on_report,
     )
+    log = JsonLog(invocation.stream, context=invocation.log_context)
     try:
-        settings = load_settings(function_environment(context, environ))
-        log = JsonLog(
-            sys.stdout if log_stream is None else log_stream,
-            level=settings.log_level,
-            context={"function_request_id": request_id, "cold_start": cold_start},
-        )
-        payload = parse_event(event, default_targets=settings.targets)
+        received = receive(event)
+    except PayloadError as exc:
+        log.error(str(exc), error_type=type(exc).__name__)
+        raise
+    if received.envelope is not Envelope.APIG:
+        return _run(received, invocation)[1]
+
+    # Only API Gateway events load its code (cold start).
+    from .apig import error_answer, report_answer
+
+    try:
+        settings, report = _run(received, invocation)
+    except Exception as exc:  # noqa: BLE001  (raised, it would reach the caller as a bare 500)
+        if not isinstance(exc, (ConfigurationError, PayloadError)):  # logged already, with why
+            _log_unexpected(log, exc)
+        return error_answer(exc, request_id)
+    return report_answer(report, endpoint=settings.base_url)
+
+
+@dataclass(frozen=True)
+class _Invocation:
+    """One invocation's inputs, shared by its steps."""
+
+    context: object | None
+    environ: Mapping[str, str] | None
+    request_id: str
+    stream: TextIO
+    log_context: Mapping[str, Any]
+    started: float
+    budget: float | None
+    force_dry_run: bool
+    session_factory: SessionFactory
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    wall_clock: Callable[[], float]
+    on_report: Callable[[dict[str, Any]], None] | None
+
+
+def _log_unexpected(log: JsonLog, exc: Exception) -> None:
+    """Where it happened, not what it says: an unexpected exception's text could hold anything."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else None
+    log.error("unexpected error", error_type=type(exc).__name__, where=where)
+
+
+def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[str, Any]]:
+    """Settings, payload, credentials, then the run; invalid input is logged, then raised."""
+    context, started, clock = invocation.context, invocation.started, invocation.clock
+    sleep, wall_clock = invocation.sleep, invocation.wall_clock
+    log = JsonLog(invocation.stream, context=invocation.log_context)
+    try:
+        settings = load_settings(function_environment(context, invocation.environ))
+        log = JsonLog(invocation.stream, level=settings.log_level, context=invocation.log_context)
+        payload = unwrap(received, default_targets=settings.targets)
         _check_generation(payload, settings.api)
         credentials = resolve_credentials(settings, context)
         auth = credentials.auth()
-        session = session_factory(settings.concurrency, auth)
+        session = invocation.session_factory(settings.concurrency, auth)
         try:
             client = _client(settings, session, clock, sleep, credentials.secret_values(), log)
         except ConfigurationError:
             session.close()
             raise
     except (ConfigurationError, PayloadError) as exc:
-        log.error(str(exc), error_type=type(exc).__name__)
+        log.error(str(exc), error_type=type(exc).__name__, envelope=received.envelope.value)
         raise
 
     # Each source can only make the run safer: any one of them asking for a dry run wins.
-    dry_run = settings.dry_run or payload.dry_run or force_dry_run
+    dry_run = settings.dry_run or payload.dry_run or invocation.force_dry_run
     policy = _policy(settings)
-    budget = deadline_seconds if deadline_seconds is not None else function.remaining_seconds()
+    budget = invocation.budget
     deadline = (
         None if budget is None else started + budget - min(DEADLINE_MARGIN_SECONDS, budget / 4)
     )
@@ -143,7 +216,7 @@ def run_function(
         ),
         dry_run=dry_run,
         api=settings.api.value,
-        request_id=request_id,
+        request_id=invocation.request_id,
         duration_ms=round((clock() - started) * 1000),
         results=results,
         selectors=tuple(r.to_dict() for r in selector_reports),
@@ -152,8 +225,12 @@ def run_function(
         "INFO" if report.status.value == "succeeded" else "WARNING",
         "run finished",
         **summary_log_fields(report),
+        envelope=received.envelope.value,
     )
-    return report.to_dict()
+    reported = report.to_dict()
+    if invocation.on_report is not None:
+        invocation.on_report(reported)
+    return settings, reported
 
 
 def _client(

@@ -27,6 +27,14 @@ class PayloadError(CleanupError):
         super().__init__(f"invalid payload ({count} problem{'s' if count != 1 else ''}):\n{listed}")
 
 
+class PayloadTooLarge(PayloadError):
+    """An API Gateway request body over the size limit, refused before it is decoded."""
+
+
+class MethodNotAllowed(PayloadError):
+    """An API Gateway request with a method other than POST: it carries no cleanup."""
+
+
 class ApiError(CleanupError):
     """ModelArts answered with an error, or could not be reached, after all retries.
 

@@ -1,9 +1,12 @@
-"""The payload: which instances to delete, and the envelopes it arrives in. Pure."""
+"""The canonical payload: which instances to delete, and how its JSON text is read. Pure.
+
+The envelopes it arrives in (TIMER, API Gateway, SMN) are unwrapped by `envelopes`.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
@@ -33,6 +36,19 @@ _PATTERN_MESSAGES = {
     "owners": "must not contain control characters",
     "pools": '"public", "dedicated", or a pool ID (4 to 64 lower-case letters, digits, hyphens)',
 }
+
+
+# The schema says it too: the payload is this one object whichever way it arrives.
+ENVELOPES_DESCRIPTION = (
+    "What to delete. The same object in every envelope: sent as the event itself (direct "
+    "invocation, `invoke`); as JSON text in a FunctionGraph TIMER event's `user_event` (empty: "
+    "the configured default targets); as the body of a POST through API Gateway (Base64 or "
+    "not, as the event's `isBase64Encoded` says); as the `smn.message` of each record of an SMN "
+    "event, several records making one run (targets deduplicated, selectors kept in order and "
+    "named `selectors[i]` by position in the merged list, a dry run if any message asks for "
+    "one). Nothing outside the payload changes the run, and no envelope can turn a configured "
+    "dry run off."
+)
 
 
 ProjectId = Annotated[
@@ -73,6 +89,7 @@ class Payload(BaseModel):
         title="modelarts-cleanup payload",
         json_schema_extra={
             "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "description": ENVELOPES_DESCRIPTION,
             "anyOf": [
                 {"required": ["targets"], "properties": {"targets": {"minItems": 1}}},
                 {"required": ["selectors"], "properties": {"selectors": {"minItems": 1}}},
@@ -144,37 +161,11 @@ def parse_payload(obj: object) -> Payload:
     return payload.model_copy(update={"selectors": selectors}) if selectors else payload
 
 
-def parse_event(event: object, *, default_targets: Sequence[Target] = ()) -> Payload:
-    """Unwrap any accepted envelope and validate the payload inside it."""
-    if isinstance(event, (bytes, str)):
-        event = _decode_json(event, where="event")
-    if isinstance(event, Mapping) and "trigger_type" in event:
-        return _parse_trigger(event, default_targets)
-    return parse_payload(event)
+def decode_json(raw: bytes | str, *, where: str) -> object:
+    """JSON text to a document, refusing what no payload needs: size, depth, NUL, repeated keys.
 
-
-def _parse_trigger(event: Mapping[Any, Any], default_targets: Sequence[Target]) -> Payload:
-    trigger = event.get("trigger_type")
-    if trigger != "TIMER":
-        raise PayloadError([f"trigger_type: only TIMER events are accepted, not {_show(trigger)}"])
-    user_event = event.get("user_event", "")
-    if user_event is None:
-        user_event = ""
-    if not isinstance(user_event, str):
-        raise PayloadError(["user_event: must be a string holding the payload as JSON"])
-    if not user_event.strip():
-        if not default_targets:
-            raise PayloadError(
-                [
-                    "user_event: empty, and MODELARTS_CLEANUP_TARGETS is not set: "
-                    "nothing says what to delete"
-                ]
-            )
-        return Payload(targets=list(default_targets))
-    return parse_payload(_decode_json(user_event, where="user_event"))
-
-
-def _decode_json(raw: bytes | str, *, where: str) -> object:
+    `where` names the text in every problem (`event`, `user_event`, `body`, ...).
+    """
     size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
     if size > MAX_PAYLOAD_BYTES:
         raise PayloadError([f"{where}: {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed"])
@@ -192,7 +183,7 @@ def _decode_json(raw: bytes | str, *, where: str) -> object:
             [f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"]
         ) from None
     except _DuplicateKey as exc:
-        raise PayloadError([f"{where}: the key {_printable(exc.key)!r} appears twice"]) from None
+        raise PayloadError([f"{where}: the key {printable(exc.key)!r} appears twice"]) from None
     except ValueError:
         # e.g. an integer longer than Python converts (sys.get_int_max_str_digits)
         raise PayloadError([f"{where}: not valid JSON (a number too large to read)"]) from None
@@ -229,7 +220,7 @@ def _nesting_depth(text: str) -> int:
 def _shape_problems(obj: object) -> list[str]:
     """Problems pydantic would not phrase well: wrong top-level type, size and depth."""
     if not isinstance(obj, Mapping):
-        return [f"payload: must be a JSON object, not {_type_name(obj)}"]
+        return [f"payload: must be a JSON object, not {type_name(obj)}"]
     if _depth(obj) > _MAX_DEPTH:
         return [f"payload: nested deeper than {_MAX_DEPTH} levels"]
     try:
@@ -290,21 +281,18 @@ def _location(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{_printable(part)}" if text else _printable(part)
+            text += f".{printable(part)}" if text else printable(part)
     return text or "payload"
 
 
-def _printable(key: str) -> str:
-    """A key as it can be shown: hostile keys are shortened and escaped."""
+def printable(key: str) -> str:
+    """A key (or any text from the input) as it can be shown: shortened and escaped."""
     shown = key if len(key) <= 40 else key[:40] + "..."
     return shown.encode("unicode_escape").decode("ascii")
 
 
-def _type_name(value: object) -> str:
+def type_name(value: object) -> str:
+    """A JSON value's type as a problem states it: "an object", "a list", "null", ..."""
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
     names.update({int: "a number", float: "a number", type(None): "null"})
     return names.get(type(value), type(value).__name__)
-
-
-def _show(value: object) -> str:
-    return repr(value)[:40] if isinstance(value, str) else _type_name(value)

@@ -1,0 +1,132 @@
+"""The envelopes a payload arrives in, recognised by their documented shapes and unwrapped. Pure.
+
+- direct: the canonical object itself (console test, `invoke`, other platforms);
+- TIMER: `{"trigger_type": "TIMER", ..., "user_event": "<payload as JSON text>"}`;
+- API Gateway: `{"requestContext": {...}, "httpMethod": ..., "body": ..., "isBase64Encoded": ...}`;
+- SMN: `{"record": [{"event_source": "smn", "smn": {"message": ...}, ...}, ...], ...}`.
+
+Recognising is cheap and lives here; unwrapping an API Gateway or SMN event lives in `apig` and
+`smn`, imported only when such an event arrives, so a direct or timer run never loads them.
+Anything that is none of these shapes is read as a canonical payload, and refused as one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from .exceptions import PayloadError
+from .payload import Payload, Target, decode_json, parse_payload, type_name
+
+
+class Envelope(str, Enum):
+    """How an event carries its payload."""
+
+    DIRECT = "direct"
+    TIMER = "timer"
+    APIG = "apig"
+    SMN = "smn"
+
+
+@dataclass(frozen=True)
+class Received:
+    """An event, decoded from JSON text if it came as text, and what envelope it is."""
+
+    envelope: Envelope
+    document: object
+
+
+def receive(event: object) -> Received:
+    """Decode the event if it is JSON text, and recognise its envelope; nothing is validated yet."""
+    if isinstance(event, (bytes, str)):
+        event = decode_json(event, where="event")
+    return Received(_recognise(event), event)
+
+
+def unwrap(received: Received, *, default_targets: Sequence[Target] = ()) -> Payload:
+    """The canonical payload inside a received event, validated."""
+    document = received.document
+    if received.envelope is Envelope.DIRECT or not isinstance(document, Mapping):
+        return parse_payload(document)
+    if received.envelope is Envelope.TIMER:
+        return _timer_payload(document, default_targets)
+    if received.envelope is Envelope.APIG:
+        from .apig import request_payload
+
+        return request_payload(document)
+    from .smn import merged_payload
+
+    return merged_payload(document)
+
+
+def parse_event(event: object, *, default_targets: Sequence[Target] = ()) -> Payload:
+    """Unwrap any accepted envelope and validate the payload inside it."""
+    return unwrap(receive(event), default_targets=default_targets)
+
+
+def _recognise(event: object) -> Envelope:
+    if not isinstance(event, Mapping):
+        return Envelope.DIRECT
+    if "trigger_type" in event:
+        return Envelope.TIMER
+    # Both keys, of the documented types: an object that merely has a `body` is not a request.
+    if isinstance(event.get("requestContext"), Mapping) and isinstance(
+        event.get("httpMethod"), str
+    ):
+        return Envelope.APIG
+    records = event.get("record")
+    if isinstance(records, list) and records and all(_is_smn_record(r) for r in records):
+        return Envelope.SMN
+    return Envelope.DIRECT
+
+
+def _is_smn_record(record: object) -> bool:
+    return (
+        isinstance(record, Mapping)
+        and record.get("event_source") == "smn"
+        and isinstance(record.get("smn"), Mapping)
+    )
+
+
+def keys_beside(envelope: Mapping[Any, Any], inside: str) -> list[str]:
+    """Payload keys found next to an envelope instead of inside it.
+
+    Ignoring them would be unsafe: a `"dry_run": true` beside the body must not vanish silently.
+    """
+    return [
+        f"{key}: belongs inside {inside}, not beside it"
+        for key in Payload.model_fields
+        if key in envelope
+    ]
+
+
+def _timer_payload(event: Mapping[Any, Any], default_targets: Sequence[Target]) -> Payload:
+    trigger = event.get("trigger_type")
+    if trigger != "TIMER":
+        raise PayloadError(
+            [
+                f"trigger_type: only TIMER events are accepted, not {_show(trigger)} "
+                "(API Gateway and SMN events are recognised by their own shapes)"
+            ]
+        )
+    user_event = event.get("user_event", "")
+    if user_event is None:
+        user_event = ""
+    if not isinstance(user_event, str):
+        raise PayloadError(["user_event: must be a string holding the payload as JSON"])
+    if not user_event.strip():
+        if not default_targets:
+            raise PayloadError(
+                [
+                    "user_event: empty, and MODELARTS_CLEANUP_TARGETS is not set: "
+                    "nothing says what to delete"
+                ]
+            )
+        return Payload(targets=list(default_targets))
+    return parse_payload(decode_json(user_event, where="user_event"))
+
+
+def _show(value: object) -> str:
+    return repr(value)[:40] if isinstance(value, str) else type_name(value)
