@@ -8,6 +8,9 @@ pass them in; everything else uses the defaults here. The fixtures built on thes
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -40,6 +43,25 @@ def endpoint_environ(
     environ["HUAWEICLOUD_SDK_AK"] = access_key
     environ["HUAWEICLOUD_SDK_SK"] = secret_key
     return {**environ, **extra}
+
+
+def invoke(
+    fake: FakeModelArts, *args: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m modelarts_cleanup invoke` as a user runs it, pointed at `fake` (one attempt)."""
+    child_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
+    }
+    child_env.update(endpoint_environ(fake.url, **{"MODELARTS_CLEANUP_MAX_ATTEMPTS": "1", **env}))
+    return subprocess.run(
+        [sys.executable, "-m", "modelarts_cleanup", "invoke", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=child_env,
+        timeout=60,
+        check=False,
+    )
 
 
 def no_sleep(_: float) -> None:

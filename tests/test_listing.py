@@ -389,7 +389,7 @@ def test_the_deadline_is_honoured_between_pages(
         mocked_client(fake_time).list_instances(PROJECT, deadline=fake_time.now + 15.0)
 
     # The second page arrives 5 s after the deadline: it is not used, and no third is asked for.
-    assert caught.value.error_code == "ReadTimeout"
+    assert caught.value.error_code == "DeadlineExceeded"
     assert "deadline" in str(caught.value)
     assert offsets(api.queries, "NOTEBOOK") == [0, 50]
 
