@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from modelarts_cleanup.discovery import discover
-from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
+from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
 from modelarts_cleanup.execution import delete_one, execute
 from modelarts_cleanup.payload import Target
 from modelarts_cleanup.planning import Candidate, Plan, Policy, make_plan
@@ -196,14 +196,42 @@ def test_deadline_before_the_first_attempt_is_not_attempted() -> None:
     )
 
 
-def test_deadline_during_retries_is_a_failure() -> None:
+def test_retries_the_deadline_cut_short_leave_the_last_answer_standing() -> None:
     target = targets(1)[0]
-    error = DeadlineExceeded("late", attempts=2, http_status=503, retryable=True)
+    error = DeadlineExceeded(
+        "late", attempts=2, http_status=503, error_code="ModelArts.6102", retryable=True
+    )
     result = delete_one(
         ScriptedClient({target.instance_id: error}), target, deadline=5.0, clock=lambda: 1.0
     )
     assert result.outcome is Outcome.FAILED
     assert result.attempts == 2
+    # The API answered 503 and nothing was lost: that answer is the failure, not the deadline.
+    assert (result.http_status, result.error_code, result.reason) == (503, "ModelArts.6102", None)
+
+
+def test_a_delete_whose_answer_the_deadline_cut_says_its_effect_is_unknown() -> None:
+    target = targets(1)[0]
+    lost = AnswerLost(
+        "DELETE /v1/...: lost",
+        error_code="DeadlineExceeded",
+        error_msg="the request was sent and the run's deadline cut its answer short: "
+        "its effect is unknown",
+        attempts=2,
+    )
+    result = delete_one(
+        ScriptedClient({target.instance_id: lost}), target, deadline=5.0, clock=lambda: 1.0
+    )
+    assert (result.outcome, result.reason, result.error_code) == (
+        Outcome.FAILED,
+        "deadline",
+        "DeadlineExceeded",
+    )
+    assert (result.attempts, result.http_status, result.instance_status) == (2, None, None)
+    assert result.error_msg is not None
+    assert "was sent" in result.error_msg
+    assert "effect is unknown" in result.error_msg
+    assert "the next run reports already_absent" in result.error_msg
 
 
 @pytest.mark.parametrize("concurrency", [1, 3, 64])
@@ -231,6 +259,20 @@ SELECTOR = Selector(project_id=P1, statuses=("STOPPED",))
             "ModelArts.6102",
         ),
         (DeadlineExceeded("late", attempts=0), Outcome.NOT_ATTEMPTED, "deadline", None),
+        # The read went out and its answer was lost: nothing was deleted, but it was not untried.
+        (
+            AnswerLost("lost", error_code="DeadlineExceeded", error_msg="lost", attempts=1),
+            Outcome.FAILED,
+            "deadline",
+            "DeadlineExceeded",
+        ),
+        # Answered 503, and the deadline left no time to ask again: the answer stands.
+        (
+            DeadlineExceeded("late", attempts=1, http_status=503, error_code="ModelArts.6102"),
+            Outcome.FAILED,
+            "recheck_failed",
+            "ModelArts.6102",
+        ),
     ],
 )
 def test_a_recheck_that_cannot_answer_fails_only_its_own_target(
