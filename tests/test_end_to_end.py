@@ -320,7 +320,10 @@ def test_handler_returns_before_the_platform_would_stop_it() -> None:
     slow = local_endpoint(latency=0.25).start()
     try:
         ids = [slow.add_instance(PROJECT) for _ in range(40)]
-        context = FunctionGraphContext(remaining_ms=3000, user_data=endpoint_environ(slow.url))
+        # A function this short needs a connect timeout to match: until a request has been
+        # answered, one is allowed the connect timeout, and 5 s would leave nothing to start.
+        user_data = endpoint_environ(slow.url, MODELARTS_CLEANUP_CONNECT_TIMEOUT="0.5")
+        context = FunctionGraphContext(remaining_ms=3000, user_data=user_data)
         report = run_function(
             payload(*ids),
             context,

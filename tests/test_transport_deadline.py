@@ -8,11 +8,13 @@ attempt counted). An answer that came back, however late, is that answer.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 import requests
 import responses
 
+from modelarts_cleanup.admission import Admission
 from modelarts_cleanup.client import ModelArtsClient
 from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
 from modelarts_cleanup.session import new_session
@@ -131,6 +133,86 @@ def test_a_deletion_answered_after_the_deadline_is_deleted(
         PROJECT, INSTANCE, deadline=fake_time.now + 2.0
     )
     assert (deleted.outcome, deleted.status) == ("deleted", "DELETING")
+
+
+# -- admission: what cannot finish in time is not sent ------------------------------------------
+
+
+def answering_after(
+    fake_time: FakeTime, seconds: float, status: int = 200, body: str = "{}"
+) -> Callable[[requests.PreparedRequest], tuple[int, dict[str, str], str]]:
+    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        fake_time.advance(seconds)
+        return status, {}, body
+
+    return answer
+
+
+def test_a_request_that_cannot_finish_in_time_is_not_sent(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.delete(NOTEBOOK_URL, json={})
+    admission = Admission(first_guess=5.0, clock=fake_time)
+    with pytest.raises(DeadlineExceeded) as caught:
+        mocked_client(fake_time, admission=admission).delete_instance(
+            PROJECT, INSTANCE, deadline=fake_time.now + 3.0
+        )
+    assert not isinstance(caught.value, AnswerLost)
+    assert caught.value.attempts == 0
+    assert "too near" in str(caught.value)
+    assert len(mocked.calls) == 0
+
+
+def test_requests_stop_starting_once_what_they_take_no_longer_fits(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.add_callback(responses.GET, NOTEBOOK_URL, callback=answering_after(fake_time, 2.0))
+    admission = Admission(first_guess=1.0, clock=fake_time)
+    client = mocked_client(fake_time, admission=admission)
+    deadline = fake_time.now + 10.0
+    # Each answer takes 2 s: at 0, 2, 4 and 6 s one fits; at 8 s, 2 s left is less than 2.1.
+    for _ in range(4):
+        client.get_instance(PROJECT, INSTANCE, deadline=deadline)
+    with pytest.raises(DeadlineExceeded) as caught:
+        client.get_instance(PROJECT, INSTANCE, deadline=deadline)
+    assert len(mocked.calls) == 4
+    assert caught.value.attempts == 0
+    assert admission.needed() == pytest.approx(2.1)
+    assert fake_time.now == pytest.approx(8.0 + 1000.0)  # nothing was sent after the last one
+
+
+def test_a_retry_that_cannot_finish_in_time_is_not_sent_and_the_answer_stands(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    body = error_body("ModelArts.6200", "busy")
+    mocked.add_callback(
+        responses.DELETE, NOTEBOOK_URL, callback=answering_after(fake_time, 2.0, 503, body)
+    )
+    admission = Admission(first_guess=1.0, clock=fake_time)
+    with pytest.raises(ApiError) as caught:
+        mocked_client(fake_time, admission=admission).delete_instance(
+            PROJECT, INSTANCE, deadline=fake_time.now + 4.0
+        )
+    assert not isinstance(caught.value, DeadlineExceeded)
+    assert (caught.value.http_status, caught.value.error_code) == (503, "ModelArts.6200")
+    assert "deadline cut the retries" in str(caught.value)
+    assert len(mocked.calls) == 1
+    assert fake_time.sleeps == []
+
+
+def test_only_answers_teach_how_long_a_request_takes(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    def timed_out(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        fake_time.advance(30.0)
+        raise requests.ReadTimeout("read timed out")
+
+    mocked.add_callback(responses.GET, NOTEBOOK_URL, callback=timed_out)
+    mocked.add_callback(responses.GET, NOTEBOOK_URL, callback=answering_after(fake_time, 0.5))
+    admission = Admission(first_guess=1.0, clock=fake_time)
+    client = mocked_client(fake_time, admission=admission, retry=RetryPolicy(max_attempts=2))
+    client.get_instance(PROJECT, INSTANCE)
+    assert admission.needed() == pytest.approx(0.6)  # the 30 s wait for nothing is not counted
 
 
 # -- over real sockets: the endpoint carries the request out, the deadline cuts the answer --------

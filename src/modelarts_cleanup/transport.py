@@ -3,8 +3,9 @@
 An attempt that gets no answer becomes an `ApiError` with one of our own codes
 (`transport_errors` maps them). When the deadline cuts a request, what is raised says whether it
 was sent: `DeadlineExceeded` when nothing was, `AnswerLost` (code `DeadlineExceeded`) when it went
-out and its answer did not come back in time. What an answer means is `answers.judge`'s to say;
-this module only acts on it.
+out and its answer did not come back in time. With an `Admission`, no attempt starts that is not
+expected to finish in time. What an answer means is `answers.judge`'s to say; this module only
+acts on it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import requests
 
+from .admission import Admission
 from .answers import MALFORMED_RESPONSE, Reply, judge, retry_after_seconds
 from .endpoint import parse_endpoint
 from .exceptions import ApiError, ConfigurationError
@@ -117,7 +119,9 @@ class Transport:
         wall_clock: Callable[[], float] = time.time,
         secrets: Sequence[str] = (),
         on_retry: OnRetry | None = None,
+        admission: Admission | None = None,
     ) -> None:
+        """`admission`, when given, learns from every answer and must let each attempt start."""
         try:
             checked = parse_endpoint(endpoint)
         except ValueError as exc:
@@ -134,6 +138,7 @@ class Transport:
         self._jitter = jitter
         self._wall_clock = wall_clock
         self._on_retry = on_retry
+        self._admission = admission
 
     @property
     def base_url(self) -> str:
@@ -171,6 +176,7 @@ class Transport:
             timeout = self._timeout(deadline, what, attempts, last)
             attempts += 1
             retry_after: float | None = None
+            began = self._clock()
             try:
                 reply = self._exchange(method, path, params, data, headers, timeout, deadline)
             except _BodyTooLarge as exc:
@@ -189,6 +195,8 @@ class Transport:
                     raise cut from None
                 error = transport_error(exc, what, attempts, host=self._host, timeout=timeout)
             else:
+                if self._admission is not None:
+                    self._admission.record(self._clock() - began)
                 verdict = judge(reply, what, attempts)
                 if isinstance(verdict, str):
                     return Answer(reply, attempts, absent=verdict == "absent")
@@ -302,6 +310,8 @@ class Transport:
         """Whether an attempt starting `after` seconds from now may start at all."""
         if deadline is None:
             return True
+        if self._admission is not None:
+            return self._admission.admits(deadline, after=after)
         return deadline - self._clock() - after > 0
 
     def _timeout(
