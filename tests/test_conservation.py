@@ -204,6 +204,13 @@ def check(scenario: Scenario, report: dict[str, Any], seen: dict[str, Any]) -> C
     counts = Counter(r["outcome"] for r in results)
     assert report["counts"] == {o: counts[o] for o in OUTCOMES}
     assert sum(report["counts"].values()) == len(distinct)
+    failed = [r for r in results if r["outcome"] == "failed"]
+    out_of_time = [r for r in failed if r["reason"] == "deadline"]
+    assert report["failed_by"] == {
+        "error": len(failed) - len(out_of_time),
+        "deadline": len(out_of_time),
+    }
+    assert report["answers_lost"] == sum(r["error_code"] == "DeadlineExceeded" for r in out_of_time)
 
     # Policy and the cap, decided before any request.
     allowed = {PROJECTS[p] for p in scenario.allowed_projects}

@@ -41,6 +41,13 @@ def check_against_the_endpoint(
             assert (result["reason"], result["error_code"]) == ("deadline", "DeadlineExceeded")
     cut = [r for r in results if r["outcome"] == "failed" and r["reason"] == "deadline"]
     assert len(cut) <= CONCURRENCY  # only requests in flight when the deadline came
+    # Counted apart: the API refused nothing here; whatever failed, failed for the deadline.
+    assert report["failed_by"] == {"error": 0, "deadline": len(cut)}
+    lost = [r for r in cut if r["error_code"] == "DeadlineExceeded"]
+    assert report["answers_lost"] == len(lost)
+    for result in lost:
+        assert "was sent" in result["error_msg"]
+        assert "effect is unknown" in result["error_msg"]
 
 
 @pytest.mark.parametrize("count", [12, 20])
@@ -66,6 +73,13 @@ def test_a_run_against_the_deadline_reports_only_what_it_knows(count: int) -> No
 
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)
+    summary = json.loads(done.stderr.splitlines()[-1])
+    assert summary["message"] == "run finished"
+    assert (summary["counts"], summary["failed_by"], summary["answers_lost"]) == (
+        report["counts"],
+        report["failed_by"],
+        report["answers_lost"],
+    )
     counts = report["counts"]
     print(
         f"{count} targets: {counts}, cut: "

@@ -13,13 +13,13 @@ import requests
 import urllib3
 
 from .exceptions import AnswerLost, ApiError, DeadlineExceeded
+from .vocabulary import DEADLINE_EXCEEDED
 
 CONNECT_TIMEOUT = "ConnectTimeout"
 READ_TIMEOUT = "ReadTimeout"
 CONNECTION_ERROR = "ConnectionError"
 SSL_ERROR = "SSLError"
 REQUEST_ERROR = "RequestError"
-DEADLINE_EXCEEDED = "DeadlineExceeded"
 
 
 class DeadlineInBody(Exception):
