@@ -363,13 +363,16 @@ def test_invoke_refuses_a_deadline_that_is_not_a_positive_time(
 def test_invoke_deadline_leaves_what_it_cannot_start_for_the_next_run() -> None:
     with local_endpoint(latency=0.3) as slow:
         ids = [slow.add_instance(PROJECT) for _ in range(20)]
-        env = {"MODELARTS_CLEANUP_CONCURRENCY": "1"}
+        # A connect timeout short enough for a 2 s run to start anything at all.
+        env = {"MODELARTS_CLEANUP_CONCURRENCY": "1", "MODELARTS_CLEANUP_CONNECT_TIMEOUT": "0.5"}
         done = invoke(
             slow, "--event", "-", "--deadline", "2", stdin=json.dumps(payload(*ids)), **env
         )
+        assert slow.wait_until_idle(timeout=10)
         left = {i for _, i in slow.instance_ids(PROJECT)}
     assert done.returncode == 1
     report = json.loads(done.stdout)
+    assert report["counts"]["deleted"] >= 1
     not_attempted = {r["instance_id"] for r in report["results"] if r["outcome"] == "not_attempted"}
     assert not_attempted
     assert not_attempted <= left
