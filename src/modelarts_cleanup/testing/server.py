@@ -296,7 +296,15 @@ class FakeModelArts:
         split = urlsplit(target)
         request_id = str(uuid.uuid4())
         route = match_route(method, split.path)
-        reply = self._handle(method, split.path, split.query, headers, body, route, request_id)
+        fault = self._delay_and_fault(method, route)
+        if fault is not None and fault.kind in ANSWER_FAULTS and not fault.carried_out:
+            reply = fault.reply()
+        else:
+            reply = self._handle(
+                method, split.path, split.query, headers, body, route, request_id, fault
+            )
+        if reply is not None and fault is not None and fault.kind in BODY_FAULTS:
+            reply = replace(reply, body_delay=fault.delay, drip=fault.kind == "slow_body")
         recorded = RecordedRequest(
             method=method,
             path=split.path,
@@ -313,31 +321,16 @@ class FakeModelArts:
             return None
         return replace(reply, headers=(("X-Request-Id", request_id), *reply.headers))
 
-    def _handle(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        route: Route | None,
-        request_id: str,
-    ) -> Reply | None:
-        """The answer to one request, or None when the connection must be reset."""
+    def _delay_and_fault(self, method: str, route: Route | None) -> Fault | None:
+        """Wait the latency (and a `slow` fault's delay); the fault this request meets, if any."""
         if self._latency > 0:
             self._sleep(self._latency)
         fault = self._faults.take(method, route.instance_id if route is not None else None)
-        if fault is not None:
-            if fault.kind == "slow":
-                self._sleep(fault.delay)
-            elif fault.kind in ANSWER_FAULTS and not fault.carried_out:
-                return fault.reply()
-        reply = self._respond(method, path, query, headers, body, route, request_id, fault)
-        if reply is not None and fault is not None and fault.kind in BODY_FAULTS:
-            return replace(reply, body_delay=fault.delay, drip=fault.kind == "slow_body")
-        return reply
+        if fault is not None and fault.kind == "slow":
+            self._sleep(fault.delay)
+        return fault
 
-    def _respond(
+    def _handle(
         self,
         method: str,
         path: str,
@@ -348,7 +341,7 @@ class FakeModelArts:
         request_id: str,
         fault: Fault | None,
     ) -> Reply | None:
-        """The service's own answer (or the gateway's), once latency and faults had their say."""
+        """The service's (or the gateway's) answer, or None when the connection must be reset."""
         wait = self._throttle()
         if wait is not None:
             retry_after = str(max(1, math.ceil(wait)))
