@@ -506,27 +506,26 @@ def test_stall_fault_carries_the_request_out_and_holds_the_body_back(
         gate.set()
 
 
-def test_stall_fault_sends_the_whole_body_after_its_delay() -> None:
+def on_fake_time(fault: Fault, method: str) -> tuple[requests.Response, FakeTime, str]:
+    """One request about a new instance, to an endpoint that waits on a fake clock."""
     time_ = FakeTime()
     with local_endpoint(sleep=time_.sleep) as fake, requests.Session() as session:
         session.auth = SdkHmacSha256Auth(AK, SK)
         nid = fake.add_instance(PROJECT)
-        fake.add_fault(Fault("stall", delay=7.0))
+        fake.add_fault(fault)
+        response = session.request(method, f"{notebooks(fake)}/{nid}")
+    return response, time_, nid
 
-        response = session.delete(f"{notebooks(fake)}/{nid}")
+
+def test_stall_fault_sends_the_whole_body_after_its_delay() -> None:
+    response, time_, _ = on_fake_time(Fault("stall", delay=7.0), "DELETE")
 
     assert time_.sleeps == [7.0]
     assert (response.status_code, response.json()["status"]) == (200, "DELETING")
 
 
 def test_slow_body_fault_sends_the_body_a_byte_at_a_time_over_its_delay() -> None:
-    time_ = FakeTime()
-    with local_endpoint(sleep=time_.sleep) as fake, requests.Session() as session:
-        session.auth = SdkHmacSha256Auth(AK, SK)
-        nid = fake.add_instance(PROJECT)
-        fake.add_fault(Fault("slow_body", delay=2.0))
-
-        response = session.get(f"{notebooks(fake)}/{nid}")
+    response, time_, nid = on_fake_time(Fault("slow_body", delay=2.0), "GET")
 
     assert response.json()["id"] == nid
     assert len(time_.sleeps) == len(response.content)

@@ -12,9 +12,6 @@ import functools
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +36,7 @@ from modelarts_cleanup.testing import FakeModelArts, Fault
 from modelarts_cleanup.transport import RetryPolicy, Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests import support
-from tests.support import endpoint_environ, no_sleep
+from tests.support import endpoint_environ, invoke_with, no_sleep
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 AK = "SECRETSTESTAK"
@@ -402,24 +399,6 @@ def test_iam_token_a_header_cannot_carry_is_a_configuration_error(
 # -- `invoke` as a user runs it --------------------------------------------------------------------
 
 
-def invoke(
-    fake: FakeModelArts, stdin: str, env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    child = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
-    }
-    child.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "modelarts_cleanup", "invoke", "--event", "-"],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=child,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("name", "change", "status"),
     [
@@ -434,7 +413,7 @@ def test_invoke_output_holds_no_secret(name: str, change: dict[str, str], status
         instance = fake.add_instance(PROJECT)
         payload = json.dumps(event(instance if name != "payload" else IAM_TOKEN))
         env = {**aksk_env(fake), "MODELARTS_CLEANUP_AUTH_TOKEN": IAM_TOKEN, **change}
-        done = invoke(fake, payload, env)
+        done = invoke_with(env, "--event", "-", stdin=payload)
     assert done.returncode == status, done.stderr
     assert done.stderr.strip()
     assert_clean(done.stdout, "stdout")
@@ -456,7 +435,8 @@ def test_configuration_problem_found_late_is_still_stated(
 ) -> None:
     with fake_for_aksk() as fake:
         instance = fake.add_instance(PROJECT)
-        done = invoke(fake, json.dumps(event(instance)), {**aksk_env(fake), **change})
+        environ = {**aksk_env(fake), **change}
+        done = invoke_with(environ, "--event", "-", stdin=json.dumps(event(instance)))
         assert fake.requests == []
     assert done.returncode == 2
     assert_clean(done.stdout + done.stderr)

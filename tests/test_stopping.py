@@ -13,7 +13,7 @@ from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
 from modelarts_cleanup.execution import delete_one
 from modelarts_cleanup.payload import Target
-from modelarts_cleanup.report import Outcome
+from modelarts_cleanup.report import Outcome, Result
 from modelarts_cleanup.stopping import StopFailed, StopPolicy, settle
 from tests.support import FakeTime, endpoint_environ, local_endpoint
 
@@ -197,16 +197,19 @@ def lost(what: str) -> AnswerLost:
     )
 
 
-def test_a_stopped_instance_whose_delete_could_not_start_reports_it_stopped() -> None:
+def cut_short(instance: Instance) -> tuple[Result, tuple[object, ...]]:
+    """Stop-then-delete against a deadline; the result and what it says about the deadline."""
     clock = FakeTime(0.0)
-    instance = Instance(["RUNNING", "STOPPED"], [not_now(), NOT_STARTED])
     result = delete_one(instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep)
-    assert (result.outcome, result.reason, result.instance_status) == (
-        Outcome.FAILED,
-        "deadline",
-        "STOPPED",
-    )
-    assert (result.attempts, result.error_code, result.http_status) == (1, None, None)
+    said = (result.outcome, result.reason, result.error_code, result.instance_status)
+    return result, said
+
+
+def test_a_stopped_instance_whose_delete_could_not_start_reports_it_stopped() -> None:
+    instance = Instance(["RUNNING", "STOPPED"], [not_now(), NOT_STARTED])
+    result, said = cut_short(instance)
+    assert said == (Outcome.FAILED, "deadline", None, "STOPPED")
+    assert (result.attempts, result.http_status) == (1, None)
     assert (
         result.error_msg == "the run's deadline came before the delete after stopping could start"
     )
@@ -214,66 +217,36 @@ def test_a_stopped_instance_whose_delete_could_not_start_reports_it_stopped() ->
 
 
 def test_a_running_instance_the_deadline_kept_from_being_stopped_reports_it_running() -> None:
-    clock = FakeTime(0.0)
-    instance = Instance(["RUNNING"], [not_now()], stop_error=NOT_STARTED)
-    result = delete_one(instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep)
-    assert (result.outcome, result.reason, result.error_code, result.instance_status) == (
-        Outcome.FAILED,
-        "deadline",
-        "StopTimeout",
-        "RUNNING",
-    )
+    result, said = cut_short(Instance(["RUNNING"], [not_now()], stop_error=NOT_STARTED))
+    assert said == (Outcome.FAILED, "deadline", "StopTimeout", "RUNNING")
     assert result.attempts == 1
 
 
 def test_a_stop_whose_answer_was_lost_may_have_gone_through_and_says_so() -> None:
-    clock = FakeTime(0.0)
-    instance = Instance(["RUNNING"], [not_now()], stop_error=lost("POST stop"))
-    result = delete_one(instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep)
-    assert (result.outcome, result.reason, result.error_code) == (
-        Outcome.FAILED,
-        "deadline",
-        "DeadlineExceeded",
-    )
-    assert result.instance_status is None  # it may be stopping by now: not known
+    result, said = cut_short(Instance(["RUNNING"], [not_now()], stop_error=lost("POST stop")))
+    # No status: it may be stopping by now.
+    assert said == (Outcome.FAILED, "deadline", "DeadlineExceeded", None)
     assert result.attempts == 1  # DELETE requests only
 
 
 @pytest.mark.parametrize("answer", [NOT_STARTED, lost("GET")], ids=["not started", "lost"])
 def test_a_wait_the_deadline_cut_reports_the_last_status_read(answer: ApiError) -> None:
-    clock = FakeTime(0.0)
-    instance = Instance(["RUNNING", "STOPPING", answer], [not_now()])
-    result = delete_one(instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep)
-    assert (result.outcome, result.reason, result.error_code, result.instance_status) == (
-        Outcome.FAILED,
-        "deadline",
-        "StopTimeout",
-        "STOPPING",
-    )
+    _, said = cut_short(Instance(["RUNNING", "STOPPING", answer], [not_now()]))
+    assert said == (Outcome.FAILED, "deadline", "StopTimeout", "STOPPING")
 
 
 def test_a_wait_whose_first_read_could_not_start_knows_no_status() -> None:
-    clock = FakeTime(0.0)
     instance = Instance([NOT_STARTED], [not_now()])
-    result = delete_one(instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep)
-    assert (result.reason, result.error_code, result.instance_status) == (
-        "deadline",
-        "StopTimeout",
-        None,
-    )
+    _, said = cut_short(instance)
+    assert said == (Outcome.FAILED, "deadline", "StopTimeout", None)
     assert instance.calls == ["delete", "get"]
 
 
 def test_a_read_answered_with_an_error_while_waiting_is_a_stop_failure() -> None:
-    clock = FakeTime(0.0)
     answered = DeadlineExceeded("late", attempts=1, http_status=503, error_code="ModelArts.6102")
-    instance = Instance(["RUNNING", answered], [not_now()])
-    result = delete_one(instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep)
-    assert (result.reason, result.error_code, result.http_status) == (
-        "stop_failed",
-        "ModelArts.6102",
-        503,
-    )
+    result, said = cut_short(Instance(["RUNNING", answered], [not_now()]))
+    assert said == (Outcome.FAILED, "stop_failed", "ModelArts.6102", None)
+    assert result.http_status == 503
 
 
 def test_no_time_to_ask_about_a_selected_instance_again_stops_nothing() -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import requests
 import responses
 
 from modelarts_cleanup.admission import Admission
-from modelarts_cleanup.client import ModelArtsClient
+from modelarts_cleanup.client import DeleteResult, ModelArtsClient
 from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
 from modelarts_cleanup.session import new_session
 from modelarts_cleanup.signer import SdkHmacSha256Auth
@@ -25,16 +26,31 @@ from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.mocked_modelarts import INSTANCE, NOTEBOOK_URL, PROJECT, error_body, mocked_client
 from tests.support import AK, SK, FakeTime, local_endpoint
 
+
+def delete_within(fake_time: FakeTime, seconds: float, **options: Any) -> DeleteResult:
+    """Delete the mocked instance with `seconds` left before the deadline."""
+    client = mocked_client(fake_time, **options)
+    return client.delete_instance(PROJECT, INSTANCE, deadline=fake_time.now + seconds)
+
+
+def cut_by(
+    raised: Exception, mocked: responses.RequestsMock, fake_time: FakeTime
+) -> DeadlineExceeded:
+    """What a delete with 2 s left raises when its one request ends in `raised`."""
+    mocked.delete(NOTEBOOK_URL, body=raised)
+    with pytest.raises(DeadlineExceeded) as caught:
+        delete_within(fake_time, 2.0)
+    return caught.value
+
+
 # -- sent, or not ----------------------------------------------------------------------------
 
 
 def test_a_read_timeout_the_deadline_shortened_is_an_answer_lost(
     mocked: responses.RequestsMock, fake_time: FakeTime
 ) -> None:
-    mocked.delete(NOTEBOOK_URL, body=requests.ReadTimeout("read timed out"))
-    with pytest.raises(AnswerLost) as caught:
-        mocked_client(fake_time).delete_instance(PROJECT, INSTANCE, deadline=fake_time.now + 2.0)
-    lost = caught.value
+    lost = cut_by(requests.ReadTimeout("read timed out"), mocked, fake_time)
+    assert isinstance(lost, AnswerLost)
     assert (lost.error_code, lost.attempts, lost.http_status) == ("DeadlineExceeded", 1, None)
     assert lost.error_msg is not None
     assert "was sent" in lost.error_msg
@@ -47,9 +63,7 @@ def test_a_read_timeout_with_time_to_spare_is_retried_as_before(
 ) -> None:
     mocked.delete(NOTEBOOK_URL, body=requests.ReadTimeout("read timed out"))
     mocked.delete(NOTEBOOK_URL, json={"status": "DELETING"})
-    deleted = mocked_client(fake_time).delete_instance(
-        PROJECT, INSTANCE, deadline=fake_time.now + 100.0
-    )
+    deleted = delete_within(fake_time, 100.0)
     assert (deleted.outcome, deleted.attempts) == ("deleted", 2)
 
 
@@ -67,11 +81,9 @@ def test_a_read_timeout_without_a_deadline_is_never_called_lost(
 def test_a_connect_timeout_the_deadline_shortened_sent_nothing(
     mocked: responses.RequestsMock, fake_time: FakeTime
 ) -> None:
-    mocked.delete(NOTEBOOK_URL, body=requests.ConnectTimeout("connect timed out"))
-    with pytest.raises(DeadlineExceeded) as caught:
-        mocked_client(fake_time).delete_instance(PROJECT, INSTANCE, deadline=fake_time.now + 2.0)
-    assert not isinstance(caught.value, AnswerLost)
-    assert caught.value.attempts == 0  # no request went out: nothing to count
+    unsent = cut_by(requests.ConnectTimeout("connect timed out"), mocked, fake_time)
+    assert not isinstance(unsent, AnswerLost)
+    assert unsent.attempts == 0  # no request went out: nothing to count
 
 
 def test_an_answer_lost_after_failed_attempts_is_still_lost_and_counts_them_all(
@@ -80,9 +92,7 @@ def test_an_answer_lost_after_failed_attempts_is_still_lost_and_counts_them_all(
     mocked.delete(NOTEBOOK_URL, status=503, body=error_body("ModelArts.6200", "busy"))
     mocked.delete(NOTEBOOK_URL, body=requests.ReadTimeout("read timed out"))
     with pytest.raises(AnswerLost) as caught:
-        mocked_client(fake_time, jitter=lambda: 0.0).delete_instance(
-            PROJECT, INSTANCE, deadline=fake_time.now + 10.0
-        )
+        delete_within(fake_time, 10.0, jitter=lambda: 0.0)
     assert (caught.value.error_code, caught.value.attempts) == ("DeadlineExceeded", 2)
     assert caught.value.http_status is None  # the 503 is not what happened to the last one
 
@@ -114,7 +124,7 @@ def test_an_answer_that_came_back_after_the_deadline_is_that_answer(
 
     mocked.add_callback(responses.DELETE, NOTEBOOK_URL, callback=late)
     with pytest.raises(ApiError) as caught:
-        mocked_client(fake_time).delete_instance(PROJECT, INSTANCE, deadline=fake_time.now + 2.0)
+        delete_within(fake_time, 2.0)
     assert not isinstance(caught.value, DeadlineExceeded)
     assert caught.value.http_status == status
     if code is not None:
@@ -129,9 +139,7 @@ def test_a_deletion_answered_after_the_deadline_is_deleted(
         return 200, {}, '{"status": "DELETING"}'
 
     mocked.add_callback(responses.DELETE, NOTEBOOK_URL, callback=late)
-    deleted = mocked_client(fake_time).delete_instance(
-        PROJECT, INSTANCE, deadline=fake_time.now + 2.0
-    )
+    deleted = delete_within(fake_time, 2.0)
     assert (deleted.outcome, deleted.status) == ("deleted", "DELETING")
 
 
@@ -154,9 +162,7 @@ def test_a_request_that_cannot_finish_in_time_is_not_sent(
     mocked.delete(NOTEBOOK_URL, json={})
     admission = Admission(first_guess=5.0, clock=fake_time)
     with pytest.raises(DeadlineExceeded) as caught:
-        mocked_client(fake_time, admission=admission).delete_instance(
-            PROJECT, INSTANCE, deadline=fake_time.now + 3.0
-        )
+        delete_within(fake_time, 3.0, admission=admission)
     assert not isinstance(caught.value, AnswerLost)
     assert caught.value.attempts == 0
     assert "too near" in str(caught.value)
@@ -190,9 +196,7 @@ def test_a_retry_that_cannot_finish_in_time_is_not_sent_and_the_answer_stands(
     )
     admission = Admission(first_guess=1.0, clock=fake_time)
     with pytest.raises(ApiError) as caught:
-        mocked_client(fake_time, admission=admission).delete_instance(
-            PROJECT, INSTANCE, deadline=fake_time.now + 4.0
-        )
+        delete_within(fake_time, 4.0, admission=admission)
     assert not isinstance(caught.value, DeadlineExceeded)
     assert (caught.value.http_status, caught.value.error_code) == (503, "ModelArts.6200")
     assert "deadline cut the retries" in str(caught.value)
