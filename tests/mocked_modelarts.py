@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 import responses
 
+from modelarts_cleanup.admission import Admission
 from modelarts_cleanup.client import ModelArtsClient
 from modelarts_cleanup.exceptions import ApiError
 from modelarts_cleanup.session import new_session
@@ -58,6 +59,7 @@ def mocked_client(
     jitter: Callable[[], float] = lambda: 0.5,
     wall_clock: Callable[[], float] = lambda: 0.0,
     endpoint: str = ENDPOINT,
+    admission: Admission | None = None,
 ) -> ModelArtsClient:
     """A client whose sleeps move `fake_time` and whose jitter and wall clock are fixed."""
     return ModelArtsClient(
@@ -70,6 +72,7 @@ def mocked_client(
             sleep=fake_time.sleep,
             jitter=jitter,
             wall_clock=wall_clock,
+            admission=admission,
         ),
         api=api,
     )

@@ -18,6 +18,8 @@ import threading
 from collections.abc import Collection, Mapping
 from typing import Any
 
+import hypothesis
+
 from modelarts_cleanup.testing import FakeModelArts
 
 AK, SK = "TESTACCESSKEY", "test-secret-key-never-logged"
@@ -68,6 +70,36 @@ def run_command(
         timeout=60,
         check=False,
     )
+
+
+def whole_runs(max_examples: int) -> hypothesis.settings:
+    """Hypothesis settings for properties over whole runs: the same examples every time, no
+    saved examples, and no time limit on one (a run of a hundred targets takes a while)."""
+    return hypothesis.settings(
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[
+            hypothesis.HealthCheck.too_slow,
+            hypothesis.HealthCheck.data_too_large,
+        ],
+    )
+
+
+def invoke(
+    fake: FakeModelArts, *args: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m modelarts_cleanup invoke` as a user runs it, pointed at `fake` (one attempt)."""
+    environ = endpoint_environ(fake.url, **{"MODELARTS_CLEANUP_MAX_ATTEMPTS": "1", **env})
+    return invoke_with(environ, *args, stdin=stdin)
+
+
+def invoke_with(
+    environ: Mapping[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m modelarts_cleanup invoke` with exactly these settings (none inherited)."""
+    return run_command("invoke", *args, stdin=stdin, env=environ)
 
 
 def no_sleep(_: float) -> None:

@@ -13,7 +13,7 @@ import requests
 
 from modelarts_cleanup.client import ModelArtsClient
 from modelarts_cleanup.discovery import discover
-from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
+from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
 from modelarts_cleanup.execution import delete_one, execute
 from modelarts_cleanup.payload import Target
 from modelarts_cleanup.planning import Candidate, Plan, Policy, make_plan
@@ -200,14 +200,42 @@ def test_deadline_before_the_first_attempt_is_not_attempted() -> None:
     )
 
 
-def test_deadline_during_retries_is_a_failure() -> None:
+def test_retries_the_deadline_cut_short_leave_the_last_answer_standing() -> None:
     target = targets(1)[0]
-    error = DeadlineExceeded("late", attempts=2, http_status=503, retryable=True)
+    error = DeadlineExceeded(
+        "late", attempts=2, http_status=503, error_code="ModelArts.6102", retryable=True
+    )
     result = delete_one(
         ScriptedClient({target.instance_id: error}), target, deadline=5.0, clock=lambda: 1.0
     )
     assert result.outcome is Outcome.FAILED
     assert result.attempts == 2
+    # The API answered 503 and nothing was lost: that answer is the failure, not the deadline.
+    assert (result.http_status, result.error_code, result.reason) == (503, "ModelArts.6102", None)
+
+
+def test_a_delete_whose_answer_the_deadline_cut_says_its_effect_is_unknown() -> None:
+    target = targets(1)[0]
+    lost = AnswerLost(
+        "DELETE /v1/...: lost",
+        error_code="DeadlineExceeded",
+        error_msg="the request was sent and the run's deadline cut its answer short: "
+        "its effect is unknown",
+        attempts=2,
+    )
+    result = delete_one(
+        ScriptedClient({target.instance_id: lost}), target, deadline=5.0, clock=lambda: 1.0
+    )
+    assert (result.outcome, result.reason, result.error_code) == (
+        Outcome.FAILED,
+        "deadline",
+        "DeadlineExceeded",
+    )
+    assert (result.attempts, result.http_status, result.instance_status) == (2, None, None)
+    assert result.error_msg is not None
+    assert "was sent" in result.error_msg
+    assert "effect is unknown" in result.error_msg
+    assert "the next run reports already_absent" in result.error_msg
 
 
 @pytest.mark.parametrize("concurrency", [1, 3, 64])
@@ -235,6 +263,20 @@ SELECTOR = Selector(project_id=P1, statuses=("STOPPED",))
             "ModelArts.6102",
         ),
         (DeadlineExceeded("late", attempts=0), Outcome.NOT_ATTEMPTED, "deadline", None),
+        # The read went out and its answer was lost: nothing was deleted, but it was not untried.
+        (
+            AnswerLost("lost", error_code="DeadlineExceeded", error_msg="lost", attempts=1),
+            Outcome.FAILED,
+            "deadline",
+            "DeadlineExceeded",
+        ),
+        # Answered 503, and the deadline left no time to ask again: the answer stands.
+        (
+            DeadlineExceeded("late", attempts=1, http_status=503, error_code="ModelArts.6102"),
+            Outcome.FAILED,
+            "recheck_failed",
+            "ModelArts.6102",
+        ),
     ],
 )
 def test_a_recheck_that_cannot_answer_fails_only_its_own_target(
@@ -276,3 +318,80 @@ def test_a_listing_that_raises_something_unexpected_fails_its_selector_only(
     candidates, reports = discover([selector], client, policy=Policy(), deadline=None, now_ms=0)
     assert candidates == []
     assert (reports[0].error_code, reports[0].error_msg) == ("UnexpectedError", "RecursionError")
+
+
+class TaggingClient(ScriptedClient):
+    """Tag writes raise what the script says for their instance."""
+
+    def tag(
+        self,
+        project_id: str,
+        instance_id: str,
+        tags: dict[str, str | None],
+        *,
+        workspace_id: str,
+        remove: bool = False,
+        deadline: float | None = None,
+    ) -> bool:
+        with self.lock:
+            self.calls.append((project_id, instance_id, deadline))
+        answer = self.script.get(instance_id)
+        if isinstance(answer, Exception):
+            raise answer
+        return True
+
+
+@pytest.mark.parametrize("action", ["mark", "unmark"])
+def test_a_tag_write_the_deadline_ended_is_told_as_it_was(action: str) -> None:
+    """Kept from starting: not_attempted. Its answer lost: failed, deadline, effect unknown.
+    An error answered before the deadline stands as that error."""
+    unsent, lost, refused_, fine = targets(4)
+    script: dict[str, Deletion | Exception] = {
+        unsent.instance_id: DeadlineExceeded("not started", attempts=0),
+        lost.instance_id: AnswerLost(
+            "POST /v1/...: lost",
+            error_code="DeadlineExceeded",
+            error_msg="the request was sent and the run's deadline cut its answer short: "
+            "its effect is unknown",
+            attempts=1,
+        ),
+        refused_.instance_id: DeadlineExceeded(
+            "late", attempts=1, http_status=503, error_code="ModelArts.6102"
+        ),
+    }
+    mark = "2027-01-17T08:00:00Z"
+    candidates = [
+        Candidate(t, "selectors[0]", SELECTOR, action=action, delete_after=mark)  # type: ignore[arg-type]
+        for t in (unsent, lost, refused_, fine)
+    ]
+    client = TaggingClient(script)
+    results = execute(
+        make_plan(candidates, Policy(), dry_run=False),
+        client,
+        concurrency=1,
+        deadline=5.0,
+        log=JsonLog(io.StringIO()),
+        clock=lambda: 1.0,
+    )
+
+    by_id = {r.instance_id: r for r in results}
+    told = {
+        t.instance_id: (by_id[t.instance_id].outcome, by_id[t.instance_id].reason)
+        for t in (unsent, lost, refused_)
+    }
+    assert told == {
+        unsent.instance_id: (Outcome.NOT_ATTEMPTED, "deadline"),
+        lost.instance_id: (Outcome.FAILED, "deadline"),
+        refused_.instance_id: (Outcome.FAILED, None),
+    }
+    assert by_id[fine.instance_id].outcome is (
+        Outcome.MARKED if action == "mark" else Outcome.UNMARKED
+    )
+    cut = by_id[lost.instance_id]
+    assert cut.error_code == "DeadlineExceeded" and cut.error_msg is not None
+    assert "effect is unknown" in cut.error_msg and "the next run reads the tag" in cut.error_msg
+    assert (by_id[refused_.instance_id].http_status, by_id[refused_.instance_id].error_code) == (
+        503,
+        "ModelArts.6102",
+    )
+    assert all(deadline == 5.0 for _, _, deadline in client.calls)

@@ -16,12 +16,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.testing import FakeModelArts, Fault
-from tests.support import AK, SK, FakeTime, endpoint_environ
+from tests.support import AK, SK, FakeTime, endpoint_environ, whole_runs
 
 PROJECTS = (
     "ed43aef64dff4e5c81cb84b71adcb3fd",
@@ -216,6 +216,13 @@ def check(scenario: Scenario, report: dict[str, Any], seen: dict[str, Any]) -> C
     counts = Counter(r["outcome"] for r in results)
     assert report["counts"] == {o: counts[o] for o in OUTCOMES}
     assert sum(report["counts"].values()) == len(distinct)
+    failed = [r for r in results if r["outcome"] == "failed"]
+    out_of_time = [r for r in failed if r["reason"] == "deadline"]
+    assert report["failed_by"] == {
+        "error": len(failed) - len(out_of_time),
+        "deadline": len(out_of_time),
+    }
+    assert report["answers_lost"] == sum(r["error_code"] == "DeadlineExceeded" for r in out_of_time)
 
     # Policy and the cap, decided before any request.
     allowed = {PROJECTS[p] for p in scenario.allowed_projects}
@@ -287,13 +294,7 @@ def check(scenario: Scenario, report: dict[str, Any], seen: dict[str, Any]) -> C
 def test_every_target_is_told_once_and_the_report_matches_the_endpoint() -> None:
     ran: Counter[str] = Counter()
 
-    @settings(
-        max_examples=MAX_EXAMPLES,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @whole_runs(MAX_EXAMPLES)
     @given(scenarios())
     def conservation(scenario: Scenario) -> None:
         report, seen = run_scenario(scenario)

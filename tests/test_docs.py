@@ -11,7 +11,7 @@ import pytest
 from modelarts_cleanup.__main__ import _parser
 from modelarts_cleanup.apig import ERRORS, STATUS_CODES
 from modelarts_cleanup.envelopes import parse_event
-from modelarts_cleanup.report import Outcome, Reason
+from modelarts_cleanup.report import Outcome, Reason, Report, RunStatus, summary_log_fields
 from modelarts_cleanup.settings import ENV_NAMES
 from tests.support import apig_event, smn_event
 
@@ -50,6 +50,14 @@ def test_every_outcome_is_in_the_outcomes_table(doc: str) -> None:
 def test_every_reason_is_documented() -> None:
     for reason in Reason:
         assert f"`{reason.value}`" in DESIGN
+
+
+@pytest.mark.parametrize("doc", ["README.md", "DESIGN.md"])
+def test_every_report_and_summary_key_is_documented(doc: str) -> None:
+    text = README if doc == "README.md" else DESIGN
+    report = Report(RunStatus.SUCCEEDED, False, "notebook", "r", 0, ())
+    keys = set(report.to_dict()) | set(summary_log_fields(report)) | set(report.failed_by)
+    assert not [k for k in sorted(keys) if f"`{k}`" not in text and f'"{k}"' not in text]
 
 
 def test_every_command_is_documented() -> None:

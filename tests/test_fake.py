@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -37,6 +39,14 @@ def instances(fake: FakeModelArts, project: str = PROJECT) -> str:
 
 def error_of(response: requests.Response) -> tuple[int, str]:
     return response.status_code, response.json()["error_code"]
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    """Wait, boundedly, for the endpoint's own threads to get somewhere."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "the endpoint never got there"
+        time.sleep(0.01)
 
 
 # -- notebook API ----------------------------------------------------------------------------
@@ -693,6 +703,74 @@ def test_malformed_fault_sends_a_non_json_body_labelled_json(
     assert response.headers["Content-Type"] == "application/json"
     with pytest.raises(ValueError, match=r"Expecting|Unterminated"):
         json.loads(response.content)
+
+
+def test_stall_fault_carries_the_request_out_and_holds_the_body_back(
+    session: requests.Session,
+) -> None:
+    gate = threading.Event()
+    with local_endpoint(sleep=gate.wait) as fake:
+        nid = fake.add_instance(PROJECT)
+        fake.add_fault(Fault("stall", delay=30.0), instance_id=nid)
+
+        response = session.delete(f"{notebooks(fake)}/{nid}", stream=True, timeout=(1, 0.2))
+
+        # The headers are here and the delete is done; the body is not coming in time.
+        assert response.status_code == 200
+        assert fake.instance_ids() == set()
+        assert [(r.method, r.status) for r in fake.requests] == [("DELETE", 200)]
+        with pytest.raises(requests.ConnectionError, match="timed out"):
+            _ = response.content
+        gate.set()
+
+
+def on_fake_time(fault: Fault, method: str) -> tuple[requests.Response, FakeTime, str]:
+    """One request about a new instance, to an endpoint that waits on a fake clock."""
+    time_ = FakeTime()
+    with local_endpoint(sleep=time_.sleep) as fake, requests.Session() as session:
+        session.auth = SdkHmacSha256Auth(AK, SK)
+        nid = fake.add_instance(PROJECT)
+        fake.add_fault(fault)
+        response = session.request(method, f"{notebooks(fake)}/{nid}")
+    return response, time_, nid
+
+
+def test_stall_fault_sends_the_whole_body_after_its_delay() -> None:
+    response, time_, _ = on_fake_time(Fault("stall", delay=7.0), "DELETE")
+
+    assert time_.sleeps == [7.0]
+    assert (response.status_code, response.json()["status"]) == (200, "DELETING")
+
+
+def test_slow_body_fault_sends_the_body_a_byte_at_a_time_over_its_delay() -> None:
+    response, time_, nid = on_fake_time(Fault("slow_body", delay=2.0), "GET")
+
+    assert response.json()["id"] == nid
+    assert len(time_.sleeps) == len(response.content)
+    assert sum(time_.sleeps) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("kind", ["slow_body", "stall"])
+def test_held_back_bodies_have_no_answer_of_their_own_to_replace(kind: str) -> None:
+    with pytest.raises(ValueError, match="no answer of its own"):
+        Fault(kind, carried_out=True)  # type: ignore[arg-type]
+
+
+def test_waiting_until_idle_waits_for_requests_still_in_hand(session: requests.Session) -> None:
+    gate = threading.Event()
+    with local_endpoint(latency=30.0, sleep=gate.wait) as fake:
+        nid = fake.add_instance(PROJECT)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(session.delete, f"{notebooks(fake)}/{nid}", timeout=10)
+            wait_for(lambda: not fake.wait_until_idle(timeout=0))
+            assert fake.wait_until_idle(timeout=0.05) is False
+            assert fake.instance_ids() == {(PROJECT, nid)}  # still held, not yet carried out
+
+            gate.set()
+
+            assert fake.wait_until_idle(timeout=10) is True
+            assert fake.instance_ids() == set()
+            assert pending.result().status_code == 200
 
 
 @pytest.mark.parametrize("status", [200, 204, 503])

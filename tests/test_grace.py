@@ -321,3 +321,59 @@ def test_a_mark_is_rfc3339_utc_to_the_second_and_reads_back() -> None:
     assert read_mark((("other", "2027-01-15T08:00:00Z"),)) == (False, None)
     # Two marks disagree with each other: unreadable.
     assert read_mark(((MARK_KEY, "2027-01-15T08:00:00Z"), (MARK_KEY, "x"))) == (True, None)
+
+
+def test_a_mark_write_whose_answer_the_deadline_cut_is_told_unknown_and_read_next_run(
+    fake: FakeModelArts,
+) -> None:
+    """The write went through, its answer did not come back in time: the run says it does not
+    know, and the next run finds the mark and writes nothing."""
+    instance = add(fake)
+    fake.add_fault(Fault("slow", delay=3.0, method="POST"), instance_id=instance)
+    log = io.StringIO()
+    report = run_function(
+        {"selectors": [RULE]},
+        None,
+        environ=endpoint_environ(fake.url, MODELARTS_CLEANUP_CONNECT_TIMEOUT="0.5"),
+        log_stream=log,
+        deadline_seconds=2.0,
+        wall_clock=lambda: DAY1 / 1000,
+        sleep=no_sleep,
+    )
+    assert fake.wait_until_idle()
+
+    result = report["results"][0]
+    assert (result["outcome"], result["reason"], result["error_code"]) == (
+        "failed",
+        "deadline",
+        "DeadlineExceeded",
+    )
+    assert "effect is unknown" in result["error_msg"]
+    assert report["failed_by"] == {"error": 0, "deadline": 1} and report["answers_lost"] == 1
+    due = mark_value(DAY1 + GRACE * HOUR)
+    assert mark_of(fake, instance) == due  # it did go through
+
+    fake.clear_requests()
+    again, _ = run(fake, DAY1 + HOUR)
+    assert outcomes(again) == {instance: ("marked", None, due)}
+    assert writes(fake) == []
+
+
+def test_a_run_too_short_to_list_sends_nothing_and_says_why(fake: FakeModelArts) -> None:
+    add(fake)
+    log = io.StringIO()
+    report = run_function(
+        {"selectors": [RULE]},
+        None,
+        environ=endpoint_environ(fake.url),
+        log_stream=log,
+        deadline_seconds=0.5,
+        wall_clock=lambda: DAY1 / 1000,
+        sleep=no_sleep,
+    )
+
+    assert fake.requests == []
+    assert report["status"] == "failed" and report["results"] == []
+    (selector,) = report["selectors"]
+    assert selector["error_code"] == "DeadlineExceeded"
+    assert "deadline" in selector["error_msg"]

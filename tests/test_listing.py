@@ -442,7 +442,7 @@ def test_the_deadline_is_honoured_between_pages(
 
     # The second page (the free feature's first) arrives 5 s after the deadline: it is not
     # used, and no further page is sent.
-    assert caught.value.error_code == "ReadTimeout"
+    assert caught.value.error_code == "DeadlineExceeded"
     assert "deadline" in str(caught.value)
     assert [(q["feature"], q["offset"]) for q in api.queries] == [
         ("NOTEBOOK", "0"),

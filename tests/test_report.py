@@ -8,7 +8,15 @@ from datetime import datetime, timezone
 
 import pytest
 
-from modelarts_cleanup.report import JsonLog, Outcome, Report, Result, RunStatus, run_status
+from modelarts_cleanup.report import (
+    JsonLog,
+    Outcome,
+    Report,
+    Result,
+    RunStatus,
+    run_status,
+    summary_log_fields,
+)
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
 
@@ -81,11 +89,47 @@ def test_report_counts_every_outcome() -> None:
         "request_id",
         "duration_ms",
         "counts",
+        "failed_by",
+        "answers_lost",
         "results",
         "selectors",
     ]
     assert data["results"][1]["outcome"] == "failed"
     assert json.loads(json.dumps(data)) == data
+
+
+def test_failures_are_counted_apart_by_cause() -> None:
+    def failed(reason: str | None, code: str | None) -> Result:
+        return Result(P, f"id-{reason}-{code}", O.FAILED, reason=reason, error_code=code)
+
+    report = Report(
+        RunStatus.PARTIAL,
+        False,
+        "notebook",
+        "r",
+        5,
+        (
+            failed("deadline", "DeadlineExceeded"),  # sent, answer lost
+            failed("deadline", "StopTimeout"),  # out of time while it stopped
+            failed("deadline", None),  # out of time before the delete after stopping
+            failed(None, "ModelArts.0108"),  # refused
+            failed("stop_failed", "ModelArts.6102"),
+            Result(P, "untried", O.NOT_ATTEMPTED, reason="deadline"),
+            Result(P, "gone", O.DELETED),
+        ),
+    )
+    data = report.to_dict()
+    assert data["failed_by"] == {"error": 2, "deadline": 3}
+    assert sum(data["failed_by"].values()) == data["counts"]["failed"]
+    assert data["answers_lost"] == 1
+    summary = summary_log_fields(report)
+    assert (summary["failed_by"], summary["answers_lost"]) == (data["failed_by"], 1)
+    assert summary["counts"] == data["counts"]
+
+
+def test_a_run_without_failures_counts_none_by_any_cause() -> None:
+    report = Report(RunStatus.SUCCEEDED, False, "notebook", "r", 5, tuple(results(O.DELETED)))
+    assert (report.failed_by, report.answers_lost) == ({"error": 0, "deadline": 0}, 0)
 
 
 def fixed_clock() -> datetime:

@@ -12,7 +12,6 @@ import functools
 import io
 import json
 import logging
-import subprocess
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -37,7 +36,7 @@ from modelarts_cleanup.testing import FakeModelArts, Fault
 from modelarts_cleanup.transport import RetryPolicy, Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests import support
-from tests.support import apig_event, endpoint_environ, no_sleep, run_command, smn_event
+from tests.support import apig_event, endpoint_environ, invoke_with, no_sleep, smn_event
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 AK = "SECRETSTESTAK"
@@ -442,12 +441,6 @@ def test_iam_token_a_header_cannot_carry_is_a_configuration_error(
 # -- `invoke` as a user runs it --------------------------------------------------------------------
 
 
-def invoke(
-    fake: FakeModelArts, stdin: str, env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    return run_command("invoke", "--event", "-", stdin=stdin, env=env)
-
-
 @pytest.mark.parametrize(
     ("name", "change", "status"),
     [
@@ -462,7 +455,7 @@ def test_invoke_output_holds_no_secret(name: str, change: dict[str, str], status
         instance = fake.add_instance(PROJECT)
         payload = json.dumps(event(instance if name != "payload" else IAM_TOKEN))
         env = {**aksk_env(fake), "MODELARTS_CLEANUP_AUTH_TOKEN": IAM_TOKEN, **change}
-        done = invoke(fake, payload, env)
+        done = invoke_with(env, "--event", "-", stdin=payload)
     assert done.returncode == status, done.stderr
     assert done.stderr.strip()
     assert_clean(done.stdout, "stdout")
@@ -484,7 +477,8 @@ def test_configuration_problem_found_late_is_still_stated(
 ) -> None:
     with fake_for_aksk() as fake:
         instance = fake.add_instance(PROJECT)
-        done = invoke(fake, json.dumps(event(instance)), {**aksk_env(fake), **change})
+        environ = {**aksk_env(fake), **change}
+        done = invoke_with(environ, "--event", "-", stdin=json.dumps(event(instance)))
         assert fake.requests == []
     assert done.returncode == 2
     assert_clean(done.stdout + done.stderr)

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from modelarts_cleanup.entry import run_function
-from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
+from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
 from modelarts_cleanup.execution import delete_one
 from modelarts_cleanup.payload import Target
-from modelarts_cleanup.report import Outcome
+from modelarts_cleanup.report import Outcome, Result
 from modelarts_cleanup.stopping import StopFailed, StopPolicy, settle
 from tests.support import FakeTime, endpoint_environ, local_endpoint
 
@@ -36,15 +36,16 @@ def not_now(code: str = "ModelArts.6304") -> ApiError:
 
 
 class Instance:
-    """Scripted answers: statuses seen by successive GETs, delete answers in order."""
+    """Scripted answers: statuses seen by successive GETs (or what they raise), delete answers
+    in order."""
 
     def __init__(
         self,
-        statuses: list[str | None],
+        statuses: list[str | ApiError | None],
         deletes: list[Deletion | ApiError],
         stop_error: ApiError | None = None,
     ) -> None:
-        self.statuses: Iterator[str | None] = iter(statuses)
+        self.statuses: Iterator[str | ApiError | None] = iter(statuses)
         self.last: str | None = None
         self.deletes = iter(deletes)
         self.stop_error = stop_error
@@ -54,7 +55,10 @@ class Instance:
         self, project_id: str, instance_id: str, *, deadline: float | None = None
     ) -> dict[str, Any] | None:
         self.calls.append("get")
-        self.last = next(self.statuses, self.last)
+        answer = next(self.statuses, self.last)
+        if isinstance(answer, ApiError):
+            raise answer
+        self.last = answer
         return None if self.last is None else {"id": instance_id, "status": self.last}
 
     def stop_instance(
@@ -177,6 +181,87 @@ def test_wait_never_crosses_the_deadline() -> None:
     assert result.outcome is Outcome.FAILED
     assert (result.error_code, result.reason) == ("StopTimeout", "deadline")
     assert clock.now <= 20.0
+
+
+# What the deadline leaves behind in stop-then-delete: the status it stopped at, when known.
+
+NOT_STARTED = DeadlineExceeded("too late to start", attempts=0)
+
+
+def lost(what: str) -> AnswerLost:
+    return AnswerLost(
+        f"{what}: lost",
+        error_code="DeadlineExceeded",
+        error_msg="the request was sent and the run's deadline cut its answer short",
+        attempts=1,
+    )
+
+
+def cut_short(instance: Instance) -> tuple[Result, tuple[object, ...]]:
+    """Stop-then-delete against a deadline; the result and what it says about the deadline."""
+    clock = FakeTime(0.0)
+    result = delete_one(instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep)
+    said = (result.outcome, result.reason, result.error_code, result.instance_status)
+    return result, said
+
+
+def test_a_stopped_instance_whose_delete_could_not_start_reports_it_stopped() -> None:
+    instance = Instance(["RUNNING", "STOPPED"], [not_now(), NOT_STARTED])
+    result, said = cut_short(instance)
+    assert said == (Outcome.FAILED, "deadline", None, "STOPPED")
+    assert (result.attempts, result.http_status) == (1, None)
+    assert (
+        result.error_msg == "the run's deadline came before the delete after stopping could start"
+    )
+    assert instance.calls == ["delete", "get", "stop", "get", "delete"]
+
+
+def test_a_running_instance_the_deadline_kept_from_being_stopped_reports_it_running() -> None:
+    result, said = cut_short(Instance(["RUNNING"], [not_now()], stop_error=NOT_STARTED))
+    assert said == (Outcome.FAILED, "deadline", "StopTimeout", "RUNNING")
+    assert result.attempts == 1
+
+
+def test_a_stop_whose_answer_was_lost_may_have_gone_through_and_says_so() -> None:
+    result, said = cut_short(Instance(["RUNNING"], [not_now()], stop_error=lost("POST stop")))
+    # No status: it may be stopping by now.
+    assert said == (Outcome.FAILED, "deadline", "DeadlineExceeded", None)
+    assert result.attempts == 1  # DELETE requests only
+
+
+@pytest.mark.parametrize("answer", [NOT_STARTED, lost("GET")], ids=["not started", "lost"])
+def test_a_wait_the_deadline_cut_reports_the_last_status_read(answer: ApiError) -> None:
+    _, said = cut_short(Instance(["RUNNING", "STOPPING", answer], [not_now()]))
+    assert said == (Outcome.FAILED, "deadline", "StopTimeout", "STOPPING")
+
+
+def test_a_wait_whose_first_read_could_not_start_knows_no_status() -> None:
+    instance = Instance([NOT_STARTED], [not_now()])
+    _, said = cut_short(instance)
+    assert said == (Outcome.FAILED, "deadline", "StopTimeout", None)
+    assert instance.calls == ["delete", "get"]
+
+
+def test_a_read_answered_with_an_error_while_waiting_is_a_stop_failure() -> None:
+    answered = DeadlineExceeded("late", attempts=1, http_status=503, error_code="ModelArts.6102")
+    result, said = cut_short(Instance(["RUNNING", answered], [not_now()]))
+    assert said == (Outcome.FAILED, "stop_failed", "ModelArts.6102", None)
+    assert result.http_status == 503
+
+
+def test_no_time_to_ask_about_a_selected_instance_again_stops_nothing() -> None:
+    clock = FakeTime(0.0)
+    instance = Instance(["RUNNING"], [not_now()])
+
+    def too_late() -> str | None:
+        raise NOT_STARTED
+
+    result = delete_one(
+        instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep, before_stopping=too_late
+    )
+    assert (result.outcome, result.reason, result.error_code) == (Outcome.FAILED, "deadline", None)
+    assert result.error_msg == "the run's deadline came before reading it again could start"
+    assert instance.calls == ["delete"]
 
 
 def test_deadline_during_wait_raises_deadline_exceeded() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .exceptions import ApiError
+from .exceptions import ApiError, DeadlineExceeded
 from .grace import carries_mark, decide, mark_on, still_due
 from .instances import ListedInstance, describe
 from .payload import Target
@@ -20,7 +20,7 @@ from .planning import Candidate, Policy
 from .report import Reason
 from .rules import Selector
 from .selection import Pick, recheck, select
-from .vocabulary import is_instance_id
+from .vocabulary import DEADLINE_EXCEEDED, is_instance_id
 
 if TYPE_CHECKING:
     from .listing import FleetLister, Scope
@@ -221,7 +221,8 @@ def _failed(label: str, project: str, error: ApiError, workspace: str | None) ->
         project,
         None,
         0,
-        error_code=error.error_code or "ListingFailed",
+        error_code=error.error_code
+        or (DEADLINE_EXCEEDED if isinstance(error, DeadlineExceeded) else "ListingFailed"),
         error_msg=error.error_msg or str(error),
         http_status=error.http_status,
         failed_workspace=workspace,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import requests
 
+from .admission import Admission
 from .client import ModelArtsClient
 from .credentials import resolve_credentials
 from .envelopes import Envelope, Received, receive, unwrap
@@ -147,8 +148,12 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
         credentials = resolve_credentials(settings, context)
         auth = credentials.auth()
         session = invocation.session_factory(settings.concurrency, auth)
+        # Until a request has been answered, one may take as long as connecting may.
+        admission = Admission(first_guess=settings.connect_timeout, clock=clock)
         try:
-            client = _client(settings, session, clock, sleep, credentials.secret_values(), log)
+            client = _client(
+                settings, session, clock, sleep, credentials.secret_values(), log, admission
+            )
         except ConfigurationError:
             session.close()
             raise
@@ -163,6 +168,12 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
     deadline = (
         None if budget is None else started + budget - min(DEADLINE_MARGIN_SECONDS, budget / 4)
     )
+    if deadline is not None and not admission.admits(deadline):
+        log.warning(
+            f"{deadline - clock():.1f}s is less than the {admission.needed():.1f}s a first request "
+            "is allowed (MODELARTS_CLEANUP_CONNECT_TIMEOUT and a margin): no request will start; "
+            "give the function more time or lower the connect timeout"
+        )
     selected: list[Candidate] = []
     selector_reports: list[SelectorReport] = []
     recheck: Recheck | None = None
@@ -240,6 +251,7 @@ def _client(
     sleep: Callable[[float], None],
     secrets: Sequence[str],
     log: JsonLog,
+    admission: Admission,
 ) -> ModelArtsClient:
     def log_retry(retry: RetryDetails) -> None:
         log.debug(
@@ -260,6 +272,7 @@ def _client(
         sleep=sleep,
         secrets=secrets,
         on_retry=log_retry,
+        admission=admission,
     )
     return ModelArtsClient(transport, api=settings.api)
 

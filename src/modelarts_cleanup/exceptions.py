@@ -62,4 +62,11 @@ class ApiError(CleanupError):
 
 
 class DeadlineExceeded(ApiError):
-    """The run's deadline came before the call could (re)start."""
+    """The run's deadline ended a call: it came before the call could (re)start.
+
+    `attempts` counts the requests sent before it came; none means nothing was sent at all.
+    """
+
+
+class AnswerLost(DeadlineExceeded):
+    """A request was sent and the deadline cut its answer short: its effect is unknown."""

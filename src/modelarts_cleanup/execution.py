@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .exceptions import ApiError, DeadlineExceeded
+from .exceptions import AnswerLost, ApiError, DeadlineExceeded
 from .payload import Target
 from .planning import Candidate, Plan, described, refused
 from .report import JsonLog, Outcome, Reason, Result
@@ -98,10 +99,14 @@ def execute(
 
             try:
                 reason = guard()
-            except DeadlineExceeded:
-                return _not_attempted(target)
             except ApiError as exc:
-                return _failed(target, exc, 0, clock(), clock, reason=Reason.RECHECK_FAILED.value)
+                if not _deadline_ended(exc):
+                    return _failed(
+                        target, exc, 0, clock(), clock, reason=Reason.RECHECK_FAILED.value
+                    )
+                if not exc.attempts:
+                    return _not_attempted(target)  # nothing was sent
+                return _cut(target, exc, 0, clock(), clock, "reading it again")
             if reason is not None:
                 return refused(candidate, reason)
         return delete_one(
@@ -150,12 +155,12 @@ def _write_mark(
         there = client.tag(
             pid, iid, tags, workspace_id=workspace, remove=not marking, deadline=deadline
         )
-    except DeadlineExceeded as exc:
-        if exc.attempts == 0:
-            return _not_attempted(target)
-        return _failed(target, exc, 0, started, clock, reason=Reason.DEADLINE.value)
     except ApiError as exc:
-        return _failed(target, exc, 0, started, clock)
+        if not _deadline_ended(exc):
+            return _failed(target, exc, 0, started, clock)
+        if not exc.attempts:
+            return _not_attempted(target)  # nothing was sent
+        return _cut(target, exc, 0, started, clock, "the tag write", hint=_LOST_MARK_HINT)
     if not there:
         return Result(pid, iid, Outcome.ALREADY_ABSENT, duration_ms=_ms(clock() - started))
     outcome = Outcome.MARKED if marking else Outcome.UNMARKED
@@ -175,6 +180,8 @@ def _log_result(log: JsonLog, result: Result) -> None:
 
 # A delete answered "not now" is retried after the instance settles, this many times at most.
 MAX_DELETE_ROUNDS = 3
+_LOST_DELETE_HINT = "; if it went through, the next run reports already_absent"
+_LOST_MARK_HINT = "; the next run reads the tag again and writes it if it is not as it should be"
 
 
 def delete_one(
@@ -192,79 +199,151 @@ def delete_one(
     A "not now" answer means the instance is busy or running. For a selected instance that is
     itself news: `before_stopping` is asked first, and a reason from it (or a failure to ask)
     leaves the instance alone instead of stopping it. `attempts` counts DELETE requests.
+
+    The deadline: with nothing sent yet the target is `not_attempted`. Once something was sent,
+    a request it cut short, or a step it kept from starting, makes the target `failed` with
+    reason `deadline`; an error answer that came back before it stands as that answer.
     """
     started = clock()
-    pid, iid = target.project_id, target.instance_id
     if deadline is not None and started >= deadline:
         return _not_attempted(target)
-    attempts = 0
+    deletion = _Deletion(
+        client, target, deadline, clock, sleep, stop_policy, before_stopping, started
+    )
     try:
+        return deletion.run()
+    except Exception as exc:  # noqa: BLE001  (one target's bug must not cost the others their result)
+        return _unexpected(target, exc, started, clock, attempts=deletion.attempts)
+
+
+@dataclass
+class _Deletion:
+    """One target's way through stop-then-delete."""
+
+    client: DeletingClient
+    target: Target
+    deadline: float | None
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    stop_policy: StopPolicy | None
+    before_stopping: Callable[[], str | None] | None
+    started: float
+    attempts: int = 0  # DELETE requests sent
+    settled: str | None = None  # the status stop-then-delete left the instance in
+
+    def run(self) -> Result:
+        pid, iid = self.target.project_id, self.target.instance_id
         for round_ in range(1, MAX_DELETE_ROUNDS + 1):
             try:
-                deletion = client.delete_instance(pid, iid, deadline=deadline)
-            except DeadlineExceeded:
-                raise
+                deletion = self.client.delete_instance(pid, iid, deadline=self.deadline)
             except ApiError as exc:
+                self.attempts += exc.attempts
+                if _deadline_ended(exc):
+                    if self.attempts == 0:
+                        return _not_attempted(self.target)
+                    step = "the delete" if self.settled is None else "the delete after stopping"
+                    return self.cut(exc, step, hint=_LOST_DELETE_HINT)
                 if exc.error_code not in NOT_NOW_CODES or round_ == MAX_DELETE_ROUNDS:
-                    raise
-                attempts += exc.attempts
-                if before_stopping is not None:
-                    try:
-                        changed = before_stopping()
-                    except ApiError as recheck_error:
-                        reason = Reason.RECHECK_FAILED.value
-                        return _failed(
-                            target, recheck_error, attempts, started, clock, reason=reason
-                        )
-                    if changed is not None:
-                        return Result(pid, iid, Outcome.REFUSED, reason=changed, attempts=attempts)
-                # Only a busy or running instance needs this, so only then is it loaded.
-                from .stopping import settle
-
-                try:
-                    status = settle(
-                        client,
-                        pid,
-                        iid,
-                        deadline=deadline,
-                        policy=stop_policy,
-                        clock=clock,
-                        sleep=sleep,
-                    )
-                except ApiError as stop_error:
-                    late = isinstance(stop_error, DeadlineExceeded)
-                    reason = (Reason.DEADLINE if late else Reason.STOP_FAILED).value
-                    return _failed(target, stop_error, attempts, started, clock, reason=reason)
-                if status is None:
-                    return Result(
-                        pid,
-                        iid,
-                        Outcome.ALREADY_ABSENT,
-                        attempts=attempts,
-                        duration_ms=_ms(clock() - started),
-                    )
+                    return self.failed(exc)
+                kept = self.make_deletable()
+                if kept is not None:
+                    return kept
                 continue
             return Result(
                 pid,
                 iid,
                 Outcome(deletion.outcome),
                 http_status=deletion.http_status,
-                attempts=attempts + deletion.attempts,
+                attempts=self.attempts + deletion.attempts,
                 request_id=deletion.request_id,
-                duration_ms=_ms(clock() - started),
+                duration_ms=_ms(self.clock() - self.started),
                 instance_status=deletion.status,
             )
-        raise AssertionError("unreachable: the last round returns or raises")  # pragma: no cover
-    except DeadlineExceeded as exc:
-        if attempts + exc.attempts == 0:
-            return _not_attempted(target)
-        return _failed(
-            target, exc, attempts + exc.attempts, started, clock, reason=Reason.DEADLINE.value
-        )
-    except ApiError as exc:
-        return _failed(target, exc, attempts + exc.attempts, started, clock)
-    except Exception as exc:  # noqa: BLE001  (one target's bug must not cost the others their result)
-        return _unexpected(target, exc, started, clock, attempts=attempts)
+        raise AssertionError("unreachable: the last round returns")  # pragma: no cover
+
+    def make_deletable(self) -> Result | None:
+        """After a "not now": None once the instance has settled, else the target's result."""
+        pid, iid = self.target.project_id, self.target.instance_id
+        if self.before_stopping is not None:
+            try:
+                changed = self.before_stopping()
+            except ApiError as exc:
+                if _deadline_ended(exc):
+                    return self.cut(exc, "reading it again")
+                return self.failed(exc, reason=Reason.RECHECK_FAILED)
+            if changed is not None:
+                return Result(pid, iid, Outcome.REFUSED, reason=changed, attempts=self.attempts)
+        # Only a busy or running instance needs this, so only then is it loaded.
+        from .stopping import StopCut, settle
+
+        try:
+            self.settled = settle(
+                self.client,
+                pid,
+                iid,
+                deadline=self.deadline,
+                policy=self.stop_policy,
+                clock=self.clock,
+                sleep=self.sleep,
+            )
+        except StopCut as cut:
+            return replace(self.failed(cut, reason=Reason.DEADLINE), instance_status=cut.status)
+        except ApiError as exc:
+            return self.failed(exc, reason=Reason.STOP_FAILED)
+        if self.settled is None:
+            return Result(
+                pid,
+                iid,
+                Outcome.ALREADY_ABSENT,
+                attempts=self.attempts,
+                duration_ms=_ms(self.clock() - self.started),
+            )
+        return None
+
+    def cut(self, exc: ApiError, step: str, *, hint: str = "") -> Result:
+        target, attempts, started, clock = self.target, self.attempts, self.started, self.clock
+        return _cut(target, exc, attempts, started, clock, step, status=self.settled, hint=hint)
+
+    def failed(self, exc: ApiError, *, reason: Reason | None = None) -> Result:
+        value = None if reason is None else reason.value
+        return _failed(self.target, exc, self.attempts, self.started, self.clock, reason=value)
+
+
+def _deadline_ended(exc: ApiError) -> bool:
+    """Whether the deadline, not an answer, ended a call: nothing sent, or the answer lost."""
+    return isinstance(exc, AnswerLost) or (isinstance(exc, DeadlineExceeded) and not exc.attempts)
+
+
+def _cut(
+    target: Target,
+    exc: ApiError,
+    attempts: int,
+    started: float,
+    clock: Callable[[], float],
+    step: str,
+    *,
+    status: str | None = None,
+    hint: str = "",
+) -> Result:
+    """Failed for the deadline: the answer to what was sent was lost, or `step` never started.
+
+    `status`, where the instance was left, is told only when nothing was lost after it was read.
+    """
+    if isinstance(exc, AnswerLost):
+        code, message, status = exc.error_code, (exc.error_msg or str(exc)) + hint, None
+    else:
+        code, message = None, f"the run's deadline came before {step} could start"
+    return Result(
+        target.project_id,
+        target.instance_id,
+        Outcome.FAILED,
+        error_code=code,
+        error_msg=message,
+        reason=Reason.DEADLINE.value,
+        attempts=attempts,
+        duration_ms=_ms(clock() - started),
+        instance_status=status,
+    )
 
 
 def _unexpected(

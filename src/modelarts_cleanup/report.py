@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, TextIO
 
+from .vocabulary import DEADLINE_EXCEEDED
+
 SERVICE = "modelarts-cleanup"
 
 
@@ -116,6 +118,23 @@ def count_outcomes(results: Iterable[Result]) -> dict[str, int]:
     return counts
 
 
+def count_failures(results: Iterable[Result]) -> dict[str, int]:
+    """Failed results by cause: `deadline` (the run ran out of time part-way), `error` (the rest:
+    the API or the network said no, for good or until retries ran out)."""
+    counts = {"error": 0, "deadline": 0}
+    for result in results:
+        if result.outcome is Outcome.FAILED:
+            counts["deadline" if result.reason == Reason.DEADLINE.value else "error"] += 1
+    return counts
+
+
+def count_answers_lost(results: Iterable[Result]) -> int:
+    """Failed results whose last request was sent and its answer cut by the deadline."""
+    return sum(
+        1 for r in results if r.outcome is Outcome.FAILED and r.error_code == DEADLINE_EXCEEDED
+    )
+
+
 def run_status(
     results: Iterable[Result], *, refused: bool = False, failed_selectors: int = 0
 ) -> RunStatus:
@@ -149,9 +168,13 @@ class Report:
     results: tuple[Result, ...]
     selectors: tuple[dict[str, Any], ...] = ()
     counts: dict[str, int] = field(init=False)
+    failed_by: dict[str, int] = field(init=False)
+    answers_lost: int = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "counts", count_outcomes(self.results))
+        object.__setattr__(self, "failed_by", count_failures(self.results))
+        object.__setattr__(self, "answers_lost", count_answers_lost(self.results))
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
@@ -162,6 +185,8 @@ class Report:
             "request_id": self.request_id,
             "duration_ms": self.duration_ms,
             "counts": dict(self.counts),
+            "failed_by": dict(self.failed_by),
+            "answers_lost": self.answers_lost,
             "results": [r.to_dict() for r in self.results],
             "selectors": [dict(s) for s in self.selectors],
         }
@@ -241,4 +266,6 @@ def summary_log_fields(report: Report) -> dict[str, Any]:
         "api": report.api,
         "duration_ms": report.duration_ms,
         "counts": dict(report.counts),
+        "failed_by": dict(report.failed_by),
+        "answers_lost": report.answers_lost,
     }

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .exceptions import ApiError, DeadlineExceeded
+from .exceptions import AnswerLost, ApiError, DeadlineExceeded
 from .vocabulary import IN_TARGET_STATE, RUNNING_STATUSES, TRANSITIONAL_STATUSES
 
 if TYPE_CHECKING:
@@ -32,6 +32,20 @@ class StopFailed(ApiError):
     """The instance could not be stopped, or did not stop in time."""
 
 
+class StopCut(DeadlineExceeded):
+    """The deadline came while the instance was being stopped or waited for.
+
+    `status` is the last status read (None if it was never read, or a stop was sent since whose
+    answer the deadline cut: that one keeps the transport's code, `DeadlineExceeded`).
+    """
+
+    def __init__(
+        self, message: str, *, status: str | None, error_code: str | None, error_msg: str
+    ) -> None:
+        super().__init__(message, error_code=error_code, error_msg=error_msg, attempts=0)
+        self.status = status
+
+
 def settle(
     client: DeletingClient,
     project_id: str,
@@ -45,7 +59,8 @@ def settle(
     """Stop the instance if it runs and wait until no transition is under way.
 
     Returns the status it settled in, or None when the instance is gone. Raises StopFailed when
-    the stop is refused or the wait runs out, DeadlineExceeded when the deadline comes first.
+    the stop is refused or the wait runs out, StopCut when the deadline comes first (a request
+    the deadline keeps from starting, or cuts short, included).
     """
     policy = policy or DEFAULT_STOP_POLICY
     started = clock()
@@ -54,24 +69,27 @@ def settle(
         limit = min(limit, deadline)
     delay = policy.first_delay
     stop_sent = False
+    status: str | None = None
     while True:
-        instance = client.get_instance(project_id, instance_id, deadline=deadline)
+        try:
+            instance = client.get_instance(project_id, instance_id, deadline=deadline)
+        except DeadlineExceeded as exc:
+            if exc.attempts and not isinstance(exc, AnswerLost):
+                raise  # answered, with an error: that answer is what stopped the wait
+            # Not sent, or its answer lost: a read changes nothing, so the last status stands.
+            raise _cut(status, f"{_still(status)} when the run's deadline came") from None
         if instance is None:
             return None
         status = str(instance.get("status") or "")
         if status in RUNNING_STATUSES and not stop_sent:
-            _stop(client, project_id, instance_id, deadline)
+            _stop(client, project_id, instance_id, deadline, status)
             stop_sent = True
         elif status not in RUNNING_STATUSES and status not in TRANSITIONAL_STATUSES:
             return status
         now = clock()
         if now + delay > limit:
             if deadline is not None and now + delay > deadline:
-                raise DeadlineExceeded(
-                    f"deadline reached while waiting for the instance to stop (status {status})",
-                    error_code="StopTimeout",
-                    error_msg=f"still {status} when the run's deadline came",
-                )
+                raise _cut(status, f"still {status} when the run's deadline came")
             raise StopFailed(
                 f"instance still {status} after {policy.max_wait:.0f} s",
                 error_code="StopTimeout",
@@ -82,13 +100,21 @@ def settle(
 
 
 def _stop(
-    client: DeletingClient, project_id: str, instance_id: str, deadline: float | None
+    client: DeletingClient, project_id: str, instance_id: str, deadline: float | None, status: str
 ) -> None:
     try:
         client.stop_instance(project_id, instance_id, deadline=deadline)
-    except DeadlineExceeded:
-        raise
+    except AnswerLost as exc:
+        raise StopCut(
+            f"stopping the instance: {exc}",
+            status=None,  # the stop may have gone through: it may be stopping by now
+            error_code=exc.error_code,
+            error_msg=exc.error_msg or str(exc),
+        ) from None
     except ApiError as exc:
+        if isinstance(exc, DeadlineExceeded) and not exc.attempts:
+            message = f"still {status}: the run's deadline came before it could be stopped"
+            raise _cut(status, message) from None
         if exc.error_code == IN_TARGET_STATE:  # already stopping, or stopped: keep polling
             return
         raise StopFailed(
@@ -99,3 +125,16 @@ def _stop(
             request_id=exc.request_id,
             attempts=exc.attempts,
         ) from None
+
+
+def _still(status: str | None) -> str:
+    return "not yet read" if status is None else f"still {status}"
+
+
+def _cut(status: str | None, error_msg: str) -> StopCut:
+    return StopCut(
+        f"deadline reached while stopping the instance: {error_msg}",
+        status=status,
+        error_code="StopTimeout",
+        error_msg=error_msg,
+    )

@@ -1,9 +1,11 @@
 """One way to send a request: deadline-capped timeouts, retries with backoff, bounded bodies.
 
-Transport failures become `ApiError`s whose `error_code` is one of our own names (there is no
-ModelArts code for them): `ConnectTimeout`, `ReadTimeout`, `ConnectionError` (refused, reset,
-DNS, body cut short), `SSLError` (TLS handshake or certificate), `RequestError` (anything else).
-What an answer means is `answers.judge`'s to say; this module only acts on it.
+An attempt that gets no answer becomes an `ApiError` with one of our own codes
+(`transport_errors` maps them). When the deadline cuts a request, what is raised says whether it
+was sent: `DeadlineExceeded` when nothing was, `AnswerLost` (code `DeadlineExceeded`) when it went
+out and its answer did not come back in time. With an `Admission`, no attempt starts that is not
+expected to finish in time. What an answer means is `answers.judge`'s to say; this module only
+acts on it.
 """
 
 from __future__ import annotations
@@ -16,28 +18,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-import urllib3
 
+from .admission import Admission
 from .answers import MALFORMED_RESPONSE, Reply, judge, retry_after_seconds
 from .endpoint import parse_endpoint
-from .exceptions import ApiError, ConfigurationError, DeadlineExceeded
+from .exceptions import ApiError, ConfigurationError
 from .session import settle_environment
+from .transport_errors import (
+    TRANSPORT_EXCEPTIONS,
+    DeadlineInBody,
+    again,
+    deadline_cut,
+    not_started,
+    transport_error,
+)
 from .vocabulary import is_project_id
-
-CONNECT_TIMEOUT = "ConnectTimeout"
-READ_TIMEOUT = "ReadTimeout"
-CONNECTION_ERROR = "ConnectionError"
-SSL_ERROR = "SSLError"
-REQUEST_ERROR = "RequestError"
 
 # A ModelArts answer is a few KiB; a page of 50 notebooks well under a MiB.
 MAX_BODY_BYTES = 8 * 1024 * 1024
 _CHUNK_BYTES = 64 * 1024
 _UNKNOWN_LENGTH_GRACE = 1.0
-
-
-class _DeadlineInBody(Exception):
-    """The deadline passed while a response body was still arriving."""
 
 
 class _BodyTooLarge(Exception):
@@ -47,50 +47,6 @@ class _BodyTooLarge(Exception):
         super().__init__(status)
         self.status = status
         self.request_id = request_id
-
-
-# Every low-level failure, mapped once: (exception types, our code, retryable, description).
-# Order matters: a ConnectTimeout is a ConnectionError too, and urllib3's SSL, timeout and
-# protocol errors are all HTTPErrors. `requests` raises most of these while connecting; the
-# urllib3 ones come from reading a body as it arrives.
-_TRANSPORT_ERRORS: tuple[tuple[tuple[type[BaseException], ...], str, bool, str], ...] = (
-    (
-        (requests.ConnectTimeout,),
-        CONNECT_TIMEOUT,
-        True,
-        "no connection to {host} within {connect:g}s",
-    ),
-    (
-        (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError, _DeadlineInBody),
-        READ_TIMEOUT,
-        True,
-        "no answer from {host} within {read:g}s",
-    ),
-    # Almost always a certificate or endpoint mistake: retrying only burns the deadline.
-    (
-        (requests.exceptions.SSLError, urllib3.exceptions.SSLError),
-        SSL_ERROR,
-        False,
-        "TLS with {host} failed ({cause})",
-    ),
-    (
-        (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError),
-        REQUEST_ERROR,
-        False,
-        "request to {host} failed (ContentDecodingError)",
-    ),
-    (
-        (
-            requests.ConnectionError,
-            requests.exceptions.ChunkedEncodingError,
-            urllib3.exceptions.HTTPError,
-        ),
-        CONNECTION_ERROR,
-        True,
-        "connection to {host} failed ({cause})",
-    ),
-    ((requests.RequestException,), REQUEST_ERROR, False, "request to {host} failed ({kind})"),
-)
 
 
 @dataclass(frozen=True)
@@ -163,7 +119,9 @@ class Transport:
         wall_clock: Callable[[], float] = time.time,
         secrets: Sequence[str] = (),
         on_retry: OnRetry | None = None,
+        admission: Admission | None = None,
     ) -> None:
+        """`admission`, when given, learns from every answer and must let each attempt start."""
         try:
             checked = parse_endpoint(endpoint)
         except ValueError as exc:
@@ -180,6 +138,7 @@ class Transport:
         self._jitter = jitter
         self._wall_clock = wall_clock
         self._on_retry = on_retry
+        self._admission = admission
 
     @property
     def base_url(self) -> str:
@@ -217,6 +176,7 @@ class Transport:
             timeout = self._timeout(deadline, what, attempts, last)
             attempts += 1
             retry_after: float | None = None
+            began = self._clock()
             try:
                 reply = self._exchange(method, path, params, data, headers, timeout, deadline)
             except _BodyTooLarge as exc:
@@ -228,13 +188,15 @@ class Transport:
                     request_id=exc.request_id,
                     attempts=attempts,
                 )
-            except (
-                requests.RequestException,
-                urllib3.exceptions.HTTPError,
-                _DeadlineInBody,
-            ) as exc:
-                error = self._transport_error(exc, what, attempts, timeout)
+            except TRANSPORT_EXCEPTIONS as exc:
+                configured = (self._timeouts.connect, self._timeouts.read)
+                cut = deadline_cut(exc, what, attempts, timeout, configured, last)
+                if cut is not None:
+                    raise cut from None
+                error = transport_error(exc, what, attempts, host=self._host, timeout=timeout)
             else:
+                if self._admission is not None:
+                    self._admission.record(self._clock() - began)
                 verdict = judge(reply, what, attempts)
                 if isinstance(verdict, str):
                     return Answer(reply, attempts, absent=verdict == "absent")
@@ -245,10 +207,10 @@ class Transport:
                 raise error
             last = error
             if attempts >= self._retry.max_attempts:
-                raise _again(error, f"{error}; gave up after {attempts} attempts", attempts)
+                raise again(error, f"{error}; gave up after {attempts} attempts", attempts)
             delay = self._delay(attempts, retry_after, error)
-            if deadline is not None and self._clock() + delay >= deadline:
-                raise _again(
+            if not self._fits(deadline, after=delay):
+                raise again(
                     error,
                     f"{error}; the deadline cut the retries after {attempts} "
                     f"attempt{'s' if attempts != 1 else ''}",
@@ -318,7 +280,7 @@ class Transport:
             # so a complete answer that merely ends late is not thrown away.
             grace = 0.0 if remaining is not None else _UNKNOWN_LENGTH_GRACE
             if deadline is not None and self._clock() >= deadline + grace:
-                raise _DeadlineInBody
+                raise DeadlineInBody
         return b"".join(chunks)
 
     def _scrubbed(self, error: ApiError) -> ApiError:
@@ -344,6 +306,14 @@ class Transport:
             retryable=error.retryable,
         )
 
+    def _fits(self, deadline: float | None, *, after: float = 0.0) -> bool:
+        """Whether an attempt starting `after` seconds from now may start at all."""
+        if deadline is None:
+            return True
+        if self._admission is not None:
+            return self._admission.admits(deadline, after=after)
+        return deadline - self._clock() - after > 0
+
     def _timeout(
         self, deadline: float | None, what: str, attempts: int, last: ApiError | None
     ) -> tuple[float, float]:
@@ -351,27 +321,16 @@ class Transport:
         connect, read = self._timeouts.connect, self._timeouts.read
         if deadline is None:
             return connect, read
+        if not self._fits(deadline):
+            raise not_started(what, attempts, last, deadline - self._clock())
         left = deadline - self._clock()
-        if left <= 0:
-            message = f"{what}: the deadline passed before attempt {attempts + 1} could start"
-            if last is not None:
-                message += f" (last error: {last})"
-            raise DeadlineExceeded(
-                message,
-                http_status=last.http_status if last else None,
-                error_code=last.error_code if last else None,
-                error_msg=last.error_msg if last else None,
-                request_id=last.request_id if last else None,
-                attempts=attempts,
-                retryable=True,
-            )
         return min(connect, left), min(read, left)
 
     def _delay(self, attempts: int, retry_after: float | None, error: ApiError) -> float:
         """Seconds to wait before the next attempt: the server's wish, else jittered backoff."""
         if retry_after is not None:
             if retry_after > self._retry.max_retry_after:
-                raise _again(
+                raise again(
                     error,
                     f"{error}; the server asked to wait {retry_after:g}s, longer than the "
                     f"{self._retry.max_retry_after:g}s we wait",
@@ -381,57 +340,3 @@ class Transport:
         ceiling = min(self._retry.max_delay, self._retry.base_delay * 2.0 ** (attempts - 1))
         # Full jitter spreads concurrent workers apart after a shared throttling spike.
         return self._jitter() * ceiling
-
-    def _transport_error(
-        self, exc: BaseException, what: str, attempts: int, timeout: tuple[float, float]
-    ) -> ApiError:
-        """An ApiError for a request that got no HTTP answer; never quotes the URL or headers."""
-        code, retryable, template = next(
-            (row[1:] for row in _TRANSPORT_ERRORS if isinstance(exc, row[0])),
-            (REQUEST_ERROR, False, "request to {host} failed ({kind})"),
-        )
-        description = template.format(
-            host=self._host,
-            connect=timeout[0],
-            read=timeout[1],
-            cause=_root_cause(exc),
-            kind=type(exc).__name__,
-        )
-        return ApiError(
-            f"{what}: {description}",
-            error_code=code,
-            error_msg=description,
-            attempts=attempts,
-            retryable=retryable,
-        )
-
-
-def _again(error: ApiError, message: str, attempts: int) -> ApiError:
-    """The same failure, re-told: retries ran out or were cut short."""
-    return ApiError(
-        message,
-        http_status=error.http_status,
-        error_code=error.error_code,
-        error_msg=error.error_msg,
-        request_id=error.request_id,
-        attempts=attempts,
-        retryable=True,
-    )
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost exception's class name (its text may hold the URL, so never the text)."""
-    current = exc
-    for _ in range(10):
-        inner: BaseException | None = None
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            inner = reason
-        else:
-            inner = next((a for a in current.args if isinstance(a, BaseException)), None)
-        if inner is None:
-            inner = current.__cause__ or current.__context__
-        if inner is None or inner is current:
-            break
-        current = inner
-    return type(current).__name__

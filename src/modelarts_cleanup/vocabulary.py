@@ -93,6 +93,10 @@ NOT_NOW_CODES: frozenset[str] = frozenset(
     {STOP_FIRST, "ModelArts.6306", "ModelArts.6308", IN_TARGET_STATE}
 )
 
+# Our own code for a request that was sent and whose answer the run's deadline cut short: whether
+# it took effect is unknown.
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+
 # Our own code for an answer that contradicts itself or the request (a listing whose pages do not
 # add up, a read answered for another instance): asking again is the remedy.
 INCONSISTENT_LISTING = "InconsistentListing"

@@ -10,11 +10,17 @@ from typing import Literal
 
 from .replies import BUSY, INTERNAL_ERROR, TIMED_OUT, Reply, json_reply
 
-FaultKind = Literal["status", "reset", "slow", "malformed", "empty", "html", "stuck_delete"]
-_FAULT_KINDS = frozenset({"status", "reset", "slow", "malformed", "empty", "html", "stuck_delete"})
+FaultKind = Literal[
+    "status", "reset", "slow", "slow_body", "stall", "malformed", "empty", "html", "stuck_delete"
+]
+_FAULT_KINDS = frozenset(
+    {"status", "reset", "slow", "slow_body", "stall", "malformed", "empty", "html", "stuck_delete"}
+)
 # Faults that take the place of the normal answer (`carried_out` decides whether the request is
 # carried out first); `slow` delays the normal answer and `stuck_delete` changes what it does.
 ANSWER_FAULTS = frozenset({"status", "reset", "malformed", "empty", "html"})
+# Faults that send the normal answer's headers at once and hold back its body.
+BODY_FAULTS = frozenset({"slow_body", "stall"})
 # Used when a `status` fault names no code of its own.
 _DEFAULT_FAULT_CODES = {408: TIMED_OUT, 429: BUSY}
 
@@ -24,7 +30,10 @@ class Fault:
     """Something to go wrong instead of (or, for `slow`, before) the normal answer.
 
     `status`: answer `status` with an `error_code`/`error_msg` body. `reset`: close the connection
-    with an RST and no answer. `slow`: sleep `delay` seconds, then answer normally. `malformed`,
+    with an RST and no answer. `slow`: sleep `delay` seconds, then answer normally. `slow_body`:
+    carry the request out and send the answer's headers at once, then its body a byte at a time
+    over `delay` seconds. `stall`: the same, but nothing at all for `delay` seconds after the
+    headers, then the whole body (a client whose read timeout is shorter gives up). `malformed`,
     `empty`, `html`: answer `status` with a body that is not JSON (under `application/json`), an
     empty body, or a gateway's HTML error page. `stuck_delete`: a DELETE is answered as accepted
     (200, the instance `DELETING`) but the instance stays, listed as `DELETING`: a deletion the

@@ -27,6 +27,9 @@ class Backend(Protocol):
     def track(self, connection: socket.socket, *, add: bool) -> None:
         """Note a connection opening (add) or closing, so stopping can close them all."""
 
+    def pause(self, seconds: float) -> None:
+        """Wait while an answer's body is held back."""
+
 
 class HttpServer(ThreadingHTTPServer):
     """A threading HTTP server that hands each request to its backend."""
@@ -127,9 +130,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         for name, value in reply.headers:
             self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(reply.body)
+        self.end_headers()  # the headers go out now, whatever the body does
+        if self.command == "HEAD":
+            return
+        for pause, piece in reply.paced():
+            if pause > 0:
+                self._backend.pause(pause)
+            self.wfile.write(piece)
 
     def _reset(self) -> None:
         # Linger 0 turns the close into an RST. Closing here, before socketserver's own

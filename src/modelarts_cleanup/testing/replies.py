@@ -29,12 +29,29 @@ INTERNAL_ERROR = ("ModelArts.6102", "Internal server error.")
 
 @dataclass(frozen=True)
 class Reply:
-    """One answer: status, body, its content type and extra headers."""
+    """One answer: status, body, its content type and extra headers.
+
+    The headers always go out at once. The body follows after `body_delay` seconds in one piece
+    (a stall after the headers) or, with `drip`, a byte at a time spread over `body_delay`.
+    """
 
     status: int
     body: bytes
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
+    body_delay: float = 0.0
+    drip: bool = False
+
+    def paced(self) -> list[tuple[float, bytes]]:
+        """The body as it is sent: (seconds to wait first, piece) pairs, in order."""
+        if not self.body:
+            return []
+        if self.body_delay <= 0:
+            return [(0.0, self.body)]
+        if not self.drip:
+            return [(self.body_delay, self.body)]
+        pause = self.body_delay / len(self.body)
+        return [(pause, self.body[i : i + 1]) for i in range(len(self.body))]
 
 
 def json_reply(status: int, document: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:

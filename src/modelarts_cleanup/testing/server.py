@@ -2,7 +2,8 @@
 
 It serves both API generations (`notebook` and the old `devenviron`), checks `SDK-HMAC-SHA256`
 signatures and IAM tokens the way the API gateway does, and injects faults on request: error
-statuses, reset connections, slow answers, broken bodies, throttling.
+statuses, reset connections, slow answers, bodies that stall or drip in, broken bodies,
+throttling.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .api import ModelArtsApi, Route, match_route
-from .faults import ANSWER_FAULTS, Fault, Faults, TokenBucket
+from .faults import ANSWER_FAULTS, BODY_FAULTS, Fault, Faults, TokenBucket
 from .http_server import HttpServer
 from .replies import BAD_SIGNATURE, BUSY, NO_SUCH_API, PROJECT_MISMATCH, Reply, gateway_error
 from .signature import date_problem, verify
@@ -90,6 +91,10 @@ class FakeModelArts:
         self._bucket: TokenBucket | None = None
         self._lock = threading.Lock()
         self._caller = caller
+        # Requests being handled (from arrival until their answer is ready), and a condition
+        # that tells when there are none.
+        self._in_hand = 0
+        self._idle = threading.Condition(self._lock)
         self._fleet = Fleet(clock=clock, now_ms=self._now_ms, stop_seconds=stop_seconds)
         self._api = ModelArtsApi(
             self._fleet,
@@ -339,6 +344,15 @@ class FakeModelArts:
         with self._lock:
             self._requests.clear()
 
+    def wait_until_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being handled; False if one still is after `timeout` s.
+
+        A request a client gave up on is still carried out when its latency has passed: the
+        endpoint's state and request log are final only once it is idle.
+        """
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_hand == 0, timeout)
+
     # -- request handling (called from handler threads) ------------------------------------------
 
     def _now_ms(self) -> int:
@@ -352,14 +366,38 @@ class FakeModelArts:
             else:
                 self._connections.discard(connection)
 
+    def pause(self, seconds: float) -> None:
+        """Wait while an answer's body is held back (called by the HTTP server)."""
+        self._sleep(seconds)
+
     def serve(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
     ) -> Reply | None:
         """Answer one request and record it; None: reset the connection (called per request)."""
+        with self._lock:
+            self._in_hand += 1
+        try:
+            return self._serve(method, target, headers, body)
+        finally:
+            with self._idle:
+                self._in_hand -= 1
+                self._idle.notify_all()
+
+    def _serve(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> Reply | None:
         split = urlsplit(target)
         request_id = str(uuid.uuid4())
         route = match_route(method, split.path)
-        reply = self._handle(method, split.path, split.query, headers, body, route, request_id)
+        fault = self._delay_and_fault(method, route, split.query)
+        if fault is not None and fault.kind in ANSWER_FAULTS and not fault.carried_out:
+            reply = fault.reply()
+        else:
+            reply = self._handle(
+                method, split.path, split.query, headers, body, route, request_id, fault
+            )
+        if reply is not None and fault is not None and fault.kind in BODY_FAULTS:
+            reply = replace(reply, body_delay=fault.delay, drip=fault.kind == "slow_body")
         recorded = RecordedRequest(
             method=method,
             path=split.path,
@@ -376,6 +414,20 @@ class FakeModelArts:
             return None
         return replace(reply, headers=(("X-Request-Id", request_id), *reply.headers))
 
+    def _delay_and_fault(self, method: str, route: Route | None, query: str) -> Fault | None:
+        """Wait the latency (and a `slow` fault's delay); the fault this request meets, if any."""
+        if self._latency > 0:
+            self._sleep(self._latency)
+        fault = self._faults.take(
+            method,
+            instance_id=route.instance_id if route is not None else None,
+            action=route.action if route is not None else None,
+            workspace_id=_query_value(query, "workspace_id", DEFAULT_WORKSPACE),
+        )
+        if fault is not None and fault.kind == "slow":
+            self._sleep(fault.delay)
+        return fault
+
     def _handle(
         self,
         method: str,
@@ -385,21 +437,9 @@ class FakeModelArts:
         body: bytes,
         route: Route | None,
         request_id: str,
+        fault: Fault | None,
     ) -> Reply | None:
-        """The answer to one request, or None when the connection must be reset."""
-        if self._latency > 0:
-            self._sleep(self._latency)
-        fault = self._faults.take(
-            method,
-            instance_id=route.instance_id if route is not None else None,
-            action=route.action if route is not None else None,
-            workspace_id=_query_value(query, "workspace_id", DEFAULT_WORKSPACE),
-        )
-        if fault is not None:
-            if fault.kind == "slow":
-                self._sleep(fault.delay)
-            elif fault.kind in ANSWER_FAULTS and not fault.carried_out:
-                return fault.reply()
+        """The service's (or the gateway's) answer, or None when the connection must be reset."""
         wait = self._throttle()
         if wait is not None:
             retry_after = str(max(1, math.ceil(wait)))
