@@ -1138,3 +1138,57 @@ def test_a_seeded_fleet_is_varied_realistic_and_reproducible() -> None:
     )
     assert 0 < sum(i["feature"] == "DEFAULT" for i in fleet) < 60
     assert all(i["id"].startswith("DE-") and isinstance(i["creation_timestamp"], str) for i in old)
+
+
+# -- IAM: what the caller's policies allow ------------------------------------------------------
+
+
+def test_an_action_the_callers_policies_do_not_allow_answers_403_modelarts_0108(
+    session: requests.Session,
+) -> None:
+    with local_endpoint(permissions={"modelarts:notebook:get"}) as fake:
+        nid = fake.add_instance(PROJECT)
+        shown = session.get(f"{notebooks(fake)}/{nid}")
+        refused = session.delete(f"{notebooks(fake)}/{nid}")
+        listed = session.get(notebooks(fake))
+
+        assert shown.status_code == 200
+        for answer in (refused, listed):
+            assert answer.status_code == 403
+            assert answer.json()["error_code"] == "ModelArts.0108"
+        assert fake.instance(PROJECT, nid) is not None  # refused: nothing changed
+
+        # Granting it takes effect for the next request.
+        fake.permissions = {"modelarts:notebook:get", "modelarts:notebook:delete"}
+        assert session.delete(f"{notebooks(fake)}/{nid}").status_code == 200
+
+
+def test_every_route_needs_the_action_of_the_modelarts_permissions_reference(
+    session: requests.Session,
+) -> None:
+    """A caller allowed nothing is refused everywhere, and the log tells which action each
+    request needed."""
+    with local_endpoint(permissions=()) as fake:
+        nid = fake.add_instance(PROJECT)
+        did = fake.add_instance(PROJECT, api=DEVENVIRON)
+        base = f"{fake.url}/v1/{PROJECT}"
+        calls = [
+            ("GET", f"{base}/notebooks", "modelarts:notebook:list"),
+            ("GET", f"{base}/notebooks/all", "modelarts:notebook:listAllNotebooks"),
+            ("GET", f"{base}/workspaces", "modelarts:workspace:list"),
+            ("GET", f"{base}/notebooks/{nid}", "modelarts:notebook:get"),
+            ("DELETE", f"{base}/notebooks/{nid}", "modelarts:notebook:delete"),
+            ("POST", f"{base}/notebooks/{nid}/stop", "modelarts:notebook:stop"),
+            ("POST", f"{base}/notebooks/{nid}/start", "modelarts:notebook:start"),
+            ("POST", f"{base}/notebooks/{nid}/tags/create", "modelarts:notebook:createTag"),
+            ("DELETE", f"{base}/notebooks/{nid}/tags/delete", "modelarts:notebook:deleteTag"),
+            ("GET", f"{base}/demanager/instances", "modelarts:notebook:list"),
+            ("GET", f"{base}/demanager/instances/{did}", "modelarts:notebook:get"),
+            ("DELETE", f"{base}/demanager/instances/{did}", "modelarts:notebook:delete"),
+            ("POST", f"{base}/demanager/instances/{did}/action", "modelarts:notebook:action"),
+        ]
+        for method, url, _ in calls:
+            answer = session.request(method, url, json={})
+            assert answer.status_code == 403, (method, url)
+        assert [r.iam_action for r in fake.requests] == [action for _, _, action in calls]
+        assert fake.iam_actions() == {action for _, _, action in calls}

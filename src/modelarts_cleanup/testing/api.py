@@ -80,6 +80,27 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
 )
 
 
+# The IAM action each route needs (ModelArts API reference, "Permissions Policies and Supported
+# Actions": DevEnviron new version, DevEnviron old version, Workspace Management). The old API's
+# list, show and delete need the same actions as the new one's; its stop and start go through
+# `action`.
+IAM_ACTIONS: dict[str, str] = {
+    "notebook_list": "modelarts:notebook:list",
+    "notebook_list_all": "modelarts:notebook:listAllNotebooks",
+    "workspace_list": "modelarts:workspace:list",
+    "notebook_show": "modelarts:notebook:get",
+    "notebook_delete": "modelarts:notebook:delete",
+    "notebook_stop": "modelarts:notebook:stop",
+    "notebook_start": "modelarts:notebook:start",
+    "tags_create": "modelarts:notebook:createTag",
+    "tags_delete": "modelarts:notebook:deleteTag",
+    "de_list": "modelarts:notebook:list",
+    "de_show": "modelarts:notebook:get",
+    "de_delete": "modelarts:notebook:delete",
+    "de_action": "modelarts:notebook:action",
+}
+
+
 def match_route(method: str, path: str) -> Route | None:
     """The route a request takes, or None (the gateway knows no such API)."""
     for route_method, pattern, action in _ROUTES:

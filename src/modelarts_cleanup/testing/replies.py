@@ -18,6 +18,7 @@ ALREADY_RUNNING = ("ModelArts.6305", "The instance is already running.")
 ALREADY_IN_TARGET_STATE = (IN_TARGET_STATE, "The instance is already in the target state.")
 DE_NOT_FOUND = ("ModelArts.6309", "The instance does not exist.")
 NOTEBOOK_NOT_FOUND = "ModelArts.6404"
+NOT_AUTHORISED = ("ModelArts.0108", "Insufficient permissions: the policy does not allow this.")
 PROJECT_MISMATCH = ("ModelArts.0210", "The project ID in the URL does not match the token.")
 BUSY = ("ModelArts.6101", "The system is busy. Please try again later.")
 NO_SUCH_API = ("APIGW.0101", "The API does not exist or has not been published in the environment.")

@@ -24,10 +24,18 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .api import ModelArtsApi, Route, match_route
+from .api import IAM_ACTIONS, ModelArtsApi, Route, match_route
 from .faults import ANSWER_FAULTS, BODY_FAULTS, Fault, Faults, TokenBucket
 from .http_server import HttpServer
-from .replies import BAD_SIGNATURE, BUSY, NO_SUCH_API, PROJECT_MISMATCH, Reply, gateway_error
+from .replies import (
+    BAD_SIGNATURE,
+    BUSY,
+    NO_SUCH_API,
+    NOT_AUTHORISED,
+    PROJECT_MISMATCH,
+    Reply,
+    gateway_error,
+)
 from .signature import date_problem, verify
 from .state import CALLER, DEFAULT_WORKSPACE, NOTEBOOK, Fleet, User
 
@@ -47,6 +55,7 @@ class RecordedRequest:
     body: bytes
     status: int | None  # None when the connection was reset instead of answered
     instance_id: str | None
+    iam_action: str | None  # the IAM action the request needed (None: no such API)
 
 
 def _utc_now() -> datetime:
@@ -74,6 +83,7 @@ class FakeModelArts:
         caller: User = CALLER,
         legacy_error_message: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        permissions: Iterable[str] | None = None,
     ) -> None:
         self._access_key = access_key
         self._secret_key = secret_key
@@ -91,6 +101,8 @@ class FakeModelArts:
         self._bucket: TokenBucket | None = None
         self._lock = threading.Lock()
         self._caller = caller
+        self._permissions: frozenset[str] | None = None
+        self.permissions = permissions
         # Requests being handled (from arrival until their answer is ready), and a condition
         # that tells when there are none.
         self._in_hand = 0
@@ -123,6 +135,19 @@ class FakeModelArts:
         if value is not None and not value > 0:
             raise ValueError("rate_limit must be positive, or None for no limit")
         self._rate_limit = value
+
+    @property
+    def permissions(self) -> frozenset[str] | None:
+        """The IAM actions the caller's policies allow (None: all, as for the account itself).
+
+        A request whose action is not among them is refused, 403 `ModelArts.0108`, after its
+        signature is checked and before anything is done.
+        """
+        return self._permissions
+
+    @permissions.setter
+    def permissions(self, value: Iterable[str] | None) -> None:
+        self._permissions = None if value is None else frozenset(value)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -339,6 +364,10 @@ class FakeModelArts:
         with self._lock:
             return list(self._requests)
 
+    def iam_actions(self) -> set[str]:
+        """The IAM actions the requests served so far needed (answered or refused)."""
+        return {r.iam_action for r in self.requests if r.iam_action is not None}
+
     def clear_requests(self) -> None:
         """Forget the recorded requests."""
         with self._lock:
@@ -406,6 +435,7 @@ class FakeModelArts:
             body=body,
             status=None if reply is None else reply.status,
             instance_id=route.instance_id if route is not None else None,
+            iam_action=IAM_ACTIONS[route.action] if route is not None else None,
         )
         with self._lock:
             # Recorded before answering, so a client that has its answer finds it recorded.
@@ -457,6 +487,9 @@ class FakeModelArts:
         claimed = {k.lower(): v for k, v in headers.items()}.get("x-project-id")
         if claimed is not None and claimed.strip() != route.project_id:
             return self._api.error(route, 403, *PROJECT_MISMATCH)
+        allowed = self._permissions
+        if allowed is not None and IAM_ACTIONS[route.action] not in allowed:
+            return self._api.error(route, 403, *NOT_AUTHORISED)
         with self._lock:
             key = (route.project_id, route.instance_id or "")
             before = self._fleet.instances.get(key)
