@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import io
 import json
 import re
 import subprocess
@@ -19,12 +20,14 @@ from typing import Any
 import pytest
 import yaml
 
+from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.envelopes import parse_event
-from modelarts_cleanup.payload import parse_payload
-from modelarts_cleanup.settings import DEFAULT_PROTECT_TAG, ENV_NAMES, load_settings
+from modelarts_cleanup.settings import ENV_NAMES, load_settings
+from modelarts_cleanup.testing import FakeModelArts
 from tests.support import endpoint_environ, local_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 CP310_PLATFORM = "manylinux2014_x86_64"
 CREDENTIAL_ENV_NAMES = frozenset(
     {
@@ -54,24 +57,6 @@ TEST_ONLY_TOP_LEVEL = frozenset(
 )
 # FunctionGraph's Python runtimes (Huawei "Supported Runtimes", functiongraph_01_0151).
 FUNCTIONGRAPH_PYTHON_RUNTIMES = frozenset({"Python3.9", "Python3.10", "Python3.12"})
-# deploy/agency-policy.json, from ModelArts "Permissions Policies and Supported Actions":
-# DevEnviron (new version, modelarts_03_0365) and DevEnviron (old version, modelarts_03_0162).
-AGENCY_ACTIONS = frozenset(
-    {
-        "modelarts:notebook:list",  # GET .../notebooks, GET .../demanager/instances
-        # GET .../notebooks/all: every user's notebooks (ModelArts best practice "assigning
-        # permissions": denying it keeps developers from seeing other users' notebooks).
-        "modelarts:notebook:listAllNotebooks",
-        "modelarts:workspace:list",  # GET .../workspaces (Workspace Management Permissions)
-        # POST .../notebooks/{id}/tags/create and DELETE .../tags/delete: a grace period's mark.
-        "modelarts:notebook:createTag",
-        "modelarts:notebook:deleteTag",
-        "modelarts:notebook:get",  # GET one instance (polling for STOPPED before a delete)
-        "modelarts:notebook:stop",  # POST .../notebooks/{id}/stop
-        "modelarts:notebook:delete",  # DELETE on either API
-        "modelarts:notebook:action",  # POST .../demanager/instances/{id}/action (old API's stop)
-    }
-)
 
 
 def _load_package_tool() -> ModuleType:
@@ -169,11 +154,7 @@ def test_template_documents_every_setting(props: dict[str, Any]) -> None:
 def test_template_settings_load_and_keep_the_function_in_dry_run(
     template: dict[str, Any], props: dict[str, Any]
 ) -> None:
-    variables = {
-        name: _resolve_vars(value, template)
-        for name, value in props["function"]["environmentVariables"].items()
-    }
-    settings = load_settings(variables)
+    settings = load_settings(_template_settings(template, props))
     assert settings.dry_run is True
     assert settings.region == template["vars"]["region"]
     assert settings.base_url.startswith("https://")
@@ -187,20 +168,71 @@ def test_timer_trigger_ships_disabled(props: dict[str, Any]) -> None:
     assert trigger["eventData"]["schedule"]
 
 
-def test_timer_user_event_is_a_valid_dry_run_payload(props: dict[str, Any]) -> None:
-    user_event = props["trigger"]["eventData"]["userEvent"]
-    assert isinstance(user_event, str)
-    payload = parse_payload(json.loads(user_event))
-    assert payload.dry_run is True
-    assert len(payload.targets) >= 1
-
-
-def test_timer_event_carrying_the_user_event_unwraps_to_the_same_payload(
-    props: dict[str, Any],
+def test_timer_carries_no_payload_so_the_settings_say_what_it_deletes(
+    template: dict[str, Any], props: dict[str, Any]
 ) -> None:
-    user_event = props["trigger"]["eventData"]["userEvent"]
-    event = _timer_event(user_event, props["trigger"]["eventData"]["name"])
-    assert parse_event(event) == parse_payload(json.loads(user_event))
+    """`s deploy` never updates an existing trigger's payload; it does update the settings."""
+    event_data = props["trigger"]["eventData"]
+    assert event_data["userEvent"] == ""
+    settings = load_settings(_template_settings(template, props))
+    payload = parse_event(
+        _timer_event(event_data["userEvent"], event_data["name"]),
+        default_targets=settings.targets,
+        default_selectors=settings.selectors,
+    )
+    assert payload.targets == [] and len(payload.selectors) == 1
+    (rule,) = payload.selectors
+    assert rule.project_id == template["vars"]["projectId"]
+    assert rule.grace_hours is not None  # the default rule warns before it deletes
+    assert settings.allowed_projects == {template["vars"]["projectId"]}
+
+
+def test_template_settings_fit_the_functions_limits(props: dict[str, Any]) -> None:
+    # fgs component, function.md: at most 20 environment variables, 4 KB in all.
+    variables = props["function"]["environmentVariables"]
+    assert len(variables) <= 20
+    assert sum(len(k) + len(v) for k, v in variables.items()) <= 4096
+
+
+def test_going_live_as_the_readme_says_changes_what_the_shipped_timer_does(
+    template: dict[str, Any], props: dict[str, Any]
+) -> None:
+    """The template as shipped, then its go-live step: each a settings change, which a redeploy
+    does carry, with the trigger's payload left as it was created (empty)."""
+    steps = README[README.index("Going live") : README.index("To give the timer a payload")]
+    assert "userEvent" not in steps and "eventData" not in steps
+    assert '`MODELARTS_CLEANUP_DRY_RUN` to `"false"`' in steps and "`ACTIVE`" in steps
+    event_data = props["trigger"]["eventData"]
+    timer = _timer_event(event_data["userEvent"], event_data["name"])
+    project = template["vars"]["projectId"]
+    now_ms = 1_800_000_000_000
+
+    def run(fake: FakeModelArts, **changed: str) -> dict[str, Any]:
+        environ = {**_template_settings(template, props), **endpoint_environ(fake.url), **changed}
+        return run_function(
+            timer, None, environ=environ, log_stream=io.StringIO(), wall_clock=lambda: now_ms / 1000
+        )
+
+    with local_endpoint() as fake:
+        idle = fake.add_instance(project, status="STOPPED", updated_ms=now_ms - 200 * 3_600_000)
+        fresh = fake.add_instance(project, status="STOPPED", updated_ms=now_ms - 3_600_000)
+
+        shipped = run(fake)
+        assert [(r["instance_id"], r["outcome"]) for r in shipped["results"]] == [
+            (idle, "would_mark")
+        ]
+        assert not [r for r in fake.requests if r.method != "GET"]
+
+        live = run(fake, MODELARTS_CLEANUP_DRY_RUN="false")
+        assert [(r["instance_id"], r["outcome"]) for r in live["results"]] == [(idle, "marked")]
+        assert fake.instance(project, fresh) is not None
+
+
+def _template_settings(template: dict[str, Any], props: dict[str, Any]) -> dict[str, str]:
+    return {
+        name: _resolve_vars(value, template)
+        for name, value in props["function"]["environmentVariables"].items()
+    }
 
 
 def _commented_block(text: str, first: str) -> str:
@@ -235,30 +267,10 @@ def test_commented_smn_trigger_says_how_to_create_it_and_who_may_publish() -> No
         assert words in section
 
 
-def test_template_names_an_agency(template: dict[str, Any], props: dict[str, Any]) -> None:
-    assert _resolve_vars(props["function"]["agencyName"], template)
-
-
-# --- deploy/agency-policy.json -------------------------------------------------------------------
-
-
-def test_the_protect_tag_deny_statement_names_the_default_protect_tag() -> None:
-    policy = json.loads((ROOT / "deploy" / "deny-delete-protected.json").read_text("utf-8"))
-    assert policy["Version"] == "5.0"  # condition keys on resource tags are identity policies
-    (statement,) = policy["Statement"]
-    assert (statement["Effect"], statement["Action"]) == ("Deny", ["modelarts:notebook:delete"])
-    # Null: false means "the tag key is present", whatever its value, as the guard reads it.
-    assert statement["Condition"] == {"Null": {f"g:ResourceTag/{DEFAULT_PROTECT_TAG}": ["false"]}}
-
-
-def test_agency_policy_allows_exactly_listing_stopping_and_deleting_notebooks() -> None:
-    policy = json.loads((ROOT / "deploy" / "agency-policy.json").read_text(encoding="utf-8"))
-    assert policy["Version"] == "1.1"
-    (statement,) = policy["Statement"]
-    assert statement["Effect"] == "Allow"
-    assert len(statement["Action"]) == len(set(statement["Action"]))
-    assert set(statement["Action"]) == AGENCY_ACTIONS
-    assert not any("*" in action for action in statement["Action"])
+def test_template_names_an_agency_as_xrole(template: dict[str, Any], props: dict[str, Any]) -> None:
+    function = props["function"]
+    assert _resolve_vars(function["xrole"], template)
+    assert "agencyName" not in function  # deprecated in the component
 
 
 # --- deploy/package.py, pure parts ---------------------------------------------------------------

@@ -37,6 +37,10 @@ NOT_A_BOOLEAN = "dry_run: Input should be a valid boolean"
 
 GOOD = json.dumps({"targets": [{"project_id": P, "instance_id": I}]})
 
+NO_DEFAULTS = (
+    "user_event: empty, and neither MODELARTS_CLEANUP_TARGETS nor MODELARTS_CLEANUP_SELECTORS"
+)
+
 
 def j(document: object) -> bytes:
     return json.dumps(document).encode("utf-8")
@@ -229,10 +233,12 @@ CASES: dict[str, Hostile] = {
         timer(json.dumps({"targets": [{"project_id": P, "instance_id": I}] * 12_000})), LIMIT
     ),
     "timer_empty_without_default_targets": Hostile(
-        timer(""), "user_event: empty, and MODELARTS_CLEANUP_TARGETS is not set"
+        timer(""),
+        NO_DEFAULTS,
     ),
     "timer_blank_without_default_targets": Hostile(
-        timer(" \n "), "user_event: empty, and MODELARTS_CLEANUP_TARGETS is not set"
+        timer(" \n "),
+        NO_DEFAULTS,
     ),
     # Other triggers, and things that only look like TIMER.
     "apig_trigger": Hostile(
@@ -434,7 +440,7 @@ def expected_inside(raw: bytes, case: Hostile, carrier: Carrier) -> str:
         return "trigger_type: unknown key"
     if not raw.strip():
         if carrier.default_targets:
-            return "user_event: empty, and MODELARTS_CLEANUP_TARGETS is not set"
+            return NO_DEFAULTS
         if carrier.location.endswith("smn.message"):
             return f"{carrier.location}: empty: nothing says what to delete"
     return case.says.replace("event: ", f"{carrier.location}: ")

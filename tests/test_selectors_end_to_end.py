@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from modelarts_cleanup.entry import run_function
+from modelarts_cleanup.exceptions import ConfigurationError
 from modelarts_cleanup.session import new_session
 from modelarts_cleanup.signer import SdkHmacSha256Auth
 from modelarts_cleanup.testing import FakeModelArts, Fault
@@ -348,3 +349,73 @@ def test_prepaid_instances_are_never_selected_and_dedicated_pool_ones_are(
         plain: ("deleted", None),
     }
     assert fake.instance_ids(P) == {(P, prepaid)}
+
+
+# -- default rules: MODELARTS_CLEANUP_SELECTORS ------------------------------------------------
+
+
+def test_an_empty_user_event_applies_both_the_default_targets_and_the_default_selectors(
+    fake: FakeModelArts,
+) -> None:
+    named = fake.add_instance(P, name="keep-me-not", status="RUNNING")
+    matching = fake.add_instance(P, name="tmp-old", status="STOPPED")
+    other = fake.add_instance(P, name="prod", status="STOPPED")
+    timer = {"trigger_type": "TIMER", "trigger_name": "daily", "user_event": ""}
+    defaults = {
+        "MODELARTS_CLEANUP_TARGETS": json.dumps([{"project_id": P, "instance_id": named}]),
+        "MODELARTS_CLEANUP_SELECTORS": json.dumps(
+            [{"project_id": P, "statuses": ["STOPPED"], "name_pattern": "tmp-*"}]
+        ),
+    }
+
+    report = run(fake, timer, environ=defaults)
+
+    assert {(r["instance_id"], r["outcome"], r["matched_by"]) for r in report["results"]} == {
+        (named, "deleted", "targets"),
+        (matching, "deleted", "selectors[0]"),
+    }
+    assert fake.instance_ids(P) == {(P, other)}
+
+
+def test_a_user_event_replaces_the_defaults(fake: FakeModelArts) -> None:
+    named = fake.add_instance(P, name="tmp-a", status="STOPPED")
+    untouched = fake.add_instance(P, name="tmp-b", status="STOPPED")
+    payload = {"targets": [{"project_id": P, "instance_id": named}]}
+    timer = {"trigger_type": "TIMER", "trigger_name": "daily", "user_event": json.dumps(payload)}
+    rules = [{"project_id": P, "statuses": ["STOPPED"], "name_pattern": "tmp-*"}]
+
+    report = run(fake, timer, environ={"MODELARTS_CLEANUP_SELECTORS": json.dumps(rules)})
+
+    assert [(r["instance_id"], r["outcome"]) for r in report["results"]] == [(named, "deleted")]
+    assert (P, untouched) in fake.instance_ids(P)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"trigger_type": "TIMER", "trigger_name": "daily", "user_event": ""},
+        {"targets": [{"project_id": P, "instance_id": "6fa459ea-ee8a-3ca4-894e-db77e160355e"}]},
+    ],
+    ids=["timer", "direct"],
+)
+def test_invalid_default_selectors_refuse_every_run_before_any_request(
+    fake: FakeModelArts, event: dict[str, Any]
+) -> None:
+    fake.add_instance(P, name="tmp-a", status="STOPPED")
+    rules = [{"project_id": P, "statuses": ["STOPPED"]}, {"project_id": P, "idle_hours": -3}]
+    log = io.StringIO()
+
+    with pytest.raises(ConfigurationError) as caught:
+        run_function(
+            event,
+            None,
+            environ=env(fake, MODELARTS_CLEANUP_SELECTORS=json.dumps(rules)),
+            log_stream=log,
+            sleep=no_sleep,
+        )
+
+    assert "MODELARTS_CLEANUP_SELECTORS[1].statuses" in str(caught.value)
+    assert "MODELARTS_CLEANUP_SELECTORS[1].idle_hours" in str(caught.value)
+    assert fake.requests == []
+    (line,) = [json.loads(text) for text in log.getvalue().splitlines()]
+    assert line["level"] == "ERROR" and line["error_type"] == "ConfigurationError"

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from modelarts_cleanup.exceptions import ConfigurationError
-from modelarts_cleanup.payload import Target
+from modelarts_cleanup.payload import MAX_SELECTORS, Target
+from modelarts_cleanup.rules import Selector
 from modelarts_cleanup.settings import (
     ENV_NAMES,
     SECRET_ENV_NAMES,
@@ -39,7 +40,7 @@ def test_defaults_match_the_design() -> None:
     assert s.base_url == "https://modelarts.cn-north-4.myhuaweicloud.com"
     assert s.api is ApiGeneration.NOTEBOOK
     assert (s.dry_run, s.allow_http) == (False, False)
-    assert s.targets == ()
+    assert s.targets == () and s.selectors == ()
     assert s.allowed_projects == frozenset()
     assert s.protected_instances == frozenset()
     assert (s.max_deletions, s.concurrency, s.max_attempts) == (50, 8, 5)
@@ -53,7 +54,7 @@ def test_defaults_match_the_design() -> None:
 DESIGNED = """
 MODELARTS_CLEANUP_REGION MODELARTS_CLEANUP_ENDPOINT MODELARTS_CLEANUP_ALLOW_HTTP
 MODELARTS_CLEANUP_API MODELARTS_CLEANUP_DRY_RUN MODELARTS_CLEANUP_TARGETS
-MODELARTS_CLEANUP_ALLOWED_PROJECTS
+MODELARTS_CLEANUP_SELECTORS MODELARTS_CLEANUP_ALLOWED_PROJECTS
 MODELARTS_CLEANUP_PROTECTED_INSTANCES MODELARTS_CLEANUP_MAX_DELETIONS MODELARTS_CLEANUP_CONCURRENCY
 MODELARTS_CLEANUP_MAX_ATTEMPTS MODELARTS_CLEANUP_CONNECT_TIMEOUT MODELARTS_CLEANUP_READ_TIMEOUT
 MODELARTS_CLEANUP_LOG_LEVEL MODELARTS_CLEANUP_AUTH_TOKEN
@@ -80,6 +81,9 @@ def test_every_variable_is_read() -> None:
             "MODELARTS_CLEANUP_API": "DevEnviron",
             "MODELARTS_CLEANUP_DRY_RUN": "true",
             "MODELARTS_CLEANUP_TARGETS": json.dumps([{"project_id": P1, "instance_id": I1}]),
+            "MODELARTS_CLEANUP_SELECTORS": json.dumps(
+                [{"project_id": P1, "statuses": ["STOPPED"], "idle_hours": 24}]
+            ),
             "MODELARTS_CLEANUP_ALLOWED_PROJECTS": P1,
             "MODELARTS_CLEANUP_PROTECTED_INSTANCES": f'["{I1}"]',
             "MODELARTS_CLEANUP_MAX_DELETIONS": "3",
@@ -100,6 +104,7 @@ def test_every_variable_is_read() -> None:
     assert s.allow_http and s.dry_run
     assert s.api is ApiGeneration.DEVENVIRON
     assert s.targets == (Target(project_id=P1, instance_id=I1),)
+    assert s.selectors == (Selector(project_id=P1, statuses=("STOPPED",), idle_hours=24),)
     assert s.allowed_projects == {P1}
     assert s.protected_instances == {I1}
     assert (s.max_deletions, s.concurrency, s.max_attempts) == (3, 16, 2)
@@ -250,3 +255,67 @@ def test_broken_runtime_userdata_is_a_configuration_error(raw: str) -> None:
 def test_settings_ignore_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELARTS_CLEANUP_DRY_RUN", "true")
     assert settings().dry_run is False
+
+
+RULE = {"project_id": P1, "statuses": ["STOPPED"], "idle_hours": 72}
+
+
+@pytest.mark.parametrize("raw", ["", "  ", "[]", " [ ] "])
+def test_no_default_selectors_when_the_setting_is_blank_or_an_empty_list(raw: str) -> None:
+    assert settings(MODELARTS_CLEANUP_SELECTORS=raw).selectors == ()
+
+
+def test_default_selectors_are_checked_as_a_payloads_are() -> None:
+    rules = [RULE, {**RULE, "name_pattern": "tmp-*", "grace_hours": 48}]
+    chosen = settings(MODELARTS_CLEANUP_SELECTORS=json.dumps(rules)).selectors
+    assert chosen == tuple(Selector.model_validate(r) for r in rules)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("{not json", ["MODELARTS_CLEANUP_SELECTORS: not valid JSON"]),
+        (json.dumps(RULE), ["MODELARTS_CLEANUP_SELECTORS: must be a JSON list of selectors"]),
+        ("tmp-*", ["MODELARTS_CLEANUP_SELECTORS: not valid JSON"]),
+        (
+            json.dumps([RULE, "STOPPED", {**RULE, "idle_hours": -1}, {**RULE, "colour": 1}]),
+            [
+                "MODELARTS_CLEANUP_SELECTORS[1]: must be an object, not a string",
+                "MODELARTS_CLEANUP_SELECTORS[2].idle_hours:",
+                "MODELARTS_CLEANUP_SELECTORS[3].colour: unknown key",
+            ],
+        ),
+        (
+            json.dumps([RULE] * (MAX_SELECTORS + 1)),
+            [f"MODELARTS_CLEANUP_SELECTORS: at most {MAX_SELECTORS} selectors"],
+        ),
+        ('[{"project_id": "a", "project_id": "b"}]', ["MODELARTS_CLEANUP_SELECTORS"]),
+    ],
+)
+def test_invalid_default_selectors_name_the_setting_and_each_position(
+    raw: str, expected: list[str]
+) -> None:
+    message = config_error(MODELARTS_CLEANUP_REGION="cn-north-4", MODELARTS_CLEANUP_SELECTORS=raw)
+    lines = message.splitlines()[1:]
+    assert len(lines) == len(expected)
+    for line, start in zip(lines, expected, strict=True):
+        assert line.startswith(start), (line, start)
+
+
+def test_a_bad_selector_setting_is_listed_with_every_other_bad_setting() -> None:
+    message = config_error(
+        MODELARTS_CLEANUP_REGION="cn-north-4",
+        MODELARTS_CLEANUP_CONCURRENCY="0",
+        MODELARTS_CLEANUP_SELECTORS=json.dumps([{**RULE, "idle_hours": "soon"}]),
+    )
+    assert "MODELARTS_CLEANUP_CONCURRENCY:" in message
+    assert "MODELARTS_CLEANUP_SELECTORS[0].idle_hours:" in message
+
+
+def test_a_bad_selector_setting_never_echoes_what_it_holds() -> None:
+    rule = {**RULE, "idle_hours": SECRET, "statuses": [SECRET], "unknown": SECRET}
+    message = config_error(
+        MODELARTS_CLEANUP_REGION="cn-north-4", MODELARTS_CLEANUP_SELECTORS=json.dumps([rule])
+    )
+    assert "[0].idle_hours" in message and "[0].unknown" in message
+    assert SECRET not in message

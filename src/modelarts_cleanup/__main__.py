@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         "--event",
         metavar="FILE",
         help="the event as JSON: a payload, or a TIMER, API Gateway or SMN event; '-' reads "
-        "standard input; without it the configured default targets are used",
+        "standard input; without it the configured default targets and selectors are used",
     )
     invoke.add_argument("--dry-run", action="store_true", help="delete nothing, say what would go")
     invoke.add_argument(
@@ -128,7 +128,7 @@ def _invoke(event_path: str | None, *, dry_run: bool, deadline: float | None, sh
 
 def _read_event(path: str | None) -> object:
     if path is None:
-        # No event: what a timer with an empty user event does, the configured default targets.
+        # No event: what a timer with an empty user event does: the configured defaults.
         return {"trigger_type": "TIMER", "user_event": ""}
     if path == "-":
         return sys.stdin.buffer.read()

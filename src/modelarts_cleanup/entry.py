@@ -143,7 +143,9 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
     try:
         settings = load_settings(function_environment(context, invocation.environ))
         log = JsonLog(invocation.stream, level=settings.log_level, context=invocation.log_context)
-        payload = unwrap(received, default_targets=settings.targets)
+        payload = unwrap(
+            received, default_targets=settings.targets, default_selectors=settings.selectors
+        )
         _check_generation(payload, settings.api)
         credentials = resolve_credentials(settings, context)
         auth = credentials.auth()

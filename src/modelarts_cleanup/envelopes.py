@@ -15,10 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import PayloadError
 from .payload import Payload, Target, decode_json, parse_payload, type_name
+
+if TYPE_CHECKING:
+    from .rules import Selector
 
 
 class Envelope(str, Enum):
@@ -45,13 +48,22 @@ def receive(event: object) -> Received:
     return Received(_recognise(event), event)
 
 
-def unwrap(received: Received, *, default_targets: Sequence[Target] = ()) -> Payload:
-    """The canonical payload inside a received event, validated."""
+def unwrap(
+    received: Received,
+    *,
+    default_targets: Sequence[Target] = (),
+    default_selectors: Sequence[Selector] = (),
+) -> Payload:
+    """The canonical payload inside a received event, validated.
+
+    A timer event with an empty user event means the defaults: the targets and the selectors
+    the settings hold.
+    """
     document = received.document
     if received.envelope is Envelope.DIRECT or not isinstance(document, Mapping):
         return parse_payload(document)
     if received.envelope is Envelope.TIMER:
-        return _timer_payload(document, default_targets)
+        return _timer_payload(document, default_targets, default_selectors)
     if received.envelope is Envelope.APIG:
         from .apig import request_payload
 
@@ -61,9 +73,16 @@ def unwrap(received: Received, *, default_targets: Sequence[Target] = ()) -> Pay
     return merged_payload(document)
 
 
-def parse_event(event: object, *, default_targets: Sequence[Target] = ()) -> Payload:
+def parse_event(
+    event: object,
+    *,
+    default_targets: Sequence[Target] = (),
+    default_selectors: Sequence[Selector] = (),
+) -> Payload:
     """Unwrap any accepted envelope and validate the payload inside it."""
-    return unwrap(receive(event), default_targets=default_targets)
+    return unwrap(
+        receive(event), default_targets=default_targets, default_selectors=default_selectors
+    )
 
 
 def _recognise(event: object) -> Envelope:
@@ -102,7 +121,11 @@ def keys_beside(envelope: Mapping[Any, Any], inside: str) -> list[str]:
     ]
 
 
-def _timer_payload(event: Mapping[Any, Any], default_targets: Sequence[Target]) -> Payload:
+def _timer_payload(
+    event: Mapping[Any, Any],
+    default_targets: Sequence[Target],
+    default_selectors: Sequence[Selector],
+) -> Payload:
     trigger = event.get("trigger_type")
     if trigger != "TIMER":
         raise PayloadError(
@@ -117,14 +140,19 @@ def _timer_payload(event: Mapping[Any, Any], default_targets: Sequence[Target]) 
     if not isinstance(user_event, str):
         raise PayloadError(["user_event: must be a string holding the payload as JSON"])
     if not user_event.strip():
-        if not default_targets:
+        if not default_targets and not default_selectors:
             raise PayloadError(
                 [
-                    "user_event: empty, and MODELARTS_CLEANUP_TARGETS is not set: "
-                    "nothing says what to delete"
+                    "user_event: empty, and neither MODELARTS_CLEANUP_TARGETS nor "
+                    "MODELARTS_CLEANUP_SELECTORS is set: nothing says what to delete"
                 ]
             )
-        return Payload(targets=list(default_targets))
+        # Both were checked when the settings were loaded.
+        if default_targets:
+            payload = Payload(targets=list(default_targets))
+        else:
+            payload = Payload.model_construct(targets=[], selectors=[], dry_run=False)
+        return payload.model_copy(update={"selectors": list(default_selectors)})
     return parse_payload(decode_json(user_event, where="user_event"))
 
 

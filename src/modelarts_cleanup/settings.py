@@ -18,12 +18,13 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .endpoint import endpoint_for_region, parse_endpoint
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, PayloadError
 from .functiongraph import FunctionContext
-from .payload import Target, describe_errors
+from .payload import MAX_SELECTORS, Target, decode_json, describe_errors, type_name
 from .vocabulary import ApiGeneration, is_instance_id, is_project_id
 
 if TYPE_CHECKING:
+    from .rules import Selector
     from .tags import TagCondition
 
 PREFIX = "MODELARTS_CLEANUP_"
@@ -38,6 +39,7 @@ _ENV = {
     "api": PREFIX + "API",
     "dry_run": PREFIX + "DRY_RUN",
     "targets": PREFIX + "TARGETS",
+    "selectors": PREFIX + "SELECTORS",
     "allowed_projects": PREFIX + "ALLOWED_PROJECTS",
     "protected_instances": PREFIX + "PROTECTED_INSTANCES",
     "max_deletions": PREFIX + "MAX_DELETIONS",
@@ -91,6 +93,9 @@ class Settings(BaseSettings):
     api: ApiGeneration = Field(ApiGeneration.NOTEBOOK)
     dry_run: bool = False
     targets: Annotated[tuple[Target, ...], NoDecode] = Field(())
+    # Rules a timer run with an empty user event applies (rules.Selector), checked by
+    # load_settings; typed loosely so that a function without them never loads `rules`.
+    selectors: tuple[Any, ...] = ()
     allowed_projects: Annotated[frozenset[str], NoDecode] = Field(frozenset())
     protected_instances: Annotated[frozenset[str], NoDecode] = Field(frozenset())
     max_deletions: int = Field(50, ge=0)
@@ -219,15 +224,48 @@ class Settings(BaseSettings):
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
-    """Settings from an environment-like mapping; a bad value names its variable, never a secret."""
+    """Settings from an environment-like mapping; a bad value names its variable, never a secret.
+
+    Every problem is listed, default selectors' too, each located (`VARIABLE[i].key`).
+    """
     values: dict[str, Any] = {name: environ[var] for name, var in _ENV.items() if var in environ}
+    selectors, problems = _default_selectors(values.pop("selectors", ""))
     try:
-        return Settings(**values)
+        settings = Settings(**values, selectors=selectors)
     except ValidationError as exc:
-        problems = describe_errors(exc, roots=_ENV)
-        raise ConfigurationError("invalid configuration:\n" + "\n".join(problems)) from None
+        problems = describe_errors(exc, roots=_ENV) + problems
     except ConfigurationError as exc:  # a malformed region, from endpoint_for_region
-        raise ConfigurationError(f"invalid configuration:\n{_ENV['region']}: {exc}") from None
+        problems = [f"{_ENV['region']}: {exc}", *problems]
+    if problems:
+        raise ConfigurationError("invalid configuration:\n" + "\n".join(problems)) from None
+    return settings
+
+
+def _default_selectors(raw: str) -> tuple[tuple[Selector, ...], list[str]]:
+    """MODELARTS_CLEANUP_SELECTORS: a JSON list of selectors, checked as a payload's are."""
+    name = _ENV["selectors"]
+    if not raw.strip():
+        return (), []
+    try:
+        items = decode_json(raw, where=name)
+    except PayloadError as exc:
+        return (), list(exc.problems)
+    if not isinstance(items, list):
+        return (), [f"{name}: must be a JSON list of selectors, not {type_name(items)}"]
+    if len(items) > MAX_SELECTORS:
+        return (), [f"{name}: at most {MAX_SELECTORS} selectors, not {len(items)}"]
+    problems = [
+        f"{name}[{i}]: must be an object, not {type_name(item)}"
+        for i, item in enumerate(items)
+        if not isinstance(item, dict)
+    ]
+    if not items:
+        return (), []
+    from .rules import parse_selectors  # loaded only when the setting holds rules
+
+    selectors, wrong = parse_selectors(items, where=name)
+    problems.extend(wrong)
+    return (() if problems else tuple(selectors)), problems
 
 
 def function_environment(
