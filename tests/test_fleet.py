@@ -10,10 +10,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-import requests
 
 from modelarts_cleanup.entry import run_function
-from modelarts_cleanup.session import new_session
+from modelarts_cleanup.settings import DEFAULT_PROTECT_TAG
 from modelarts_cleanup.tables import render_plan
 from modelarts_cleanup.testing import CALLER, FakeModelArts, Fault, User
 from tests.support import endpoint_environ, no_sleep
@@ -240,22 +239,7 @@ def test_a_protect_tag_added_after_listing_keeps_the_notebook(fake: FakeModelArt
 
 def run_with_tag_added_before_delete(fake: FakeModelArts, instance_id: str) -> dict[str, Any]:
     """Run RULE; the protect tag appears on `instance_id` just after the fleet is listed."""
-
-    def factory(pool: int, auth: requests.auth.AuthBase) -> requests.Session:
-        session = new_session(pool, auth=auth)
-        original = session.request
-        tagged = False
-
-        def request(method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
-            nonlocal tagged
-            if method == "GET" and url.split("?")[0].endswith(instance_id) and not tagged:
-                tagged = True
-                fake.tag(P, instance_id, {"modelarts-cleanup:keep": "yes"})
-            return original(method, url, *args, **kwargs)
-
-        session.request = request  # type: ignore[method-assign]
-        return session
-
+    fake.on_next_read(P, instance_id, lambda: fake.tag(P, instance_id, {DEFAULT_PROTECT_TAG: "y"}))
     return run_function(
         {"selectors": [RULE]},
         None,
@@ -263,7 +247,6 @@ def run_with_tag_added_before_delete(fake: FakeModelArts, instance_id: str) -> d
         log_stream=io.StringIO(),
         wall_clock=lambda: NOW_MS / 1000,
         sleep=no_sleep,
-        session_factory=factory,
     )
 
 

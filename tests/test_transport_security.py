@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from modelarts_cleanup.exceptions import ConfigurationError
 from modelarts_cleanup.session import new_session
 from modelarts_cleanup.settings import ENV_NAMES, Settings, load_settings
 from modelarts_cleanup.testing import FakeModelArts
-from tests.support import endpoint_environ, local_endpoint, no_sleep
+from tests.support import endpoint_environ, invoke_with, local_endpoint, no_sleep
 
 PROJECT = "ed43aef64dff4e5c81cb84b71adcb3fd"
 ALLOW_HTTP = "MODELARTS_CLEANUP_ALLOW_HTTP"
@@ -64,19 +62,7 @@ def run(url: str, instance: str, **env: str) -> dict[str, Any]:
 
 
 def invoke(url: str, instance: str, **env: str) -> subprocess.CompletedProcess[str]:
-    child = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
-    }
-    child.update(environ(url, **env))
-    return subprocess.run(
-        [sys.executable, "-m", "modelarts_cleanup", "invoke", "--event", "-"],
-        input=json.dumps(event(instance)),
-        capture_output=True,
-        text=True,
-        env=child,
-        timeout=60,
-        check=False,
-    )
+    return invoke_with(environ(url, **env), "--event", "-", stdin=json.dumps(event(instance)))
 
 
 # -- plain HTTP ----------------------------------------------------------------------------------
