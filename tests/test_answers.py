@@ -75,6 +75,8 @@ SPELLINGS: list[Callable[[str, str], dict[str, Any]]] = [
     lambda c, m: {"code": c, "message": m},
     lambda c, m: {"error": {"code": c, "message": m}},
     lambda c, m: {"error": {"error_code": c, "error_msg": m}},
+    # The message at the top, the code one level down.
+    lambda c, m: {"error_msg": m, "error": {"error_code": c}},
 ]
 
 
@@ -218,6 +220,35 @@ def test_other_4xx_are_not_retried(
     assert len(mocked.calls) == 1
 
 
+@pytest.mark.parametrize("status", [300, 301])
+def test_a_delete_answered_3xx_is_not_a_deletion(
+    mocked: responses.RequestsMock, fake_time: FakeTime, status: int
+) -> None:
+    mocked.delete(NOTEBOOK_URL, status=status, body="")
+    with pytest.raises(ApiError) as caught:
+        mocked_client(fake_time).delete_instance(PROJECT, INSTANCE)
+    err = caught.value
+    assert (err.http_status, err.error_code, err.retryable) == (status, "UnexpectedRedirect", False)
+    assert len(mocked.calls) == 1
+
+
+def test_a_bare_400_is_a_failure_not_an_absence(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.delete(NOTEBOOK_URL, status=400, body="")
+    with pytest.raises(ApiError) as caught:
+        mocked_client(fake_time).delete_instance(PROJECT, INSTANCE)
+    err = caught.value
+    assert (err.http_status, err.error_code, err.error_msg, err.retryable) == (
+        400,
+        None,
+        None,
+        False,
+    )
+    assert str(err).endswith("HTTP 400")
+    assert len(mocked.calls) == 1
+
+
 def test_redirects_are_not_followed(mocked: responses.RequestsMock, fake_time: FakeTime) -> None:
     # Followed, a 302 would turn the DELETE into a GET whose 200 looks like a deletion.
     mocked.delete(NOTEBOOK_URL, status=302, headers={"Location": f"{ENDPOINT}/elsewhere"})
@@ -287,6 +318,23 @@ def test_retry_after_http_date_without_server_date_uses_the_wall_clock(
     mocked.delete(NOTEBOOK_URL, json={})
     mocked_client(fake_time, wall_clock=lambda: wall).delete_instance(PROJECT, INSTANCE)
     assert fake_time.sleeps == [4.0]
+
+
+def test_retry_after_date_already_past_asks_for_no_wait(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.delete(
+        NOTEBOOK_URL,
+        status=503,
+        headers={
+            "Date": "Wed, 21 Oct 2015 07:28:10 GMT",
+            "Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT",
+        },
+    )
+    mocked.delete(NOTEBOOK_URL, json={})
+    result = mocked_client(fake_time, jitter=lambda: 1.0).delete_instance(PROJECT, INSTANCE)
+    assert (result.outcome, result.attempts) == ("deleted", 2)
+    assert fake_time.sleeps == [0.0]  # not the backoff, and never a negative wait
 
 
 def test_unreadable_retry_after_falls_back_to_backoff(
