@@ -15,6 +15,7 @@ from modelarts_cleanup.execution import delete_one
 from modelarts_cleanup.payload import Target
 from modelarts_cleanup.report import Outcome, Result
 from modelarts_cleanup.stopping import StopFailed, StopPolicy, settle
+from modelarts_cleanup.vocabulary import TRANSITIONAL_STATUSES
 from tests.support import FakeTime, endpoint_environ, local_endpoint
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
@@ -123,6 +124,24 @@ def test_starting_instance_is_stopped_once_it_runs() -> None:
     assert instance.calls.count("stop") == 1
 
 
+@pytest.mark.parametrize("status", sorted(TRANSITIONAL_STATUSES))
+def test_every_transitional_status_is_waited_out_before_deleting(status: str) -> None:
+    clock = FakeTime(0.0)
+    instance = Instance([status, status, "STOPPED"], [not_now("ModelArts.6306"), Deletion()])
+    result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
+    assert (result.outcome, result.attempts) == (Outcome.DELETED, 2)
+    assert instance.calls == ["delete", "get", "get", "get", "delete"]
+    assert clock.sleeps == [1.0, 2.0]
+
+
+def test_the_stop_is_sent_once_however_long_the_instance_stays_running() -> None:
+    clock = FakeTime(0.0)
+    instance = Instance(["RUNNING", "RUNNING", "RUNNING", "STOPPED"], [not_now(), Deletion()])
+    result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
+    assert result.outcome is Outcome.DELETED
+    assert instance.calls == ["delete", "get", "stop", "get", "get", "get", "delete"]
+
+
 def test_instance_gone_while_waiting_is_already_absent() -> None:
     clock = FakeTime(0.0)
     instance = Instance(["DELETING", None], [not_now("ModelArts.6357")])
@@ -174,6 +193,27 @@ def test_stop_that_never_finishes_fails_after_the_maximum_wait() -> None:
     assert clock.now <= 60
 
 
+def test_a_stop_that_outlasts_the_wait_fails_the_target_as_a_stop_timeout() -> None:
+    clock = FakeTime(0.0)
+    instance = Instance(["RUNNING", "STOPPING"], [not_now()])
+    result = delete_one(
+        instance,
+        TARGET,
+        deadline=None,
+        clock=clock,
+        sleep=clock.sleep,
+        stop_policy=StopPolicy(max_wait=60),
+    )
+    assert (result.outcome, result.reason, result.error_code) == (
+        Outcome.FAILED,
+        "stop_failed",
+        "StopTimeout",
+    )
+    assert result.error_msg is not None and result.error_msg.startswith("still STOPPING after")
+    assert (result.attempts, result.instance_status) == (1, None)
+    assert instance.calls.count("delete") == 1
+
+
 def test_wait_never_crosses_the_deadline() -> None:
     clock = FakeTime(0.0)
     instance = Instance(["RUNNING", "STOPPING"], [not_now()])
@@ -213,6 +253,17 @@ def test_a_stopped_instance_whose_delete_could_not_start_reports_it_stopped() ->
     assert (
         result.error_msg == "the run's deadline came before the delete after stopping could start"
     )
+    assert instance.calls == ["delete", "get", "stop", "get", "delete"]
+
+
+def test_a_delete_after_stopping_whose_answer_was_lost_counts_both_deletes() -> None:
+    instance = Instance(["RUNNING", "STOPPED"], [not_now(), lost("DELETE")])
+    result, said = cut_short(instance)
+    # Two DELETEs were sent: the second may have gone through, so nothing is "not attempted".
+    assert said == (Outcome.FAILED, "deadline", "DeadlineExceeded", None)
+    assert result.attempts == 2
+    assert result.error_msg is not None
+    assert result.error_msg.endswith("if it went through, the next run reports already_absent")
     assert instance.calls == ["delete", "get", "stop", "get", "delete"]
 
 
