@@ -13,6 +13,7 @@ import requests
 
 from modelarts_cleanup.client import ModelArtsClient
 from modelarts_cleanup.discovery import discover
+from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
 from modelarts_cleanup.execution import delete_one, execute
 from modelarts_cleanup.payload import Target
@@ -21,6 +22,7 @@ from modelarts_cleanup.report import JsonLog, Outcome
 from modelarts_cleanup.rules import Selector
 from modelarts_cleanup.transport import Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
+from tests.support import endpoint_environ, local_endpoint
 
 P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
 P2 = "0123456789abcdef0123456789abcdef"
@@ -165,6 +167,47 @@ def test_every_target_gets_exactly_one_log_line() -> None:
     assert sorted(line["instance_id"] for line in lines) == sorted(iid(i) for i in range(5))
     assert all(line["service"] == "modelarts-cleanup" for line in lines)
     assert "error_code" not in lines[0]  # null values are dropped
+
+
+def test_a_failed_target_is_logged_at_error_and_every_other_at_info() -> None:
+    # Alerts on failures read the level of the result lines.
+    script: dict[str, Deletion | Exception] = {
+        iid(0): ApiError("boom", http_status=500, error_code="ModelArts.6102", attempts=5),
+        iid(1): Deletion("already_absent", http_status=404, status=None),
+    }
+    plan = make_plan(targets(4), Policy(protected_instances=frozenset({iid(3)})), dry_run=False)
+    _, logged = run(plan, ScriptedClient(script))
+    lines = [json.loads(line) for line in logged.splitlines()]
+    assert {line["instance_id"]: (line["outcome"], line["level"]) for line in lines} == {
+        iid(0): ("failed", "ERROR"),
+        iid(1): ("already_absent", "INFO"),
+        iid(2): ("deleted", "INFO"),
+        iid(3): ("refused", "INFO"),
+    }
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_no_more_deletes_are_in_flight_than_the_concurrency(concurrency: int) -> None:
+    arrived = threading.Condition()
+    in_flight, most = [0], [0]
+
+    def hold(_: float) -> None:  # the endpoint's latency, slept in each request's own thread
+        with arrived:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+            arrived.notify_all()
+            # Held until a second request arrives, or long enough that one sent alongside would.
+            arrived.wait_for(lambda: in_flight[0] > 1, timeout=0.1)
+            in_flight[0] -= 1
+
+    with local_endpoint(latency=0.001, sleep=hold) as fake:
+        ids = [fake.add_instance(P1, iid(n)) for n in range(3)]
+        environ = endpoint_environ(fake.url, MODELARTS_CLEANUP_CONCURRENCY=str(concurrency))
+        event = {"targets": [{"project_id": P1, "instance_id": i} for i in ids]}
+        report = run_function(event, None, environ=environ, log_stream=io.StringIO())
+        assert fake.instance_ids(P1) == set()
+    assert report["counts"]["deleted"] == 3
+    assert most[0] == concurrency
 
 
 def test_targets_after_the_deadline_are_not_attempted() -> None:
