@@ -11,6 +11,7 @@ from modelarts_cleanup.envelopes import parse_event
 from modelarts_cleanup.exceptions import PayloadError
 from modelarts_cleanup.payload import (
     MAX_PAYLOAD_BYTES,
+    MAX_SELECTORS,
     MAX_TARGETS,
     Payload,
     Target,
@@ -79,6 +80,14 @@ def test_empty_user_event_means_default_targets(user_event: str | None) -> None:
     defaults = (Target(**target()), Target(**target(P2, I2)))
     event = {"trigger_type": "TIMER", "user_event": user_event}
     assert parse_event(event, default_targets=defaults).targets == list(defaults)
+
+
+def test_timer_event_without_a_user_event_key_means_default_targets() -> None:
+    defaults = (Target(**target()),)
+    event = {"trigger_type": "TIMER", "trigger_name": "nightly"}
+    assert parse_event(event, default_targets=defaults).targets == list(defaults)
+    (problem,) = problems_of(event)
+    assert problem.startswith("user_event: empty, and MODELARTS_CLEANUP_TARGETS is not set")
 
 
 def test_empty_user_event_without_default_targets_is_an_error() -> None:
@@ -205,6 +214,94 @@ def test_too_many_targets_are_refused() -> None:
     event = {"targets": [target()] * (MAX_TARGETS + 1)}
     (problem,) = problems_of(event)
     assert problem == f"targets: {MAX_TARGETS + 1} entries, more than the {MAX_TARGETS} allowed"
+
+
+# The limits, exactly: the largest accepted, and one more refused.
+
+
+def padded(extra: int) -> str:
+    """A valid payload's text, `extra` bytes of spaces longer."""
+    text = json.dumps({"targets": [target()]})
+    return text + " " * extra
+
+
+def test_text_of_exactly_the_largest_size_is_read_and_one_byte_more_is_not() -> None:
+    largest = padded(MAX_PAYLOAD_BYTES - len(padded(0)))
+    assert len(largest) == MAX_PAYLOAD_BYTES
+    for text in (largest, largest.encode("utf-8")):
+        assert parse_event(text).targets == [Target(**target())]
+    (problem,) = problems_of(largest + " ")
+    assert problem == f"event: {MAX_PAYLOAD_BYTES + 1} bytes, more than the 1048576 allowed"
+
+
+def test_text_size_is_counted_in_utf8_bytes_not_characters() -> None:
+    text = json.dumps({"targets": [target()], "note": "\u00e9" * (MAX_PAYLOAD_BYTES // 2)})
+    text = text.encode("ascii").decode("unicode_escape")  # the é as itself, two bytes each
+    assert len(text) < MAX_PAYLOAD_BYTES < len(text.encode("utf-8"))
+    (problem,) = problems_of(text)
+    assert "more than the 1048576 allowed" in problem
+
+
+def test_a_decoded_payload_of_the_largest_size_is_checked_and_one_byte_more_is_not() -> None:
+    def event(pad: int) -> dict[str, Any]:
+        return {"targets": [target()], "pad": "x" * pad}
+
+    size = len(json.dumps(event(0)).encode("utf-8"))
+    largest = event(MAX_PAYLOAD_BYTES - size)
+    assert problems_of(largest) == ("pad: unknown key",)
+    bigger = event(MAX_PAYLOAD_BYTES - size + 1)
+    assert problems_of(bigger) == (
+        f"payload: {MAX_PAYLOAD_BYTES + 1} bytes, more than the {MAX_PAYLOAD_BYTES} allowed",
+    )
+
+
+def test_exactly_the_most_targets_are_accepted() -> None:
+    payload = parse_event({"targets": [target()] * MAX_TARGETS})
+    assert payload.targets == [Target(**target())]
+
+
+def test_exactly_the_most_selectors_are_accepted_and_each_is_checked() -> None:
+    rule = {"project_id": P1, "statuses": ["STOPPED"]}
+    payload = parse_event({"selectors": [rule] * MAX_SELECTORS})
+    assert len(payload.selectors) == MAX_SELECTORS
+    assert all(s.statuses == ("STOPPED",) for s in payload.selectors)
+    broken = [rule] * (MAX_SELECTORS - 1) + [{**rule, "statuses": ["stopped"]}]
+    assert problems_of({"selectors": broken})[0].startswith(
+        f"selectors[{MAX_SELECTORS - 1}].statuses[0]: Input should be 'INIT'"
+    )
+    (problem,) = problems_of({"selectors": [rule] * (MAX_SELECTORS + 1)})
+    assert problem == "selectors: List should have at most 50 items after validation, not 51"
+
+
+def lists(depth: int) -> str:
+    """A payload whose text nests `depth` levels: an unknown key holding nested lists."""
+    return json.dumps({"targets": [target()], "pad": nested_lists(depth - 1)})
+
+
+def nested_lists(depth: int) -> object:
+    value: object = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_nesting_of_exactly_the_deepest_level_is_read_and_one_more_is_not() -> None:
+    for document in (lists(32), json.loads(lists(32))):
+        assert problems_of(document) == ("pad: unknown key",)
+    (problem,) = problems_of(lists(33))
+    assert problem == "event: nested deeper than 32 levels"
+    (problem,) = problems_of(json.loads(lists(33)))
+    assert problem == "payload: nested deeper than 32 levels"
+
+
+def test_objects_nested_thousands_deep_are_refused_not_recursed_into() -> None:
+    deep: dict[str, Any] = {}
+    for _ in range(5000):
+        deep = {"a": deep}
+    (problem,) = problems_of({"targets": [target()], "pad": deep})
+    assert problem == "payload: nested deeper than 32 levels"
+    (problem,) = problems_of('{"a": ' * 5000 + "1" + "}" * 5000)
+    assert problem == "event: nested deeper than 32 levels"
 
 
 def test_deep_nesting_is_refused_without_recursing() -> None:
