@@ -51,11 +51,13 @@ class Instance:
         self.deletes = iter(deletes)
         self.stop_error = stop_error
         self.calls: list[str] = []
+        self.deadlines: set[float | None] = set()  # every deadline a request was given
 
     def get_instance(
         self, project_id: str, instance_id: str, *, deadline: float | None = None
     ) -> dict[str, Any] | None:
         self.calls.append("get")
+        self.deadlines.add(deadline)
         answer = next(self.statuses, self.last)
         if isinstance(answer, ApiError):
             raise answer
@@ -66,6 +68,7 @@ class Instance:
         self, project_id: str, instance_id: str, *, deadline: float | None = None
     ) -> None:
         self.calls.append("stop")
+        self.deadlines.add(deadline)
         if self.stop_error is not None:
             raise self.stop_error
 
@@ -73,6 +76,7 @@ class Instance:
         self, project_id: str, instance_id: str, *, deadline: float | None = None
     ) -> Deletion:
         self.calls.append("delete")
+        self.deadlines.add(deadline)
         answer = next(self.deletes)
         if isinstance(answer, ApiError):
             raise answer
@@ -150,19 +154,26 @@ def test_instance_gone_while_waiting_is_already_absent() -> None:
     assert result.attempts == 1
 
 
-def test_refused_stop_is_a_failure_with_its_reason() -> None:
+@pytest.mark.parametrize("message", ["not authorised", None])
+def test_refused_stop_is_a_failure_with_its_reason(message: str | None) -> None:
     clock = FakeTime(0.0)
     refusal = ApiError(
-        "no", http_status=403, error_code="ModelArts.0108", error_msg="not authorised"
+        "POST stop: HTTP 403",
+        http_status=403,
+        error_code="ModelArts.0108",
+        error_msg=message,
+        request_id="req-stop",
     )
     instance = Instance(["RUNNING"], [not_now()], stop_error=refusal)
     result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
     assert result.outcome is Outcome.FAILED
-    assert (result.error_code, result.reason, result.http_status) == (
+    assert (result.error_code, result.reason, result.http_status, result.request_id) == (
         "ModelArts.0108",
         "stop_failed",
         403,
+        "req-stop",
     )
+    assert result.error_msg == (message or "POST stop: HTTP 403")
     assert result.attempts == 1
 
 
@@ -194,7 +205,7 @@ def test_stop_that_never_finishes_fails_after_the_maximum_wait() -> None:
 
 
 def test_a_stop_that_outlasts_the_wait_fails_the_target_as_a_stop_timeout() -> None:
-    clock = FakeTime(0.0)
+    clock = FakeTime(1000.0)
     instance = Instance(["RUNNING", "STOPPING"], [not_now()])
     result = delete_one(
         instance,
@@ -209,7 +220,9 @@ def test_a_stop_that_outlasts_the_wait_fails_the_target_as_a_stop_timeout() -> N
         "stop_failed",
         "StopTimeout",
     )
-    assert result.error_msg is not None and result.error_msg.startswith("still STOPPING after")
+    # Waited 1 + 2 + 4 + 8 + 4 x 10 s; another 10 would pass the 60 allowed.
+    assert result.error_msg == "still STOPPING after waiting 55 s"
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0, 10.0]
     assert (result.attempts, result.instance_status) == (1, None)
     assert instance.calls.count("delete") == 1
 
@@ -220,7 +233,30 @@ def test_wait_never_crosses_the_deadline() -> None:
     result = delete_one(instance, TARGET, deadline=20.0, clock=clock, sleep=clock.sleep)
     assert result.outcome is Outcome.FAILED
     assert (result.error_code, result.reason) == ("StopTimeout", "deadline")
+    assert (result.instance_status, result.error_msg) == (
+        "STOPPING",
+        "still STOPPING when the run's deadline came",
+    )
     assert clock.now <= 20.0
+
+
+def test_the_wait_goes_on_while_a_poll_still_fits_before_the_deadline() -> None:
+    clock = FakeTime(0.0)
+    instance = Instance(["STOPPING"], [not_now()])
+    result = delete_one(instance, TARGET, deadline=3.0, clock=clock, sleep=clock.sleep)
+    # Read at 0, 1 and 3: the last poll lands on the deadline itself, not after it.
+    assert clock.sleeps == [1.0, 2.0]
+    assert instance.calls == ["delete", "get", "get", "get"]
+    assert (result.reason, result.error_code) == ("deadline", "StopTimeout")
+
+
+def test_every_request_of_stop_then_delete_is_bounded_by_the_run_deadline() -> None:
+    clock = FakeTime(0.0)
+    instance = Instance(["RUNNING", "STOPPING", "STOPPED"], [not_now(), Deletion()])
+    result = delete_one(instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep)
+    assert result.outcome is Outcome.DELETED
+    assert instance.calls == ["delete", "get", "stop", "get", "get", "delete"]
+    assert instance.deadlines == {100.0}
 
 
 # What the deadline leaves behind in stop-then-delete: the status it stopped at, when known.
@@ -271,6 +307,7 @@ def test_a_running_instance_the_deadline_kept_from_being_stopped_reports_it_runn
     result, said = cut_short(Instance(["RUNNING"], [not_now()], stop_error=NOT_STARTED))
     assert said == (Outcome.FAILED, "deadline", "StopTimeout", "RUNNING")
     assert result.attempts == 1
+    assert result.error_msg == "still RUNNING: the run's deadline came before it could be stopped"
 
 
 def test_a_stop_whose_answer_was_lost_may_have_gone_through_and_says_so() -> None:
@@ -278,18 +315,21 @@ def test_a_stop_whose_answer_was_lost_may_have_gone_through_and_says_so() -> Non
     # No status: it may be stopping by now.
     assert said == (Outcome.FAILED, "deadline", "DeadlineExceeded", None)
     assert result.attempts == 1  # DELETE requests only
+    assert result.error_msg == "the request was sent and the run's deadline cut its answer short"
 
 
 @pytest.mark.parametrize("answer", [NOT_STARTED, lost("GET")], ids=["not started", "lost"])
 def test_a_wait_the_deadline_cut_reports_the_last_status_read(answer: ApiError) -> None:
-    _, said = cut_short(Instance(["RUNNING", "STOPPING", answer], [not_now()]))
+    result, said = cut_short(Instance(["RUNNING", "STOPPING", answer], [not_now()]))
     assert said == (Outcome.FAILED, "deadline", "StopTimeout", "STOPPING")
+    assert result.error_msg == "still STOPPING when the run's deadline came"
 
 
 def test_a_wait_whose_first_read_could_not_start_knows_no_status() -> None:
     instance = Instance([NOT_STARTED], [not_now()])
-    _, said = cut_short(instance)
+    result, said = cut_short(instance)
     assert said == (Outcome.FAILED, "deadline", "StopTimeout", None)
+    assert result.error_msg == "not yet read when the run's deadline came"
     assert instance.calls == ["delete", "get"]
 
 
