@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 import responses
 
-from modelarts_cleanup.answers import Reply, parse_error
+from modelarts_cleanup.answers import Reply, auth_hint, clip, parse_error, permission_hint
 from modelarts_cleanup.client import DeleteResult
 from modelarts_cleanup.exceptions import ApiError
 from modelarts_cleanup.vocabulary import NOT_FOUND_CODES
@@ -191,6 +192,37 @@ def test_token_rejection_points_at_the_token(
     assert_no_secret(caught.value)
 
 
+TOKEN_HINT = "the IAM token is missing, expired or invalid: obtain a new project-scoped token"
+CREDENTIALS_HINT = "check the credentials (AK/SK, security token or IAM token)"
+
+
+@pytest.mark.parametrize(
+    ("code", "hint"),
+    [
+        ("ModelArts.6620", TOKEN_HINT),
+        ("APIGW.0307", TOKEN_HINT),
+        ("ModelArts.0202", TOKEN_HINT),
+        ("ModelArts.0209", TOKEN_HINT),
+        ("ModelArts.0210", CREDENTIALS_HINT),  # a 403's code, not a token's
+        ("IAM.0001", CREDENTIALS_HINT),
+        (None, CREDENTIALS_HINT),
+    ],
+)
+def test_a_rejected_authentication_says_what_to_check(code: str | None, hint: str) -> None:
+    assert auth_hint(code) == hint
+
+
+@pytest.mark.parametrize(
+    ("code", "hint"),
+    [
+        ("ModelArts.0210", "the project in the URL does not match the credentials' project"),
+        (None, "check that the user or agency is granted ModelArts permissions in this project"),
+    ],
+)
+def test_a_refused_permission_says_what_to_check(code: str | None, hint: str) -> None:
+    assert permission_hint(code) == hint
+
+
 @pytest.mark.parametrize(
     ("code", "hint"),
     [("ModelArts.0210", "does not match"), ("ModelArts.0108", "permissions"), (None, "permis")],
@@ -337,6 +369,29 @@ def test_retry_after_date_already_past_asks_for_no_wait(
     assert fake_time.sleeps == [0.0]  # not the backoff, and never a negative wait
 
 
+@pytest.fixture
+def clock_eight_hours_ahead(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time zone is UTC+8 for the test."""
+    monkeypatch.setenv("TZ", "CST-8")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("clock_eight_hours_ahead")
+def test_a_retry_after_date_without_a_zone_is_read_as_gmt_whatever_the_local_zone(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    wall = datetime(2015, 10, 21, 7, 28, 0, tzinfo=timezone.utc).timestamp()
+    mocked.delete(
+        NOTEBOOK_URL, status=429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:04 -0000"}
+    )
+    mocked.delete(NOTEBOOK_URL, json={})
+    mocked_client(fake_time, wall_clock=lambda: wall).delete_instance(PROJECT, INSTANCE)
+    assert fake_time.sleeps == [4.0]
+
+
 def test_unreadable_retry_after_falls_back_to_backoff(
     mocked: responses.RequestsMock, fake_time: FakeTime
 ) -> None:
@@ -376,6 +431,22 @@ def test_parse_error_reads_every_spelling(spelling: Callable[[str, str], dict[st
         (b'{"error_code": "APIGW.0308"}', ("APIGW.0308", None)),
         (b'{"error": "invalid_request"}', (None, "invalid_request")),
         (b'{"error_code": "X.1", "details": {"error_msg": "deep"}}', ("X.1", "deep")),
+        # Each field from wherever it is first found, "error" looked into first.
+        (b'{"details": {"error_code": "X.2"}, "error": {"error_code": "X.1"}}', ("X.1", None)),
+        (b'{"a": {"error_code": "X.1"}, "b": {"error_msg": "m"}}', ("X.1", "m")),
+        # Three levels down is read, four is not.
+        (b'{"a": {"b": {"c": {"error_code": "X.3"}}}}', ("X.3", None)),
+        (b'{"a": {"b": {"c": {"d": {"error_code": "X.4"}}}}}', (None, None)),
+        # Booleans and blanks are no codes: the next spelling is read.
+        (b'{"error_code": true, "errorCode": "X.5"}', ("X.5", None)),
+        (b'{"error_code": " ", "errorCode": "X.6"}', ("X.6", None)),
+        # Pages: their title, however the markup is spelled; markup alone says nothing.
+        (b"Proxy error <html><head><title>Gone</title></head></html>", (None, "Gone")),
+        (b"Oops <!DOCTYPE html><title>Down</title>", (None, "Down")),
+        (b"<HTML><TITLE>Service\n  Down</TITLE></HTML>", (None, "Service Down")),
+        (b"<html><body></body></html>", (None, None)),
+        # Only the first 2000 characters are looked at for markup.
+        (b"x" * 1996 + b"<html><title>T</title></html>", (None, "x" * 199 + "\u2026")),
         (b"\xff\xfe garbage", (None, "\ufffd\ufffd garbage")),
     ],
 )
@@ -383,6 +454,11 @@ def test_parse_error_handles_odd_bodies(
     body: bytes, expected: tuple[str | None, str | None]
 ) -> None:
     assert parse_error(response_with(body)) == expected
+
+
+def test_clip_keeps_text_up_to_the_limit_and_cuts_longer_text_to_it() -> None:
+    assert clip("x" * 200, 200) == "x" * 200
+    assert clip("x" * 201, 200) == "x" * 199 + "\u2026"
 
 
 def test_parse_error_keeps_text_short() -> None:
