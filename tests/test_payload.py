@@ -17,6 +17,8 @@ from modelarts_cleanup.payload import (
     Target,
     parse_payload,
     payload_schema,
+    printable,
+    type_name,
 )
 
 P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
@@ -87,7 +89,9 @@ def test_timer_event_without_a_user_event_key_means_default_targets() -> None:
     event = {"trigger_type": "TIMER", "trigger_name": "nightly"}
     assert parse_event(event, default_targets=defaults).targets == list(defaults)
     (problem,) = problems_of(event)
-    assert problem.startswith("user_event: empty, and MODELARTS_CLEANUP_TARGETS is not set")
+    assert problem == (
+        "user_event: empty, and MODELARTS_CLEANUP_TARGETS is not set: nothing says what to delete"
+    )
 
 
 def test_empty_user_event_without_default_targets_is_an_error() -> None:
@@ -105,9 +109,38 @@ def test_timer_user_event_must_be_a_string() -> None:
     assert problem.startswith("user_event: must be a string")
 
 
-def test_other_trigger_types_are_refused() -> None:
-    (problem,) = problems_of({"trigger_type": "APIG", "body": "{}"})
-    assert "only TIMER" in problem
+@pytest.mark.parametrize(
+    ("trigger", "shown"),
+    [
+        ("APIG", "'APIG'"),
+        ("T" * 50, "'" + "T" * 39),  # a long one cut to 40 characters
+        (7, "a number"),
+        (1.5, "a number"),
+        (None, "null"),
+        (["TIMER"], "a list"),
+        ({"type": "TIMER"}, "an object"),
+        (True, "a boolean"),
+    ],
+)
+def test_other_trigger_types_are_refused_and_shown_safely(trigger: object, shown: str) -> None:
+    (problem,) = problems_of({"trigger_type": trigger, "body": "{}"})
+    assert problem == (
+        f"trigger_type: only TIMER events are accepted, not {shown} "
+        "(API Gateway and SMN events are recognised by their own shapes)"
+    )
+
+
+def test_a_value_of_no_json_type_is_named_by_its_python_type() -> None:
+    assert type_name((1, 2)) == "tuple"
+    assert type_name(b"x") == "bytes"
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [("k" * 40, "k" * 40), ("k" * 41, "k" * 40 + "..."), ("\u202e" * 3, "\\u202e" * 3)],
+)
+def test_keys_are_shown_up_to_forty_characters_and_escaped(key: str, shown: str) -> None:
+    assert printable(key) == shown
 
 
 def test_every_problem_is_listed_with_its_location() -> None:
