@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -369,16 +368,6 @@ def test_retry_after_date_already_past_asks_for_no_wait(
     assert fake_time.sleeps == [0.0]  # not the backoff, and never a negative wait
 
 
-@pytest.fixture
-def clock_eight_hours_ahead(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The machine's local time zone is UTC+8 for the test."""
-    monkeypatch.setenv("TZ", "CST-8")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
 @pytest.mark.usefixtures("clock_eight_hours_ahead")
 def test_a_retry_after_date_without_a_zone_is_read_as_gmt_whatever_the_local_zone(
     mocked: responses.RequestsMock, fake_time: FakeTime
@@ -434,6 +423,7 @@ def test_parse_error_reads_every_spelling(spelling: Callable[[str, str], dict[st
         # Each field from wherever it is first found, "error" looked into first.
         (b'{"details": {"error_code": "X.2"}, "error": {"error_code": "X.1"}}', ("X.1", None)),
         (b'{"a": {"error_code": "X.1"}, "b": {"error_msg": "m"}}', ("X.1", "m")),
+        (b'{"a": {"error_msg": "m"}, "b": {"error_code": "X.1"}}', ("X.1", "m")),
         # Three levels down is read, four is not.
         (b'{"a": {"b": {"c": {"error_code": "X.3"}}}}', ("X.3", None)),
         (b'{"a": {"b": {"c": {"d": {"error_code": "X.4"}}}}}', (None, None)),

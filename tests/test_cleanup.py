@@ -21,8 +21,8 @@ from modelarts_cleanup.planning import Candidate, Plan, Policy, make_plan
 from modelarts_cleanup.report import JsonLog, Outcome
 from modelarts_cleanup.rules import Selector
 from modelarts_cleanup.transport import Transport
-from modelarts_cleanup.vocabulary import ApiGeneration
-from tests.support import endpoint_environ, local_endpoint
+from modelarts_cleanup.vocabulary import MARK_KEY, ApiGeneration
+from tests.support import FakeTime, endpoint_environ, local_endpoint
 
 P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
 P2 = "0123456789abcdef0123456789abcdef"
@@ -438,3 +438,126 @@ def test_a_tag_write_the_deadline_ended_is_told_as_it_was(action: str) -> None:
         "ModelArts.6102",
     )
     assert all(deadline == 5.0 for _, _, deadline in client.calls)
+
+
+class TimedClient(TaggingClient):
+    """Each request takes a quarter of a second on `clock`; tag writes are recorded, and those of
+    the instances in `gone` find nothing to tag."""
+
+    def __init__(
+        self, script: dict[str, Deletion | Exception], clock: FakeTime, gone: set[str]
+    ) -> None:
+        super().__init__(script)
+        self.clock, self.gone = clock, gone
+        self.writes: list[tuple[str, dict[str, str | None], str, bool]] = []
+
+    def delete_instance(
+        self, project_id: str, instance_id: str, *, deadline: float | None = None
+    ) -> Deletion:
+        self.clock.advance(0.25)
+        return super().delete_instance(project_id, instance_id, deadline=deadline)
+
+    def tag(
+        self,
+        project_id: str,
+        instance_id: str,
+        tags: dict[str, str | None],
+        *,
+        workspace_id: str,
+        remove: bool = False,
+        deadline: float | None = None,
+    ) -> bool:
+        self.clock.advance(0.25)
+        self.writes.append((instance_id, dict(tags), workspace_id, remove))
+        super().tag(
+            project_id,
+            instance_id,
+            tags,
+            workspace_id=workspace_id,
+            remove=remove,
+            deadline=deadline,
+        )
+        return instance_id not in self.gone
+
+
+def test_every_way_a_target_ends_names_it_and_how_long_it_took() -> None:
+    ts = targets(8, P2)
+    mark = "2027-01-17T08:00:00Z"
+    script: dict[str, Deletion | Exception] = {
+        iid(1): ApiError("DELETE one: HTTP 500", http_status=500, attempts=5),
+        iid(2): AnswerLost("DELETE two: its answer was lost", attempts=1),
+        iid(3): RuntimeError("a bug"),
+        iid(7): ApiError("POST tags: HTTP 403", http_status=403, attempts=1),
+    }
+
+    def grace(target: Target, action: str) -> Candidate:
+        return Candidate(target, "selectors[0]", SELECTOR, action=action, delete_after=mark)  # type: ignore[arg-type]
+
+    candidates = [
+        *ts[:4],
+        grace(ts[4], "mark"),
+        grace(ts[5], "unmark"),
+        grace(ts[6], "mark"),
+        grace(ts[7], "mark"),
+    ]
+    clock = FakeTime()
+    client = TimedClient(script, clock, gone={iid(6)})
+    results = execute(
+        make_plan(candidates, Policy(), dry_run=False),
+        client,
+        concurrency=1,
+        deadline=None,
+        log=JsonLog(io.StringIO()),
+        clock=clock,
+    )
+
+    told = [
+        (r.project_id, r.instance_id, r.outcome, r.attempts, r.duration_ms, r.error_msg)
+        for r in results
+    ]
+    lost = (
+        "DELETE two: its answer was lost; if it went through, the next run reports already_absent"
+    )
+    assert told == [
+        (P2, iid(0), Outcome.DELETED, 1, 250, None),
+        (P2, iid(1), Outcome.FAILED, 5, 250, "DELETE one: HTTP 500"),
+        (P2, iid(2), Outcome.FAILED, 1, 250, lost),
+        (P2, iid(3), Outcome.FAILED, 0, 250, "RuntimeError"),
+        (P2, iid(4), Outcome.MARKED, 0, 250, None),
+        (P2, iid(5), Outcome.UNMARKED, 0, 250, None),
+        (P2, iid(6), Outcome.ALREADY_ABSENT, 0, 250, None),
+        (P2, iid(7), Outcome.FAILED, 0, 250, "POST tags: HTTP 403"),
+    ]
+    # Marks are written on the default workspace when the listing named none; unmarks remove.
+    assert client.writes == [
+        (iid(4), {MARK_KEY: mark}, "0", False),
+        (iid(5), {MARK_KEY: None}, "0", True),
+        (iid(6), {MARK_KEY: mark}, "0", False),
+        (iid(7), {MARK_KEY: mark}, "0", False),
+    ]
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_targets_reached_at_the_deadline_itself_are_not_attempted(dry_run: bool) -> None:
+    deleted, marked = targets(2, P2)
+    candidates = [
+        Candidate(deleted),
+        Candidate(
+            marked, "selectors[0]", SELECTOR, action="mark", delete_after="2027-01-17T08:00:00Z"
+        ),
+    ]
+    client = TaggingClient()
+    results = execute(
+        make_plan(candidates, Policy(), dry_run=dry_run),
+        client,
+        concurrency=1,
+        deadline=5.0,
+        log=JsonLog(io.StringIO()),
+        clock=lambda: 5.0,
+    )
+    told = [(r.project_id, r.instance_id, r.outcome) for r in results]
+    if dry_run:  # nothing would be sent: the deadline does not matter
+        assert told == [(P2, iid(0), Outcome.WOULD_DELETE), (P2, iid(1), Outcome.WOULD_MARK)]
+    else:
+        assert told == [(P2, iid(0), Outcome.NOT_ATTEMPTED), (P2, iid(1), Outcome.NOT_ATTEMPTED)]
+    assert client.calls == []

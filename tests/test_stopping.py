@@ -454,3 +454,44 @@ def test_a_failed_question_before_stopping_stops_nothing() -> None:
         "ModelArts.6102",
     )
     assert instance.calls == ["delete"]
+
+
+def test_what_stop_then_delete_ends_in_names_its_target_and_how_long_it_took() -> None:
+    clock = FakeTime(0.0)
+    gone = delete_one(
+        Instance(["DELETING", None], [not_now("ModelArts.6357")]),
+        TARGET,
+        deadline=None,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    kept = delete_one(
+        Instance(["RUNNING"], [not_now()]),
+        TARGET,
+        deadline=None,
+        clock=clock,
+        sleep=clock.sleep,
+        before_stopping=lambda: "state_changed",
+    )
+    told = [(r.project_id, r.instance_id, r.outcome, r.duration_ms) for r in (gone, kept)]
+    assert told == [(P, I, Outcome.ALREADY_ABSENT, 1000), (P, I, Outcome.REFUSED, 0)]
+
+
+def test_a_question_before_stopping_whose_answer_was_lost_says_so() -> None:
+    clock = FakeTime(0.0)
+    instance = Instance(["RUNNING"], [not_now()])
+
+    def lost_read() -> str | None:
+        raise lost("GET")
+
+    result = delete_one(
+        instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep, before_stopping=lost_read
+    )
+    assert (result.outcome, result.reason, result.error_code, result.attempts) == (
+        Outcome.FAILED,
+        "deadline",
+        "DeadlineExceeded",
+        1,
+    )
+    assert result.error_msg == "the request was sent and the run's deadline cut its answer short"
+    assert instance.calls == ["delete"]
