@@ -295,6 +295,28 @@ def test_results_follow_payload_order_at_any_concurrency(concurrency: int) -> No
 SELECTOR = Selector(project_id=P1, statuses=("STOPPED",))
 
 
+def test_a_recheck_whose_answer_was_lost_says_so_in_the_services_words() -> None:
+    picked = targets(1)[0]
+    plan = make_plan([Candidate(picked, "selectors[0]", SELECTOR)], Policy(), dry_run=False)
+
+    def recheck(candidate: Candidate) -> str | None:
+        raise AnswerLost("GET: lost", error_code="DeadlineExceeded", error_msg="cut", attempts=1)
+
+    (result,) = execute(
+        plan,
+        ScriptedClient(),
+        concurrency=1,
+        deadline=None,
+        log=JsonLog(io.StringIO()),
+        recheck=recheck,
+    )
+    assert (result.outcome, result.error_code, result.error_msg) == (
+        Outcome.FAILED,
+        "DeadlineExceeded",
+        "cut",
+    )
+
+
 @pytest.mark.parametrize(
     ("raised", "outcome", "reason", "code"),
     [
@@ -432,6 +454,7 @@ def test_a_tag_write_the_deadline_ended_is_told_as_it_was(action: str) -> None:
     )
     cut = by_id[lost.instance_id]
     assert cut.error_code == "DeadlineExceeded" and cut.error_msg is not None
+    assert cut.attempts == 0  # attempts count DELETEs; a tag write is none
     assert "effect is unknown" in cut.error_msg and "the next run reads the tag" in cut.error_msg
     assert (by_id[refused_.instance_id].http_status, by_id[refused_.instance_id].error_code) == (
         503,
