@@ -306,6 +306,12 @@ def test_exactly_the_most_selectors_are_accepted_and_each_is_checked() -> None:
     assert problem == "selectors: List should have at most 50 items after validation, not 51"
 
 
+def test_a_selector_that_is_not_an_object_does_not_hide_the_problems_after_it() -> None:
+    problems = problems_of({"selectors": ["STOPPED", {"project_id": P1}]})
+    assert problems[0].startswith("selectors[0]: Input should be a valid dictionary")
+    assert "selectors[1].statuses: Field required" in problems
+
+
 def lists(depth: int) -> str:
     """A payload whose text nests `depth` levels: an unknown key holding nested lists."""
     return json.dumps({"targets": [target()], "pad": nested_lists(depth - 1)})
