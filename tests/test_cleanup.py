@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
 from modelarts_cleanup.execution import delete_one, execute
 from modelarts_cleanup.payload import Target
 from modelarts_cleanup.planning import Candidate, Plan, Policy, make_plan
-from modelarts_cleanup.report import JsonLog, Outcome
+from modelarts_cleanup.report import JsonLog, Outcome, Result
 from modelarts_cleanup.rules import Selector
 from modelarts_cleanup.transport import Transport
 from modelarts_cleanup.vocabulary import MARK_KEY, ApiGeneration
@@ -46,18 +47,21 @@ class Deletion:
 
 
 class ScriptedClient:
-    """Answers per instance: a Deletion, or raises the exception given."""
+    """Answers per instance: a Deletion, or raises the exception given. `took` is called as each
+    request is answered (a test moves its clock there)."""
 
     def __init__(self, script: dict[str, Deletion | Exception] | None = None) -> None:
         self.script = script or {}
         self.calls: list[tuple[str, str, float | None]] = []
         self.lock = threading.Lock()
+        self.took: Callable[[], None] = lambda: None
 
     def delete_instance(
         self, project_id: str, instance_id: str, *, deadline: float | None = None
     ) -> Deletion:
         with self.lock:
             self.calls.append((project_id, instance_id, deadline))
+        self.took()
         answer = self.script.get(instance_id, Deletion("deleted"))
         if isinstance(answer, Exception):
             raise answer
@@ -385,8 +389,30 @@ def test_a_listing_that_raises_something_unexpected_fails_its_selector_only(
     assert (reports[0].error_code, reports[0].error_msg) == ("UnexpectedError", "RecursionError")
 
 
+def one_at_a_time(
+    candidates: list[Candidate],
+    client: ScriptedClient,
+    *,
+    deadline: float | None,
+    clock: Callable[[], float],
+    dry_run: bool = False,
+) -> tuple[Result, ...]:
+    """The results of a run of `candidates` under no policy, one request at a time."""
+    plan = make_plan(candidates, Policy(), dry_run=dry_run)
+    log = JsonLog(io.StringIO())
+    return execute(plan, client, concurrency=1, deadline=deadline, log=log, clock=clock)
+
+
 class TaggingClient(ScriptedClient):
-    """Tag writes raise what the script says for their instance."""
+    """Tag writes raise what the script says for their instance, and find nothing to tag for the
+    instances in `gone`; each write is recorded."""
+
+    def __init__(
+        self, script: dict[str, Deletion | Exception] | None = None, gone: Collection[str] = ()
+    ) -> None:
+        super().__init__(script)
+        self.gone = gone
+        self.writes: list[tuple[str, dict[str, str | None], str, bool]] = []
 
     def tag(
         self,
@@ -400,10 +426,12 @@ class TaggingClient(ScriptedClient):
     ) -> bool:
         with self.lock:
             self.calls.append((project_id, instance_id, deadline))
+            self.writes.append((instance_id, dict(tags), workspace_id, remove))
+        self.took()
         answer = self.script.get(instance_id)
         if isinstance(answer, Exception):
             raise answer
-        return True
+        return instance_id not in self.gone
 
 
 @pytest.mark.parametrize("action", ["mark", "unmark"])
@@ -430,14 +458,7 @@ def test_a_tag_write_the_deadline_ended_is_told_as_it_was(action: str) -> None:
         for t in (unsent, lost, refused_, fine)
     ]
     client = TaggingClient(script)
-    results = execute(
-        make_plan(candidates, Policy(), dry_run=False),
-        client,
-        concurrency=1,
-        deadline=5.0,
-        log=JsonLog(io.StringIO()),
-        clock=lambda: 1.0,
-    )
+    results = one_at_a_time(candidates, client, deadline=5.0, clock=lambda: 1.0)
 
     by_id = {r.instance_id: r for r in results}
     told = {
@@ -463,46 +484,6 @@ def test_a_tag_write_the_deadline_ended_is_told_as_it_was(action: str) -> None:
     assert all(deadline == 5.0 for _, _, deadline in client.calls)
 
 
-class TimedClient(TaggingClient):
-    """Each request takes a quarter of a second on `clock`; tag writes are recorded, and those of
-    the instances in `gone` find nothing to tag."""
-
-    def __init__(
-        self, script: dict[str, Deletion | Exception], clock: FakeTime, gone: set[str]
-    ) -> None:
-        super().__init__(script)
-        self.clock, self.gone = clock, gone
-        self.writes: list[tuple[str, dict[str, str | None], str, bool]] = []
-
-    def delete_instance(
-        self, project_id: str, instance_id: str, *, deadline: float | None = None
-    ) -> Deletion:
-        self.clock.advance(0.25)
-        return super().delete_instance(project_id, instance_id, deadline=deadline)
-
-    def tag(
-        self,
-        project_id: str,
-        instance_id: str,
-        tags: dict[str, str | None],
-        *,
-        workspace_id: str,
-        remove: bool = False,
-        deadline: float | None = None,
-    ) -> bool:
-        self.clock.advance(0.25)
-        self.writes.append((instance_id, dict(tags), workspace_id, remove))
-        super().tag(
-            project_id,
-            instance_id,
-            tags,
-            workspace_id=workspace_id,
-            remove=remove,
-            deadline=deadline,
-        )
-        return instance_id not in self.gone
-
-
 def test_every_way_a_target_ends_names_it_and_how_long_it_took() -> None:
     ts = targets(8, P2)
     mark = "2027-01-17T08:00:00Z"
@@ -524,15 +505,9 @@ def test_every_way_a_target_ends_names_it_and_how_long_it_took() -> None:
         grace(ts[7], "mark"),
     ]
     clock = FakeTime()
-    client = TimedClient(script, clock, gone={iid(6)})
-    results = execute(
-        make_plan(candidates, Policy(), dry_run=False),
-        client,
-        concurrency=1,
-        deadline=None,
-        log=JsonLog(io.StringIO()),
-        clock=clock,
-    )
+    client = TaggingClient(script, gone={iid(6)})
+    client.took = lambda: clock.advance(0.25)  # each request takes a quarter of a second
+    results = one_at_a_time(candidates, client, deadline=None, clock=clock)
 
     told = [
         (r.project_id, r.instance_id, r.outcome, r.attempts, r.duration_ms, r.error_msg)
@@ -570,14 +545,7 @@ def test_targets_reached_at_the_deadline_itself_are_not_attempted(dry_run: bool)
         ),
     ]
     client = TaggingClient()
-    results = execute(
-        make_plan(candidates, Policy(), dry_run=dry_run),
-        client,
-        concurrency=1,
-        deadline=5.0,
-        log=JsonLog(io.StringIO()),
-        clock=lambda: 5.0,
-    )
+    results = one_at_a_time(candidates, client, dry_run=dry_run, deadline=5.0, clock=lambda: 5.0)
     told = [(r.project_id, r.instance_id, r.outcome) for r in results]
     if dry_run:  # nothing would be sent: the deadline does not matter
         assert told == [(P2, iid(0), Outcome.WOULD_DELETE), (P2, iid(1), Outcome.WOULD_MARK)]

@@ -83,6 +83,20 @@ class Instance:
         return answer
 
 
+def stop_then_delete(
+    instance: Instance,
+    *,
+    clock: FakeTime | None = None,
+    deadline: float | None = None,
+    **options: Any,
+) -> Result:
+    """`delete_one` of TARGET on a clock (from 0 unless given) that only sleeping moves."""
+    clock = clock or FakeTime(0.0)
+    return delete_one(
+        instance, TARGET, deadline=deadline, clock=clock, sleep=clock.sleep, **options
+    )
+
+
 def test_running_instance_is_stopped_waited_for_then_deleted() -> None:
     clock = FakeTime(0.0)
     instance = Instance(["RUNNING", "STOPPING", "STOPPING", "STOPPED"], [not_now(), Deletion()])
@@ -139,9 +153,8 @@ def test_every_transitional_status_is_waited_out_before_deleting(status: str) ->
 
 
 def test_the_stop_is_sent_once_however_long_the_instance_stays_running() -> None:
-    clock = FakeTime(0.0)
     instance = Instance(["RUNNING", "RUNNING", "RUNNING", "STOPPED"], [not_now(), Deletion()])
-    result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
+    result = stop_then_delete(instance)
     assert result.outcome is Outcome.DELETED
     assert instance.calls == ["delete", "get", "stop", "get", "get", "get", "delete"]
 
@@ -207,14 +220,7 @@ def test_stop_that_never_finishes_fails_after_the_maximum_wait() -> None:
 def test_a_stop_that_outlasts_the_wait_fails_the_target_as_a_stop_timeout() -> None:
     clock = FakeTime(1000.0)
     instance = Instance(["RUNNING", "STOPPING"], [not_now()])
-    result = delete_one(
-        instance,
-        TARGET,
-        deadline=None,
-        clock=clock,
-        sleep=clock.sleep,
-        stop_policy=StopPolicy(max_wait=60),
-    )
+    result = stop_then_delete(instance, clock=clock, stop_policy=StopPolicy(max_wait=60))
     assert (result.outcome, result.reason, result.error_code) == (
         Outcome.FAILED,
         "stop_failed",
@@ -251,9 +257,8 @@ def test_the_wait_goes_on_while_a_poll_still_fits_before_the_deadline() -> None:
 
 
 def test_every_request_of_stop_then_delete_is_bounded_by_the_run_deadline() -> None:
-    clock = FakeTime(0.0)
     instance = Instance(["RUNNING", "STOPPING", "STOPPED"], [not_now(), Deletion()])
-    result = delete_one(instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep)
+    result = stop_then_delete(instance, deadline=100.0)
     assert result.outcome is Outcome.DELETED
     assert instance.calls == ["delete", "get", "stop", "get", "get", "delete"]
     assert instance.deadlines == {100.0}
@@ -275,8 +280,7 @@ def lost(what: str) -> AnswerLost:
 
 def cut_short(instance: Instance) -> tuple[Result, tuple[object, ...]]:
     """Stop-then-delete against a deadline; the result and what it says about the deadline."""
-    clock = FakeTime(0.0)
-    result = delete_one(instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep)
+    result = stop_then_delete(instance, deadline=100.0)
     said = (result.outcome, result.reason, result.error_code, result.instance_status)
     return result, said
 
@@ -457,36 +461,21 @@ def test_a_failed_question_before_stopping_stops_nothing() -> None:
 
 
 def test_what_stop_then_delete_ends_in_names_its_target_and_how_long_it_took() -> None:
-    clock = FakeTime(0.0)
-    gone = delete_one(
-        Instance(["DELETING", None], [not_now("ModelArts.6357")]),
-        TARGET,
-        deadline=None,
-        clock=clock,
-        sleep=clock.sleep,
-    )
-    kept = delete_one(
-        Instance(["RUNNING"], [not_now()]),
-        TARGET,
-        deadline=None,
-        clock=clock,
-        sleep=clock.sleep,
-        before_stopping=lambda: "state_changed",
+    gone = stop_then_delete(Instance(["DELETING", None], [not_now("ModelArts.6357")]))
+    kept = stop_then_delete(
+        Instance(["RUNNING"], [not_now()]), before_stopping=lambda: "state_changed"
     )
     told = [(r.project_id, r.instance_id, r.outcome, r.duration_ms) for r in (gone, kept)]
     assert told == [(P, I, Outcome.ALREADY_ABSENT, 1000), (P, I, Outcome.REFUSED, 0)]
 
 
 def test_a_question_before_stopping_whose_answer_was_lost_says_so() -> None:
-    clock = FakeTime(0.0)
     instance = Instance(["RUNNING"], [not_now()])
 
     def lost_read() -> str | None:
         raise lost("GET")
 
-    result = delete_one(
-        instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep, before_stopping=lost_read
-    )
+    result = stop_then_delete(instance, deadline=100.0, before_stopping=lost_read)
     assert (result.outcome, result.reason, result.error_code, result.attempts) == (
         Outcome.FAILED,
         "deadline",
