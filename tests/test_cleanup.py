@@ -182,6 +182,7 @@ def test_a_failed_target_is_logged_at_error_and_every_other_at_info() -> None:
     plan = make_plan(targets(4), Policy(protected_instances=frozenset({iid(3)})), dry_run=False)
     _, logged = run(plan, ScriptedClient(script))
     lines = [json.loads(line) for line in logged.splitlines()]
+    assert all(line["message"] == f"{line['instance_id']}: {line['outcome']}" for line in lines)
     assert {line["instance_id"]: (line["outcome"], line["level"]) for line in lines} == {
         iid(0): ("failed", "ERROR"),
         iid(1): ("already_absent", "INFO"),
@@ -364,7 +365,7 @@ def test_a_recheck_that_cannot_answer_fails_only_its_own_target(
         plan, client, concurrency=2, deadline=None, log=JsonLog(io.StringIO()), recheck=recheck
     )
     assert (results[0].outcome, results[0].reason, results[0].error_code) == (outcome, reason, code)
-    assert results[0].matched_by == "selectors[0]"
+    assert (results[0].matched_by, results[0].attempts) == ("selectors[0]", 0)
     assert results[1].outcome is Outcome.DELETED
     assert [c[1] for c in client.calls] == [named.instance_id]
 
@@ -535,20 +536,41 @@ def test_every_way_a_target_ends_names_it_and_how_long_it_took() -> None:
     ]
 
 
+def test_a_delete_reached_at_the_deadline_itself_is_not_attempted() -> None:
+    target, client = targets(1)[0], ScriptedClient()
+    result = delete_one(client, target, deadline=5.0, clock=lambda: 5.0)
+    assert (result.outcome, client.calls) == (Outcome.NOT_ATTEMPTED, [])
+
+
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_targets_reached_at_the_deadline_itself_are_not_attempted(dry_run: bool) -> None:
-    deleted, marked = targets(2, P2)
+    deleted, marked, picked = targets(3, P2)
     candidates = [
+        Candidate(picked, "selectors[0]", SELECTOR),
         Candidate(deleted),
         Candidate(
             marked, "selectors[0]", SELECTOR, action="mark", delete_after="2027-01-17T08:00:00Z"
         ),
     ]
-    client = TaggingClient()
-    results = one_at_a_time(candidates, client, dry_run=dry_run, deadline=5.0, clock=lambda: 5.0)
+    client, asked = TaggingClient(), []
+    plan = make_plan(candidates, Policy(), dry_run=dry_run)
+    results = execute(
+        plan,
+        client,
+        concurrency=1,
+        deadline=5.0,
+        log=JsonLog(io.StringIO()),
+        clock=lambda: 5.0,
+        recheck=asked.append,
+    )
     told = [(r.project_id, r.instance_id, r.outcome) for r in results]
     if dry_run:  # nothing would be sent: the deadline does not matter
-        assert told == [(P2, iid(0), Outcome.WOULD_DELETE), (P2, iid(1), Outcome.WOULD_MARK)]
+        assert [t[2] for t in told] == [
+            Outcome.WOULD_DELETE,
+            Outcome.WOULD_DELETE,
+            Outcome.WOULD_MARK,
+        ]
     else:
-        assert told == [(P2, iid(0), Outcome.NOT_ATTEMPTED), (P2, iid(1), Outcome.NOT_ATTEMPTED)]
-    assert client.calls == []
+        assert [t[2] for t in told] == [Outcome.NOT_ATTEMPTED] * 3
+    assert [t[:2] for t in told] == [(P2, iid(2)), (P2, iid(0)), (P2, iid(1))]
+    assert (client.calls, asked) == ([], [])  # not even asked again about the selected one

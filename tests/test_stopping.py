@@ -11,9 +11,10 @@ import pytest
 
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
-from modelarts_cleanup.execution import delete_one
+from modelarts_cleanup.execution import delete_one, execute
 from modelarts_cleanup.payload import Target
-from modelarts_cleanup.report import Outcome, Result
+from modelarts_cleanup.planning import Policy, make_plan
+from modelarts_cleanup.report import JsonLog, Outcome, Result
 from modelarts_cleanup.stopping import StopFailed, StopPolicy, settle
 from modelarts_cleanup.vocabulary import TRANSITIONAL_STATUSES
 from tests.support import FakeTime, endpoint_environ, local_endpoint
@@ -465,8 +466,31 @@ def test_what_stop_then_delete_ends_in_names_its_target_and_how_long_it_took() -
     kept = stop_then_delete(
         Instance(["RUNNING"], [not_now()]), before_stopping=lambda: "state_changed"
     )
-    told = [(r.project_id, r.instance_id, r.outcome, r.duration_ms) for r in (gone, kept)]
-    assert told == [(P, I, Outcome.ALREADY_ABSENT, 1000), (P, I, Outcome.REFUSED, 0)]
+    at_once = stop_then_delete(Instance([], [Deletion(request_id="req-del")]))
+    told = [(r.project_id, r.instance_id, r.outcome, r.duration_ms) for r in (gone, kept, at_once)]
+    assert told == [
+        (P, I, Outcome.ALREADY_ABSENT, 1000),  # waited a second for it
+        (P, I, Outcome.REFUSED, 0),
+        (P, I, Outcome.DELETED, 0),  # on a clock that did not move
+    ]
+    assert at_once.request_id == "req-del"
+
+
+def test_a_run_passes_its_stop_policy_and_sleep_on_to_stop_then_delete() -> None:
+    clock = FakeTime(0.0)
+    instance = Instance(["RUNNING", "STOPPED"], [not_now(), Deletion()])
+    (result,) = execute(
+        make_plan([TARGET], Policy(), dry_run=False),
+        instance,
+        concurrency=1,
+        deadline=None,
+        log=JsonLog(io.StringIO()),
+        clock=clock,
+        sleep=clock.sleep,
+        stop_policy=StopPolicy(first_delay=0.5),
+    )
+    assert result.outcome is Outcome.DELETED
+    assert clock.sleeps == [0.5]
 
 
 def test_a_question_before_stopping_whose_answer_was_lost_says_so() -> None:
