@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -61,7 +62,10 @@ def test_2xx_with_an_unreadable_body_every_time_is_a_failure(
     mocked.delete(NOTEBOOK_URL, status=200, body="<html>proxy</html>")
     with pytest.raises(ApiError) as caught:
         mocked_client(fake_time).delete_instance(PROJECT, INSTANCE)
-    assert (caught.value.error_code, caught.value.http_status) == ("MalformedResponse", 200)
+    err = caught.value
+    assert (err.error_code, err.http_status) == ("MalformedResponse", 200)
+    assert err.error_msg == "a success status with a body ModelArts does not send"
+    assert "HTTP 200 with a body that is not a JSON object" in str(err)
     assert len(mocked.calls) == 5
 
 
@@ -161,6 +165,7 @@ def test_other_400_fails_at_once_with_the_parsed_error(
         "Please stop the instance before deleting.",
     )
     assert (err.request_id, err.attempts, err.retryable) == ("req-400", 1, False)
+    assert str(err).endswith(": HTTP 400 ModelArts.6304: Please stop the instance before deleting.")
     assert len(mocked.calls) == 1
     assert fake_time.sleeps == []
 
@@ -248,6 +253,7 @@ def test_forbidden_is_never_retried_and_explains(
         (301, "UnexpectedRedirect"),
         # A bare 400 says nothing of the instance being gone: a failure, not an absence.
         *((status, None) for status in (400, 405, 409, 410, 413, 422)),
+        (600, None),  # no HTTP status class: not a server error to wait out
     ],
 )
 def test_other_3xx_and_4xx_fail_at_once(
@@ -263,7 +269,36 @@ def test_other_3xx_and_4xx_fail_at_once(
         None,
         False,
     )
+    if code is not None:
+        assert str(err).endswith(f": HTTP {status}: unexpected redirect, check the endpoint")
+    else:
+        assert str(err).endswith(f": HTTP {status}")
     assert len(mocked.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (401, "authentication rejected (HTTP 401): check the credentials (AK/SK, security token"),
+        (403, "permission denied (HTTP 403): check that the user or agency is granted"),
+    ],
+)
+def test_a_bare_401_or_403_says_its_status_and_what_to_check(
+    mocked: responses.RequestsMock, fake_time: FakeTime, status: int, says: str
+) -> None:
+    mocked.delete(NOTEBOOK_URL, status=status, body="")
+    with pytest.raises(ApiError, match=re.escape(says)):
+        mocked_client(fake_time).delete_instance(PROJECT, INSTANCE)
+
+
+def test_an_error_after_a_retry_counts_both_attempts(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.delete(NOTEBOOK_URL, status=503, body="")
+    mocked.delete(NOTEBOOK_URL, status=400, body=error_body("ModelArts.0104", "bad"))
+    with pytest.raises(ApiError) as caught:
+        mocked_client(fake_time).delete_instance(PROJECT, INSTANCE)
+    assert (caught.value.error_code, caught.value.attempts) == ("ModelArts.0104", 2)
 
 
 def test_redirects_are_not_followed(mocked: responses.RequestsMock, fake_time: FakeTime) -> None:
