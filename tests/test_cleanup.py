@@ -119,6 +119,19 @@ def test_more_deletions_than_the_cap_refuse_the_whole_run() -> None:
     assert client.calls == []
 
 
+def test_a_cap_refusal_says_how_many_of_the_writes_are_tags() -> None:
+    ts = targets(3)
+    candidates = [
+        Candidate(ts[0]),
+        *(Candidate(t, "selectors[0]", SELECTOR, action="mark") for t in ts[1:]),  # type: ignore[arg-type]
+    ]
+    plan = make_plan(candidates, Policy(max_deletions=2), dry_run=False)
+    assert plan.refused_run == (
+        "3 deletions, marks and unmarks (2 of them tags) planned, more than "
+        "MODELARTS_CLEANUP_MAX_DELETIONS=2: the whole run is refused"
+    )
+
+
 def test_cap_counts_only_what_policy_lets_through() -> None:
     policy = Policy(max_deletions=2, protected_instances=frozenset({iid(0)}))
     plan = make_plan(targets(3), policy, dry_run=False)
