@@ -324,8 +324,9 @@ def test_a_mark_is_rfc3339_utc_to_the_second_and_reads_back() -> None:
 
 
 @pytest.mark.usefixtures("clock_eight_hours_ahead")
-def test_a_mark_is_written_in_utc_whatever_the_local_time_zone() -> None:
+def test_a_mark_is_written_and_read_in_utc_whatever_the_local_time_zone() -> None:
     assert mark_value(DAY1) == "2027-01-15T08:00:00Z"
+    assert read_mark(((MARK_KEY, "2027-01-15T08:00:00Z"),)) == (True, DAY1)
 
 
 @pytest.mark.parametrize(

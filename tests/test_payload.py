@@ -333,6 +333,35 @@ def test_nesting_of_exactly_the_deepest_level_is_read_and_one_more_is_not() -> N
     assert problem == "payload: nested deeper than 32 levels"
 
 
+def objects(depth: int) -> dict[str, Any]:
+    """A payload nesting `depth` levels: an unknown key holding nested objects, an empty one
+    innermost, after an empty object that closes deeper down."""
+    value: dict[str, Any] = {}
+    for _ in range(depth - 3):
+        value = {"a": value}
+    return {"targets": [target()], "pad": {"closed": {}, "deep": value}}
+
+
+def test_nesting_counts_objects_and_every_closing_bracket_alike() -> None:
+    for depth, refused in ((32, False), (33, True)):
+        document = objects(depth)
+        text = json.dumps(document)
+        assert (problems_of(text) == ("event: nested deeper than 32 levels",)) is refused
+        assert (problems_of(document) == ("payload: nested deeper than 32 levels",)) is refused
+    # Brackets are what count, not other characters.
+    assert problems_of(json.dumps({"targets": [target()], "X" * 40: 1})) == (
+        "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX: unknown key",
+    )
+    deep = json.dumps({"X" * 40: 1, "pad": nested_lists(40)})
+    assert problems_of(deep) == ("event: nested deeper than 32 levels",)
+
+
+def test_values_that_are_not_json_are_refused() -> None:
+    assert problems_of({"targets": [target()], "pad": {1, 2}}) == (
+        "payload: holds values that are not JSON (only objects, lists, strings, ...)",
+    )
+
+
 def test_objects_nested_thousands_deep_are_refused_not_recursed_into() -> None:
     deep: dict[str, Any] = {}
     for _ in range(5000):
