@@ -450,7 +450,7 @@ def test_parse_error_reads_every_spelling(spelling: Callable[[str, str], dict[st
         # Pages: their title, however the markup is spelled; markup alone says nothing.
         (b"Proxy error <html><head><title>Gone</title></head></html>", (None, "Gone")),
         (b"Oops <!DOCTYPE html><title>Down</title>", (None, "Down")),
-        (b"<HTML><TITLE>Service\n  Down</TITLE></HTML>", (None, "Service Down")),
+        (b"<HTML><TITLE>Service\n  Down</TITLE><BODY>more</BODY></HTML>", (None, "Service Down")),
         (b"<html><body></body></html>", (None, None)),
         # Only the first 2000 characters are looked at for markup.
         (b"x" * 1996 + b"<html><title>T</title></html>", (None, "x" * 199 + "\u2026")),

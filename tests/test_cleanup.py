@@ -214,8 +214,8 @@ def test_no_more_deletes_are_in_flight_than_the_concurrency(concurrency: int) ->
             in_flight[0] += 1
             most[0] = max(most[0], in_flight[0])
             arrived.notify_all()
-            # Held until a second request arrives, or long enough that one sent alongside would.
-            arrived.wait_for(lambda: in_flight[0] > 1, timeout=0.1)
+            # Held until one more request arrives than may, or long enough that one sent would.
+            arrived.wait_for(lambda: in_flight[0] > concurrency, timeout=0.1)
             in_flight[0] -= 1
 
     with local_endpoint(latency=0.001, sleep=hold) as fake:
@@ -311,6 +311,25 @@ def test_results_follow_payload_order_at_any_concurrency(concurrency: int) -> No
 
 
 SELECTOR = Selector(project_id=P1, statuses=("STOPPED",))
+
+
+def test_a_recheck_that_breaks_fails_its_target_by_the_error_type_alone() -> None:
+    picked = targets(1)[0]
+    plan = make_plan([Candidate(picked, "selectors[0]", SELECTOR)], Policy(), dry_run=False)
+
+    def recheck(candidate: Candidate) -> str | None:
+        raise KeyError("https://example.invalid/?sig=secret")
+
+    log = JsonLog(io.StringIO())
+    (result,) = execute(
+        plan, ScriptedClient(), concurrency=1, deadline=None, log=log, recheck=recheck
+    )
+    assert (result.outcome, result.error_code, result.error_msg, result.attempts) == (
+        Outcome.FAILED,
+        "UnexpectedError",
+        "KeyError",
+        0,
+    )
 
 
 def test_a_recheck_whose_answer_was_lost_says_so_in_the_services_words() -> None:

@@ -44,7 +44,7 @@ class Instance:
     def __init__(
         self,
         statuses: list[str | ApiError | None],
-        deletes: list[Deletion | ApiError],
+        deletes: list[Deletion | Exception],
         stop_error: ApiError | None = None,
     ) -> None:
         self.statuses: Iterator[str | ApiError | None] = iter(statuses)
@@ -79,7 +79,7 @@ class Instance:
         self.calls.append("delete")
         self.deadlines.add(deadline)
         answer = next(self.deletes)
-        if isinstance(answer, ApiError):
+        if isinstance(answer, Exception):
             raise answer
         return answer
 
@@ -321,6 +321,9 @@ def test_a_stop_whose_answer_was_lost_may_have_gone_through_and_says_so() -> Non
     assert said == (Outcome.FAILED, "deadline", "DeadlineExceeded", None)
     assert result.attempts == 1  # DELETE requests only
     assert result.error_msg == "the request was sent and the run's deadline cut its answer short"
+    wordless = AnswerLost("POST stop: lost", error_code="DeadlineExceeded", attempts=1)
+    result, _ = cut_short(Instance(["RUNNING"], [not_now()], stop_error=wordless))
+    assert result.error_msg == "POST stop: lost"
 
 
 @pytest.mark.parametrize("answer", [NOT_STARTED, lost("GET")], ids=["not started", "lost"])
@@ -462,7 +465,9 @@ def test_a_failed_question_before_stopping_stops_nothing() -> None:
 
 
 def test_what_stop_then_delete_ends_in_names_its_target_and_how_long_it_took() -> None:
-    gone = stop_then_delete(Instance(["DELETING", None], [not_now("ModelArts.6357")]))
+    gone = stop_then_delete(
+        Instance(["DELETING", None], [not_now("ModelArts.6357")]), clock=FakeTime(1000.0)
+    )
     kept = stop_then_delete(
         Instance(["RUNNING"], [not_now()]), before_stopping=lambda: "state_changed"
     )
@@ -474,6 +479,23 @@ def test_what_stop_then_delete_ends_in_names_its_target_and_how_long_it_took() -
         (P, I, Outcome.DELETED, 0),  # on a clock that did not move
     ]
     assert at_once.request_id == "req-del"
+
+
+def test_a_bug_after_a_delete_was_sent_still_counts_that_delete() -> None:
+    result = stop_then_delete(Instance(["STOPPED"], [not_now(), RuntimeError("a bug")]))
+    assert (result.outcome, result.error_code, result.error_msg, result.attempts) == (
+        Outcome.FAILED,
+        "UnexpectedError",
+        "RuntimeError",
+        1,
+    )
+
+
+def test_a_wait_the_policy_ends_just_before_the_deadline_is_a_stop_timeout() -> None:
+    # The next poll would land on the deadline, but the policy's two seconds are over first.
+    instance = Instance(["STOPPING"], [not_now()])
+    result = stop_then_delete(instance, deadline=3.0, stop_policy=StopPolicy(max_wait=2))
+    assert (result.reason, result.error_code) == ("stop_failed", "StopTimeout")
 
 
 def test_a_run_passes_its_stop_policy_and_sleep_on_to_stop_then_delete() -> None:
