@@ -8,7 +8,7 @@ PY310  ?= $(firstword $(shell for p in python3.10 /root/.pyenv/versions/3.10*/bi
             $$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && echo $$p; done))
 VENV310 := .venv310
 
-.PHONY: demo test lint typecheck unit unit310 bench package clean
+.PHONY: demo test lint typecheck unit unit310 mutation bench package clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,19 @@ endif
 
 test: lint typecheck unit unit310
 
+# Mutation testing of the modules that decide what gets deleted: a score per module and every
+# surviving mutant (tests/mutation/). Not part of `make test`: about 20 minutes on two cores.
+MUTATION_STAMP := $(VENV)/.mutation-$(shell cksum pyproject.toml | cut -d' ' -f1)
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
+	rm -f $(VENV)/.mutation-*
+	touch $@
+
+mutation: $(MUTATION_STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run
+	$(BIN)/python -m tests.mutation.score
+
 # Against the official SDK and the physical limit, on loopback; prints tables (a few minutes).
 bench: $(STAMP)
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m benchmarks
@@ -52,4 +65,4 @@ package: $(STAMP)
 	$(BIN)/python deploy/package.py --out dist
 
 clean:
-	rm -rf $(VENV) $(VENV310) dist build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV310) dist build mutants .pytest_cache .mypy_cache .ruff_cache

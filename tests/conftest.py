@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -29,3 +30,13 @@ def fake() -> Iterator[FakeModelArts]:
     """The local ModelArts endpoint over real sockets, accepting `tests.support.AK`/`SK`."""
     with local_endpoint() as endpoint:
         yield endpoint
+
+
+@pytest.fixture
+def clock_eight_hours_ahead(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time zone is UTC+8 (not UTC, as on a build machine) for the test."""
+    monkeypatch.setenv("TZ", "CST-8")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,14 +14,16 @@ import requests
 
 from modelarts_cleanup.client import ModelArtsClient
 from modelarts_cleanup.discovery import discover
+from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
 from modelarts_cleanup.execution import delete_one, execute
 from modelarts_cleanup.payload import Target
 from modelarts_cleanup.planning import Candidate, Plan, Policy, make_plan
-from modelarts_cleanup.report import JsonLog, Outcome
+from modelarts_cleanup.report import JsonLog, Outcome, Result
 from modelarts_cleanup.rules import Selector
 from modelarts_cleanup.transport import Transport
-from modelarts_cleanup.vocabulary import ApiGeneration
+from modelarts_cleanup.vocabulary import MARK_KEY, ApiGeneration
+from tests.support import FakeTime, endpoint_environ, local_endpoint
 
 P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
 P2 = "0123456789abcdef0123456789abcdef"
@@ -44,18 +47,21 @@ class Deletion:
 
 
 class ScriptedClient:
-    """Answers per instance: a Deletion, or raises the exception given."""
+    """Answers per instance: a Deletion, or raises the exception given. `took` is called as each
+    request is answered (a test moves its clock there)."""
 
     def __init__(self, script: dict[str, Deletion | Exception] | None = None) -> None:
         self.script = script or {}
         self.calls: list[tuple[str, str, float | None]] = []
         self.lock = threading.Lock()
+        self.took: Callable[[], None] = lambda: None
 
     def delete_instance(
         self, project_id: str, instance_id: str, *, deadline: float | None = None
     ) -> Deletion:
         with self.lock:
             self.calls.append((project_id, instance_id, deadline))
+        self.took()
         answer = self.script.get(instance_id, Deletion("deleted"))
         if isinstance(answer, Exception):
             raise answer
@@ -113,6 +119,19 @@ def test_more_deletions_than_the_cap_refuse_the_whole_run() -> None:
     assert client.calls == []
 
 
+def test_a_cap_refusal_says_how_many_of_the_writes_are_tags() -> None:
+    ts = targets(3)
+    candidates = [
+        Candidate(ts[0]),
+        *(Candidate(t, "selectors[0]", SELECTOR, action="mark") for t in ts[1:]),  # type: ignore[arg-type]
+    ]
+    plan = make_plan(candidates, Policy(max_deletions=2), dry_run=False)
+    assert plan.refused_run == (
+        "3 deletions, marks and unmarks (2 of them tags) planned, more than "
+        "MODELARTS_CLEANUP_MAX_DELETIONS=2: the whole run is refused"
+    )
+
+
 def test_cap_counts_only_what_policy_lets_through() -> None:
     policy = Policy(max_deletions=2, protected_instances=frozenset({iid(0)}))
     plan = make_plan(targets(3), policy, dry_run=False)
@@ -165,6 +184,48 @@ def test_every_target_gets_exactly_one_log_line() -> None:
     assert sorted(line["instance_id"] for line in lines) == sorted(iid(i) for i in range(5))
     assert all(line["service"] == "modelarts-cleanup" for line in lines)
     assert "error_code" not in lines[0]  # null values are dropped
+
+
+def test_a_failed_target_is_logged_at_error_and_every_other_at_info() -> None:
+    # Alerts on failures read the level of the result lines.
+    script: dict[str, Deletion | Exception] = {
+        iid(0): ApiError("boom", http_status=500, error_code="ModelArts.6102", attempts=5),
+        iid(1): Deletion("already_absent", http_status=404, status=None),
+    }
+    plan = make_plan(targets(4), Policy(protected_instances=frozenset({iid(3)})), dry_run=False)
+    _, logged = run(plan, ScriptedClient(script))
+    lines = [json.loads(line) for line in logged.splitlines()]
+    assert all(line["message"] == f"{line['instance_id']}: {line['outcome']}" for line in lines)
+    assert {line["instance_id"]: (line["outcome"], line["level"]) for line in lines} == {
+        iid(0): ("failed", "ERROR"),
+        iid(1): ("already_absent", "INFO"),
+        iid(2): ("deleted", "INFO"),
+        iid(3): ("refused", "INFO"),
+    }
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_no_more_deletes_are_in_flight_than_the_concurrency(concurrency: int) -> None:
+    arrived = threading.Condition()
+    in_flight, most = [0], [0]
+
+    def hold(_: float) -> None:  # the endpoint's latency, slept in each request's own thread
+        with arrived:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+            arrived.notify_all()
+            # Held until one more request arrives than may, or long enough that one sent would.
+            arrived.wait_for(lambda: in_flight[0] > concurrency, timeout=0.1)
+            in_flight[0] -= 1
+
+    with local_endpoint(latency=0.001, sleep=hold) as fake:
+        ids = [fake.add_instance(P1, iid(n)) for n in range(3)]
+        environ = endpoint_environ(fake.url, MODELARTS_CLEANUP_CONCURRENCY=str(concurrency))
+        event = {"targets": [{"project_id": P1, "instance_id": i} for i in ids]}
+        report = run_function(event, None, environ=environ, log_stream=io.StringIO())
+        assert fake.instance_ids(P1) == set()
+    assert report["counts"]["deleted"] == 3
+    assert most[0] == concurrency
 
 
 def test_targets_after_the_deadline_are_not_attempted() -> None:
@@ -252,6 +313,47 @@ def test_results_follow_payload_order_at_any_concurrency(concurrency: int) -> No
 SELECTOR = Selector(project_id=P1, statuses=("STOPPED",))
 
 
+def test_a_recheck_that_breaks_fails_its_target_by_the_error_type_alone() -> None:
+    picked = targets(1)[0]
+    plan = make_plan([Candidate(picked, "selectors[0]", SELECTOR)], Policy(), dry_run=False)
+
+    def recheck(candidate: Candidate) -> str | None:
+        raise KeyError("https://example.invalid/?sig=secret")
+
+    log = JsonLog(io.StringIO())
+    (result,) = execute(
+        plan, ScriptedClient(), concurrency=1, deadline=None, log=log, recheck=recheck
+    )
+    assert (result.outcome, result.error_code, result.error_msg, result.attempts) == (
+        Outcome.FAILED,
+        "UnexpectedError",
+        "KeyError",
+        0,
+    )
+
+
+def test_a_recheck_whose_answer_was_lost_says_so_in_the_services_words() -> None:
+    picked = targets(1)[0]
+    plan = make_plan([Candidate(picked, "selectors[0]", SELECTOR)], Policy(), dry_run=False)
+
+    def recheck(candidate: Candidate) -> str | None:
+        raise AnswerLost("GET: lost", error_code="DeadlineExceeded", error_msg="cut", attempts=1)
+
+    (result,) = execute(
+        plan,
+        ScriptedClient(),
+        concurrency=1,
+        deadline=None,
+        log=JsonLog(io.StringIO()),
+        recheck=recheck,
+    )
+    assert (result.outcome, result.error_code, result.error_msg) == (
+        Outcome.FAILED,
+        "DeadlineExceeded",
+        "cut",
+    )
+
+
 @pytest.mark.parametrize(
     ("raised", "outcome", "reason", "code"),
     [
@@ -295,7 +397,7 @@ def test_a_recheck_that_cannot_answer_fails_only_its_own_target(
         plan, client, concurrency=2, deadline=None, log=JsonLog(io.StringIO()), recheck=recheck
     )
     assert (results[0].outcome, results[0].reason, results[0].error_code) == (outcome, reason, code)
-    assert results[0].matched_by == "selectors[0]"
+    assert (results[0].matched_by, results[0].attempts) == ("selectors[0]", 0)
     assert results[1].outcome is Outcome.DELETED
     assert [c[1] for c in client.calls] == [named.instance_id]
 
@@ -320,8 +422,30 @@ def test_a_listing_that_raises_something_unexpected_fails_its_selector_only(
     assert (reports[0].error_code, reports[0].error_msg) == ("UnexpectedError", "RecursionError")
 
 
+def one_at_a_time(
+    candidates: list[Candidate],
+    client: ScriptedClient,
+    *,
+    deadline: float | None,
+    clock: Callable[[], float],
+    dry_run: bool = False,
+) -> tuple[Result, ...]:
+    """The results of a run of `candidates` under no policy, one request at a time."""
+    plan = make_plan(candidates, Policy(), dry_run=dry_run)
+    log = JsonLog(io.StringIO())
+    return execute(plan, client, concurrency=1, deadline=deadline, log=log, clock=clock)
+
+
 class TaggingClient(ScriptedClient):
-    """Tag writes raise what the script says for their instance."""
+    """Tag writes raise what the script says for their instance, and find nothing to tag for the
+    instances in `gone`; each write is recorded."""
+
+    def __init__(
+        self, script: dict[str, Deletion | Exception] | None = None, gone: Collection[str] = ()
+    ) -> None:
+        super().__init__(script)
+        self.gone = gone
+        self.writes: list[tuple[str, dict[str, str | None], str, bool]] = []
 
     def tag(
         self,
@@ -335,10 +459,12 @@ class TaggingClient(ScriptedClient):
     ) -> bool:
         with self.lock:
             self.calls.append((project_id, instance_id, deadline))
+            self.writes.append((instance_id, dict(tags), workspace_id, remove))
+        self.took()
         answer = self.script.get(instance_id)
         if isinstance(answer, Exception):
             raise answer
-        return True
+        return instance_id not in self.gone
 
 
 @pytest.mark.parametrize("action", ["mark", "unmark"])
@@ -365,14 +491,7 @@ def test_a_tag_write_the_deadline_ended_is_told_as_it_was(action: str) -> None:
         for t in (unsent, lost, refused_, fine)
     ]
     client = TaggingClient(script)
-    results = execute(
-        make_plan(candidates, Policy(), dry_run=False),
-        client,
-        concurrency=1,
-        deadline=5.0,
-        log=JsonLog(io.StringIO()),
-        clock=lambda: 1.0,
-    )
+    results = one_at_a_time(candidates, client, deadline=5.0, clock=lambda: 1.0)
 
     by_id = {r.instance_id: r for r in results}
     told = {
@@ -389,9 +508,101 @@ def test_a_tag_write_the_deadline_ended_is_told_as_it_was(action: str) -> None:
     )
     cut = by_id[lost.instance_id]
     assert cut.error_code == "DeadlineExceeded" and cut.error_msg is not None
+    assert cut.attempts == 0  # attempts count DELETEs; a tag write is none
     assert "effect is unknown" in cut.error_msg and "the next run reads the tag" in cut.error_msg
     assert (by_id[refused_.instance_id].http_status, by_id[refused_.instance_id].error_code) == (
         503,
         "ModelArts.6102",
     )
     assert all(deadline == 5.0 for _, _, deadline in client.calls)
+
+
+def test_every_way_a_target_ends_names_it_and_how_long_it_took() -> None:
+    ts = targets(8, P2)
+    mark = "2027-01-17T08:00:00Z"
+    script: dict[str, Deletion | Exception] = {
+        iid(1): ApiError("DELETE one: HTTP 500", http_status=500, attempts=5),
+        iid(2): AnswerLost("DELETE two: its answer was lost", attempts=1),
+        iid(3): RuntimeError("a bug"),
+        iid(7): ApiError("POST tags: HTTP 403", http_status=403, attempts=1),
+    }
+
+    def grace(target: Target, action: str) -> Candidate:
+        return Candidate(target, "selectors[0]", SELECTOR, action=action, delete_after=mark)  # type: ignore[arg-type]
+
+    candidates = [
+        *ts[:4],
+        grace(ts[4], "mark"),
+        grace(ts[5], "unmark"),
+        grace(ts[6], "mark"),
+        grace(ts[7], "mark"),
+    ]
+    clock = FakeTime()
+    client = TaggingClient(script, gone={iid(6)})
+    client.took = lambda: clock.advance(0.25)  # each request takes a quarter of a second
+    results = one_at_a_time(candidates, client, deadline=None, clock=clock)
+
+    told = [
+        (r.project_id, r.instance_id, r.outcome, r.attempts, r.duration_ms, r.error_msg)
+        for r in results
+    ]
+    lost = (
+        "DELETE two: its answer was lost; if it went through, the next run reports already_absent"
+    )
+    assert told == [
+        (P2, iid(0), Outcome.DELETED, 1, 250, None),
+        (P2, iid(1), Outcome.FAILED, 5, 250, "DELETE one: HTTP 500"),
+        (P2, iid(2), Outcome.FAILED, 1, 250, lost),
+        (P2, iid(3), Outcome.FAILED, 0, 250, "RuntimeError"),
+        (P2, iid(4), Outcome.MARKED, 0, 250, None),
+        (P2, iid(5), Outcome.UNMARKED, 0, 250, None),
+        (P2, iid(6), Outcome.ALREADY_ABSENT, 0, 250, None),
+        (P2, iid(7), Outcome.FAILED, 0, 250, "POST tags: HTTP 403"),
+    ]
+    # Marks are written on the default workspace when the listing named none; unmarks remove.
+    assert client.writes == [
+        (iid(4), {MARK_KEY: mark}, "0", False),
+        (iid(5), {MARK_KEY: None}, "0", True),
+        (iid(6), {MARK_KEY: mark}, "0", False),
+        (iid(7), {MARK_KEY: mark}, "0", False),
+    ]
+
+
+def test_a_delete_reached_at_the_deadline_itself_is_not_attempted() -> None:
+    target, client = targets(1)[0], ScriptedClient()
+    result = delete_one(client, target, deadline=5.0, clock=lambda: 5.0)
+    assert (result.outcome, client.calls) == (Outcome.NOT_ATTEMPTED, [])
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_targets_reached_at_the_deadline_itself_are_not_attempted(dry_run: bool) -> None:
+    deleted, marked, picked = targets(3, P2)
+    candidates = [
+        Candidate(picked, "selectors[0]", SELECTOR),
+        Candidate(deleted),
+        Candidate(
+            marked, "selectors[0]", SELECTOR, action="mark", delete_after="2027-01-17T08:00:00Z"
+        ),
+    ]
+    client, asked = TaggingClient(), []
+    plan = make_plan(candidates, Policy(), dry_run=dry_run)
+    results = execute(
+        plan,
+        client,
+        concurrency=1,
+        deadline=5.0,
+        log=JsonLog(io.StringIO()),
+        clock=lambda: 5.0,
+        recheck=asked.append,
+    )
+    told = [(r.project_id, r.instance_id, r.outcome) for r in results]
+    if dry_run:  # nothing would be sent: the deadline does not matter
+        assert [t[2] for t in told] == [
+            Outcome.WOULD_DELETE,
+            Outcome.WOULD_DELETE,
+            Outcome.WOULD_MARK,
+        ]
+    else:
+        assert [t[2] for t in told] == [Outcome.NOT_ATTEMPTED] * 3
+    assert [t[:2] for t in told] == [(P2, iid(2)), (P2, iid(0)), (P2, iid(1))]
+    assert (client.calls, asked) == ([], [])  # not even asked again about the selected one

@@ -29,6 +29,14 @@ def test_readme_opens_with_the_two_commands_and_make_has_them() -> None:
         assert re.search(rf"^{target}:", MAKEFILE, re.MULTILINE)
 
 
+def test_mutation_testing_is_documented_and_kept_out_of_make_test() -> None:
+    development = README.split("## Development", 1)[1].split("\n## ", 1)[0]
+    assert "make mutation" in development
+    assert re.search(r"^mutation:", MAKEFILE, re.MULTILINE)
+    (test_target,) = re.findall(r"^test:(.*)$", MAKEFILE, re.MULTILINE)
+    assert "mutation" not in test_target
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 

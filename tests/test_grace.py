@@ -11,7 +11,7 @@ import pytest
 
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import PayloadError
-from modelarts_cleanup.grace import decide
+from modelarts_cleanup.grace import carries_mark, decide, mark_on, still_due
 from modelarts_cleanup.instances import ListedInstance
 from modelarts_cleanup.tags import mark_value, read_mark
 from modelarts_cleanup.testing import FakeModelArts, Fault, User
@@ -321,6 +321,31 @@ def test_a_mark_is_rfc3339_utc_to_the_second_and_reads_back() -> None:
     assert read_mark((("other", "2027-01-15T08:00:00Z"),)) == (False, None)
     # Two marks disagree with each other: unreadable.
     assert read_mark(((MARK_KEY, "2027-01-15T08:00:00Z"), (MARK_KEY, "x"))) == (True, None)
+
+
+@pytest.mark.usefixtures("clock_eight_hours_ahead")
+def test_a_mark_is_written_and_read_in_utc_whatever_the_local_time_zone() -> None:
+    assert mark_value(DAY1) == "2027-01-15T08:00:00Z"
+    assert read_mark(((MARK_KEY, "2027-01-15T08:00:00Z"),)) == (True, DAY1)
+
+
+@pytest.mark.parametrize(
+    ("tags", "carries", "shown", "due"),
+    [
+        ((), False, None, False),
+        (((MARK_KEY, mark_value(DAY1 - 1000)),), True, mark_value(DAY1 - 1000), True),
+        (((MARK_KEY, mark_value(DAY1)),), True, mark_value(DAY1), True),  # due at its moment
+        (((MARK_KEY, mark_value(DAY1 + 1000)),), True, mark_value(DAY1 + 1000), False),
+        (((MARK_KEY, "soon"),), True, None, False),  # unreadable: carried, never due
+        (None, False, None, False),
+    ],
+)
+def test_what_is_read_again_of_a_mark_before_deleting(
+    tags: tuple[tuple[str, str], ...] | None, carries: bool, shown: str | None, due: bool
+) -> None:
+    instance = listed(tags)
+    assert (carries_mark(instance), mark_on(instance)) == (carries, shown)
+    assert still_due(instance, now_ms=DAY1) is due
 
 
 def test_a_mark_write_whose_answer_the_deadline_cut_is_told_unknown_and_read_next_run(

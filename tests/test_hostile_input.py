@@ -56,10 +56,10 @@ def timer(user_event: object, **extra: object) -> bytes:
     )
 
 
-def nested(depth: int) -> object:
+def nested(depth: int, *, objects: bool = False) -> object:
     value: object = {}
     for _ in range(depth):
-        value = [value]
+        value = {"a": value} if objects else [value]
     return value
 
 
@@ -190,6 +190,10 @@ CASES: dict[str, Hostile] = {
     "deep_brackets": Hostile(b"[" * 100_000 + b"]" * 100_000, "nested deeper than 32 levels"),
     "deep_targets": Hostile(j({"targets": [nested(40)]}), "nested deeper than 32 levels"),
     "deep_object_in_memory": Hostile({"targets": [nested(10_000)]}, "nested deeper than 32 levels"),
+    "deep_objects": Hostile(j({"targets": [nested(40, objects=True)]}), "nested deeper than 32"),
+    "deep_objects_in_memory": Hostile(
+        {"targets": [nested(5000, objects=True)]}, "nested deeper than 32 levels"
+    ),
     "ten_megabytes": Hostile(
         j({"targets": [{"project_id": P, "instance_id": I}], "pad": "x" * 10 * 1024 * 1024}), LIMIT
     ),
@@ -339,6 +343,12 @@ def test_hostile_event_is_refused_before_any_request(fake: FakeModelArts, case: 
         document = decoded(case.event)
         if document is not None:
             assert_refused(fake, document, case.says)
+
+
+def test_a_text_event_with_a_lone_surrogate_is_refused(fake: FakeModelArts) -> None:
+    # Text handed over as a str (not bytes) can hold what UTF-8 cannot encode.
+    event = GOOD.replace(I, I[:-1] + "\ud800")
+    assert_refused(fake, event, f"targets[0].instance_id: {NOT_A_STRING}")
 
 
 def test_there_are_enough_hostile_cases() -> None:

@@ -11,11 +11,14 @@ from modelarts_cleanup.envelopes import parse_event
 from modelarts_cleanup.exceptions import PayloadError
 from modelarts_cleanup.payload import (
     MAX_PAYLOAD_BYTES,
+    MAX_SELECTORS,
     MAX_TARGETS,
     Payload,
     Target,
     parse_payload,
     payload_schema,
+    printable,
+    type_name,
 )
 
 P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
@@ -81,9 +84,20 @@ def test_empty_user_event_means_default_targets(user_event: str | None) -> None:
     assert parse_event(event, default_targets=defaults).targets == list(defaults)
 
 
+def test_timer_event_without_a_user_event_key_means_default_targets() -> None:
+    defaults = (Target(**target()),)
+    event = {"trigger_type": "TIMER", "trigger_name": "nightly"}
+    assert parse_event(event, default_targets=defaults).targets == list(defaults)
+    (problem,) = problems_of(event)
+    assert problem == (
+        "user_event: empty, and neither MODELARTS_CLEANUP_TARGETS nor MODELARTS_CLEANUP_SELECTORS "
+        "is set: nothing says what to delete"
+    )
+
+
 def test_empty_user_event_without_default_targets_is_an_error() -> None:
     (problem,) = problems_of({"trigger_type": "TIMER", "user_event": ""})
-    assert "MODELARTS_CLEANUP_TARGETS" in problem
+    assert "MODELARTS_CLEANUP_TARGETS" in problem and "MODELARTS_CLEANUP_SELECTORS" in problem
 
 
 def test_timer_user_event_that_is_not_json_is_an_error() -> None:
@@ -96,9 +110,38 @@ def test_timer_user_event_must_be_a_string() -> None:
     assert problem.startswith("user_event: must be a string")
 
 
-def test_other_trigger_types_are_refused() -> None:
-    (problem,) = problems_of({"trigger_type": "APIG", "body": "{}"})
-    assert "only TIMER" in problem
+@pytest.mark.parametrize(
+    ("trigger", "shown"),
+    [
+        ("APIG", "'APIG'"),
+        ("T" * 50, "'" + "T" * 39),  # a long one cut to 40 characters
+        (7, "a number"),
+        (1.5, "a number"),
+        (None, "null"),
+        (["TIMER"], "a list"),
+        ({"type": "TIMER"}, "an object"),
+        (True, "a boolean"),
+    ],
+)
+def test_other_trigger_types_are_refused_and_shown_safely(trigger: object, shown: str) -> None:
+    (problem,) = problems_of({"trigger_type": trigger, "body": "{}"})
+    assert problem == (
+        f"trigger_type: only TIMER events are accepted, not {shown} "
+        "(API Gateway and SMN events are recognised by their own shapes)"
+    )
+
+
+def test_a_value_of_no_json_type_is_named_by_its_python_type() -> None:
+    assert type_name((1, 2)) == "tuple"
+    assert type_name(b"x") == "bytes"
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [("k" * 40, "k" * 40), ("k" * 41, "k" * 40 + "..."), ("\u202e" * 3, "\\u202e" * 3)],
+)
+def test_keys_are_shown_up_to_forty_characters_and_escaped(key: str, shown: str) -> None:
+    assert printable(key) == shown
 
 
 def test_every_problem_is_listed_with_its_location() -> None:
@@ -205,6 +248,129 @@ def test_too_many_targets_are_refused() -> None:
     event = {"targets": [target()] * (MAX_TARGETS + 1)}
     (problem,) = problems_of(event)
     assert problem == f"targets: {MAX_TARGETS + 1} entries, more than the {MAX_TARGETS} allowed"
+
+
+# The limits, exactly: the largest accepted, and one more refused.
+
+
+def padded(extra: int) -> str:
+    """A valid payload's text, `extra` bytes of spaces longer."""
+    text = json.dumps({"targets": [target()]})
+    return text + " " * extra
+
+
+def test_text_of_exactly_the_largest_size_is_read_and_one_byte_more_is_not() -> None:
+    largest = padded(MAX_PAYLOAD_BYTES - len(padded(0)))
+    assert len(largest) == MAX_PAYLOAD_BYTES
+    for text in (largest, largest.encode("utf-8")):
+        assert parse_event(text).targets == [Target(**target())]
+    (problem,) = problems_of(largest + " ")
+    assert problem == f"event: {MAX_PAYLOAD_BYTES + 1} bytes, more than the 1048576 allowed"
+
+
+def test_text_size_is_counted_in_utf8_bytes_not_characters() -> None:
+    text = json.dumps({"targets": [target()], "note": "\u00e9" * (MAX_PAYLOAD_BYTES // 2)})
+    text = text.encode("ascii").decode("unicode_escape")  # the é as itself, two bytes each
+    assert len(text) < MAX_PAYLOAD_BYTES < len(text.encode("utf-8"))
+    (problem,) = problems_of(text)  # refused as text, before it is parsed
+    assert problem == f"event: {len(text.encode('utf-8'))} bytes, more than the 1048576 allowed"
+
+
+def test_a_decoded_payload_of_the_largest_size_is_checked_and_one_byte_more_is_not() -> None:
+    def event(pad: int) -> dict[str, Any]:
+        return {"targets": [target()], "pad": "x" * pad}
+
+    size = len(json.dumps(event(0)).encode("utf-8"))
+    largest = event(MAX_PAYLOAD_BYTES - size)
+    assert problems_of(largest) == ("pad: unknown key",)
+    bigger = event(MAX_PAYLOAD_BYTES - size + 1)
+    assert problems_of(bigger) == (
+        f"payload: {MAX_PAYLOAD_BYTES + 1} bytes, more than the {MAX_PAYLOAD_BYTES} allowed",
+    )
+
+
+def test_exactly_the_most_targets_are_accepted() -> None:
+    payload = parse_event({"targets": [target()] * MAX_TARGETS})
+    assert payload.targets == [Target(**target())]
+
+
+def test_exactly_the_most_selectors_are_accepted_and_each_is_checked() -> None:
+    rule = {"project_id": P1, "statuses": ["STOPPED"]}
+    payload = parse_event({"selectors": [rule] * MAX_SELECTORS})
+    assert len(payload.selectors) == MAX_SELECTORS
+    assert all(s.statuses == ("STOPPED",) for s in payload.selectors)
+    broken = [rule] * (MAX_SELECTORS - 1) + [{**rule, "statuses": ["stopped"]}]
+    assert problems_of({"selectors": broken})[0].startswith(
+        f"selectors[{MAX_SELECTORS - 1}].statuses[0]: Input should be 'INIT'"
+    )
+    (problem,) = problems_of({"selectors": [rule] * (MAX_SELECTORS + 1)})
+    assert problem == "selectors: List should have at most 50 items after validation, not 51"
+
+
+def test_a_selector_that_is_not_an_object_does_not_hide_the_problems_after_it() -> None:
+    problems = problems_of({"selectors": ["STOPPED", {"project_id": P1}]})
+    assert problems[0].startswith("selectors[0]: Input should be a valid dictionary")
+    assert "selectors[1].statuses: Field required" in problems
+
+
+def lists(depth: int) -> str:
+    """A payload whose text nests `depth` levels: an unknown key holding nested lists."""
+    return json.dumps({"targets": [target()], "pad": nested_lists(depth - 1)})
+
+
+def nested_lists(depth: int) -> object:
+    value: object = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_nesting_of_exactly_the_deepest_level_is_read_and_one_more_is_not() -> None:
+    for document in (lists(32), json.loads(lists(32))):
+        assert problems_of(document) == ("pad: unknown key",)
+    (problem,) = problems_of(lists(33))
+    assert problem == "event: nested deeper than 32 levels"
+    (problem,) = problems_of(json.loads(lists(33)))
+    assert problem == "payload: nested deeper than 32 levels"
+
+
+def objects(depth: int) -> dict[str, Any]:
+    """A payload nesting `depth` levels: an unknown key holding nested objects, an empty one
+    innermost, after an empty object that closes deeper down."""
+    value: dict[str, Any] = {}
+    for _ in range(depth - 3):
+        value = {"a": value}
+    return {"targets": [target()], "pad": {"closed": {}, "deep": value}}
+
+
+def test_nesting_counts_objects_and_every_closing_bracket_alike() -> None:
+    for depth, refused in ((32, False), (33, True)):
+        document = objects(depth)
+        text = json.dumps(document)
+        assert (problems_of(text) == ("event: nested deeper than 32 levels",)) is refused
+        assert (problems_of(document) == ("payload: nested deeper than 32 levels",)) is refused
+    # Brackets are what count, not other characters.
+    assert problems_of(json.dumps({"targets": [target()], "X" * 40: 1})) == (
+        "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX: unknown key",
+    )
+    deep = json.dumps({"X" * 40: 1, "pad": nested_lists(40)})
+    assert problems_of(deep) == ("event: nested deeper than 32 levels",)
+
+
+def test_values_that_are_not_json_are_refused() -> None:
+    assert problems_of({"targets": [target()], "pad": {1, 2}}) == (
+        "payload: holds values that are not JSON (only objects, lists, strings, ...)",
+    )
+
+
+def test_objects_nested_thousands_deep_are_refused_not_recursed_into() -> None:
+    deep: dict[str, Any] = {}
+    for _ in range(5000):
+        deep = {"a": deep}
+    (problem,) = problems_of({"targets": [target()], "pad": deep})
+    assert problem == "payload: nested deeper than 32 levels"
+    (problem,) = problems_of('{"a": ' * 5000 + "1" + "}" * 5000)
+    assert problem == "event: nested deeper than 32 levels"
 
 
 def test_deep_nesting_is_refused_without_recursing() -> None:

@@ -72,6 +72,21 @@ def test_older_than_hours_rule_uses_creation() -> None:
     assert evaluate(sel, Inst(created_ms=NOW - 24 * HOUR_MS), now_ms=NOW) is False
 
 
+@pytest.mark.parametrize(
+    "when",
+    [
+        NOW + 1,
+        NOW + 100 * HOUR_MS,  # a clock ahead of ours
+        (NOW - 100 * HOUR_MS) * 1000,  # microseconds read as milliseconds: far in the future
+    ],
+    ids=["just ahead", "clock skew", "wrong unit"],
+)
+def test_a_time_in_the_future_is_neither_idle_nor_old(when: int) -> None:
+    assert evaluate(selector(idle_hours=72), Inst(updated_ms=when), now_ms=NOW) is False
+    assert evaluate(selector(older_than_hours=720), Inst(created_ms=when), now_ms=NOW) is False
+    assert picked(selector(idle_hours=1, older_than_hours=1), Inst(created_ms=when)) == []
+
+
 def test_name_pattern_is_a_case_sensitive_whole_name_glob() -> None:
     sel = selector(name_pattern="tmp-*")
     assert evaluate(sel, Inst(name="tmp-1"), now_ms=NOW) is True
@@ -268,6 +283,21 @@ def test_projects_outside_the_allowlist_are_not_even_listed() -> None:
     )
     assert (candidates, lister.calls) == ([], [])
     assert reports[0].error_code == "project_not_allowed"
+
+
+def test_a_selector_outside_the_allowlist_leaves_the_later_ones_alone() -> None:
+    lister = Lister({P: [Inst(iid(1))], P2: [Inst(iid(2), project_id=P2)]})
+    candidates, reports = discover(
+        [selector(), selector(project_id=P2), selector()],
+        lister,
+        policy=Policy(allowed_projects=frozenset({P2})),
+        deadline=None,
+        now_ms=NOW,
+    )
+    assert [(c.target.instance_id, c.matched_by) for c in candidates] == [(iid(2), "selectors[1]")]
+    assert lister.calls == [P2]
+    assert [r.error_code for r in reports] == ["project_not_allowed", None, "project_not_allowed"]
+    assert [(r.listed, r.picked) for r in reports][1] == (1, 1)
 
 
 def test_listed_ids_that_are_not_valid_ids_are_never_candidates() -> None:

@@ -11,10 +11,12 @@ import pytest
 
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
-from modelarts_cleanup.execution import delete_one
+from modelarts_cleanup.execution import delete_one, execute
 from modelarts_cleanup.payload import Target
-from modelarts_cleanup.report import Outcome, Result
+from modelarts_cleanup.planning import Policy, make_plan
+from modelarts_cleanup.report import JsonLog, Outcome, Result
 from modelarts_cleanup.stopping import StopFailed, StopPolicy, settle
+from modelarts_cleanup.vocabulary import TRANSITIONAL_STATUSES
 from tests.support import FakeTime, endpoint_environ, local_endpoint
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
@@ -42,7 +44,7 @@ class Instance:
     def __init__(
         self,
         statuses: list[str | ApiError | None],
-        deletes: list[Deletion | ApiError],
+        deletes: list[Deletion | Exception],
         stop_error: ApiError | None = None,
     ) -> None:
         self.statuses: Iterator[str | ApiError | None] = iter(statuses)
@@ -50,11 +52,13 @@ class Instance:
         self.deletes = iter(deletes)
         self.stop_error = stop_error
         self.calls: list[str] = []
+        self.deadlines: set[float | None] = set()  # every deadline a request was given
 
     def get_instance(
         self, project_id: str, instance_id: str, *, deadline: float | None = None
     ) -> dict[str, Any] | None:
         self.calls.append("get")
+        self.deadlines.add(deadline)
         answer = next(self.statuses, self.last)
         if isinstance(answer, ApiError):
             raise answer
@@ -65,6 +69,7 @@ class Instance:
         self, project_id: str, instance_id: str, *, deadline: float | None = None
     ) -> None:
         self.calls.append("stop")
+        self.deadlines.add(deadline)
         if self.stop_error is not None:
             raise self.stop_error
 
@@ -72,10 +77,25 @@ class Instance:
         self, project_id: str, instance_id: str, *, deadline: float | None = None
     ) -> Deletion:
         self.calls.append("delete")
+        self.deadlines.add(deadline)
         answer = next(self.deletes)
-        if isinstance(answer, ApiError):
+        if isinstance(answer, Exception):
             raise answer
         return answer
+
+
+def stop_then_delete(
+    instance: Instance,
+    *,
+    clock: FakeTime | None = None,
+    deadline: float | None = None,
+    **options: Any,
+) -> Result:
+    """`delete_one` of TARGET on a clock (from 0 unless given) that only sleeping moves."""
+    clock = clock or FakeTime(0.0)
+    return delete_one(
+        instance, TARGET, deadline=deadline, clock=clock, sleep=clock.sleep, **options
+    )
 
 
 def test_running_instance_is_stopped_waited_for_then_deleted() -> None:
@@ -123,6 +143,23 @@ def test_starting_instance_is_stopped_once_it_runs() -> None:
     assert instance.calls.count("stop") == 1
 
 
+@pytest.mark.parametrize("status", sorted(TRANSITIONAL_STATUSES))
+def test_every_transitional_status_is_waited_out_before_deleting(status: str) -> None:
+    clock = FakeTime(0.0)
+    instance = Instance([status, status, "STOPPED"], [not_now("ModelArts.6306"), Deletion()])
+    result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
+    assert (result.outcome, result.attempts) == (Outcome.DELETED, 2)
+    assert instance.calls == ["delete", "get", "get", "get", "delete"]
+    assert clock.sleeps == [1.0, 2.0]
+
+
+def test_the_stop_is_sent_once_however_long_the_instance_stays_running() -> None:
+    instance = Instance(["RUNNING", "RUNNING", "RUNNING", "STOPPED"], [not_now(), Deletion()])
+    result = stop_then_delete(instance)
+    assert result.outcome is Outcome.DELETED
+    assert instance.calls == ["delete", "get", "stop", "get", "get", "get", "delete"]
+
+
 def test_instance_gone_while_waiting_is_already_absent() -> None:
     clock = FakeTime(0.0)
     instance = Instance(["DELETING", None], [not_now("ModelArts.6357")])
@@ -131,19 +168,26 @@ def test_instance_gone_while_waiting_is_already_absent() -> None:
     assert result.attempts == 1
 
 
-def test_refused_stop_is_a_failure_with_its_reason() -> None:
+@pytest.mark.parametrize("message", ["not authorised", None])
+def test_refused_stop_is_a_failure_with_its_reason(message: str | None) -> None:
     clock = FakeTime(0.0)
     refusal = ApiError(
-        "no", http_status=403, error_code="ModelArts.0108", error_msg="not authorised"
+        "POST stop: HTTP 403",
+        http_status=403,
+        error_code="ModelArts.0108",
+        error_msg=message,
+        request_id="req-stop",
     )
     instance = Instance(["RUNNING"], [not_now()], stop_error=refusal)
     result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
     assert result.outcome is Outcome.FAILED
-    assert (result.error_code, result.reason, result.http_status) == (
+    assert (result.error_code, result.reason, result.http_status, result.request_id) == (
         "ModelArts.0108",
         "stop_failed",
         403,
+        "req-stop",
     )
+    assert result.error_msg == (message or "POST stop: HTTP 403")
     assert result.attempts == 1
 
 
@@ -174,13 +218,51 @@ def test_stop_that_never_finishes_fails_after_the_maximum_wait() -> None:
     assert clock.now <= 60
 
 
+def test_a_stop_that_outlasts_the_wait_fails_the_target_as_a_stop_timeout() -> None:
+    clock = FakeTime(1000.0)
+    instance = Instance(["RUNNING", "STOPPING"], [not_now()])
+    result = stop_then_delete(instance, clock=clock, stop_policy=StopPolicy(max_wait=60))
+    assert (result.outcome, result.reason, result.error_code) == (
+        Outcome.FAILED,
+        "stop_failed",
+        "StopTimeout",
+    )
+    # Waited 1 + 2 + 4 + 8 + 4 x 10 s; another 10 would pass the 60 allowed.
+    assert result.error_msg == "still STOPPING after waiting 55 s"
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0, 10.0]
+    assert (result.attempts, result.instance_status) == (1, None)
+    assert instance.calls.count("delete") == 1
+
+
 def test_wait_never_crosses_the_deadline() -> None:
     clock = FakeTime(0.0)
     instance = Instance(["RUNNING", "STOPPING"], [not_now()])
     result = delete_one(instance, TARGET, deadline=20.0, clock=clock, sleep=clock.sleep)
     assert result.outcome is Outcome.FAILED
     assert (result.error_code, result.reason) == ("StopTimeout", "deadline")
+    assert (result.instance_status, result.error_msg) == (
+        "STOPPING",
+        "still STOPPING when the run's deadline came",
+    )
     assert clock.now <= 20.0
+
+
+def test_the_wait_goes_on_while_a_poll_still_fits_before_the_deadline() -> None:
+    clock = FakeTime(0.0)
+    instance = Instance(["STOPPING"], [not_now()])
+    result = delete_one(instance, TARGET, deadline=3.0, clock=clock, sleep=clock.sleep)
+    # Read at 0, 1 and 3: the last poll lands on the deadline itself, not after it.
+    assert clock.sleeps == [1.0, 2.0]
+    assert instance.calls == ["delete", "get", "get", "get"]
+    assert (result.reason, result.error_code) == ("deadline", "StopTimeout")
+
+
+def test_every_request_of_stop_then_delete_is_bounded_by_the_run_deadline() -> None:
+    instance = Instance(["RUNNING", "STOPPING", "STOPPED"], [not_now(), Deletion()])
+    result = stop_then_delete(instance, deadline=100.0)
+    assert result.outcome is Outcome.DELETED
+    assert instance.calls == ["delete", "get", "stop", "get", "get", "delete"]
+    assert instance.deadlines == {100.0}
 
 
 # What the deadline leaves behind in stop-then-delete: the status it stopped at, when known.
@@ -199,8 +281,7 @@ def lost(what: str) -> AnswerLost:
 
 def cut_short(instance: Instance) -> tuple[Result, tuple[object, ...]]:
     """Stop-then-delete against a deadline; the result and what it says about the deadline."""
-    clock = FakeTime(0.0)
-    result = delete_one(instance, TARGET, deadline=100.0, clock=clock, sleep=clock.sleep)
+    result = stop_then_delete(instance, deadline=100.0)
     said = (result.outcome, result.reason, result.error_code, result.instance_status)
     return result, said
 
@@ -216,10 +297,22 @@ def test_a_stopped_instance_whose_delete_could_not_start_reports_it_stopped() ->
     assert instance.calls == ["delete", "get", "stop", "get", "delete"]
 
 
+def test_a_delete_after_stopping_whose_answer_was_lost_counts_both_deletes() -> None:
+    instance = Instance(["RUNNING", "STOPPED"], [not_now(), lost("DELETE")])
+    result, said = cut_short(instance)
+    # Two DELETEs were sent: the second may have gone through, so nothing is "not attempted".
+    assert said == (Outcome.FAILED, "deadline", "DeadlineExceeded", None)
+    assert result.attempts == 2
+    assert result.error_msg is not None
+    assert result.error_msg.endswith("if it went through, the next run reports already_absent")
+    assert instance.calls == ["delete", "get", "stop", "get", "delete"]
+
+
 def test_a_running_instance_the_deadline_kept_from_being_stopped_reports_it_running() -> None:
     result, said = cut_short(Instance(["RUNNING"], [not_now()], stop_error=NOT_STARTED))
     assert said == (Outcome.FAILED, "deadline", "StopTimeout", "RUNNING")
     assert result.attempts == 1
+    assert result.error_msg == "still RUNNING: the run's deadline came before it could be stopped"
 
 
 def test_a_stop_whose_answer_was_lost_may_have_gone_through_and_says_so() -> None:
@@ -227,18 +320,24 @@ def test_a_stop_whose_answer_was_lost_may_have_gone_through_and_says_so() -> Non
     # No status: it may be stopping by now.
     assert said == (Outcome.FAILED, "deadline", "DeadlineExceeded", None)
     assert result.attempts == 1  # DELETE requests only
+    assert result.error_msg == "the request was sent and the run's deadline cut its answer short"
+    wordless = AnswerLost("POST stop: lost", error_code="DeadlineExceeded", attempts=1)
+    result, _ = cut_short(Instance(["RUNNING"], [not_now()], stop_error=wordless))
+    assert result.error_msg == "POST stop: lost"
 
 
 @pytest.mark.parametrize("answer", [NOT_STARTED, lost("GET")], ids=["not started", "lost"])
 def test_a_wait_the_deadline_cut_reports_the_last_status_read(answer: ApiError) -> None:
-    _, said = cut_short(Instance(["RUNNING", "STOPPING", answer], [not_now()]))
+    result, said = cut_short(Instance(["RUNNING", "STOPPING", answer], [not_now()]))
     assert said == (Outcome.FAILED, "deadline", "StopTimeout", "STOPPING")
+    assert result.error_msg == "still STOPPING when the run's deadline came"
 
 
 def test_a_wait_whose_first_read_could_not_start_knows_no_status() -> None:
     instance = Instance([NOT_STARTED], [not_now()])
-    _, said = cut_short(instance)
+    result, said = cut_short(instance)
     assert said == (Outcome.FAILED, "deadline", "StopTimeout", None)
+    assert result.error_msg == "not yet read when the run's deadline came"
     assert instance.calls == ["delete", "get"]
 
 
@@ -362,4 +461,72 @@ def test_a_failed_question_before_stopping_stops_nothing() -> None:
         "recheck_failed",
         "ModelArts.6102",
     )
+    assert instance.calls == ["delete"]
+
+
+def test_what_stop_then_delete_ends_in_names_its_target_and_how_long_it_took() -> None:
+    gone = stop_then_delete(
+        Instance(["DELETING", None], [not_now("ModelArts.6357")]), clock=FakeTime(1000.0)
+    )
+    kept = stop_then_delete(
+        Instance(["RUNNING"], [not_now()]), before_stopping=lambda: "state_changed"
+    )
+    at_once = stop_then_delete(Instance([], [Deletion(request_id="req-del")]))
+    told = [(r.project_id, r.instance_id, r.outcome, r.duration_ms) for r in (gone, kept, at_once)]
+    assert told == [
+        (P, I, Outcome.ALREADY_ABSENT, 1000),  # waited a second for it
+        (P, I, Outcome.REFUSED, 0),
+        (P, I, Outcome.DELETED, 0),  # on a clock that did not move
+    ]
+    assert at_once.request_id == "req-del"
+
+
+def test_a_bug_after_a_delete_was_sent_still_counts_that_delete() -> None:
+    result = stop_then_delete(Instance(["STOPPED"], [not_now(), RuntimeError("a bug")]))
+    assert (result.outcome, result.error_code, result.error_msg, result.attempts) == (
+        Outcome.FAILED,
+        "UnexpectedError",
+        "RuntimeError",
+        1,
+    )
+
+
+def test_a_wait_the_policy_ends_just_before_the_deadline_is_a_stop_timeout() -> None:
+    # The next poll would land on the deadline, but the policy's two seconds are over first.
+    instance = Instance(["STOPPING"], [not_now()])
+    result = stop_then_delete(instance, deadline=3.0, stop_policy=StopPolicy(max_wait=2))
+    assert (result.reason, result.error_code) == ("stop_failed", "StopTimeout")
+
+
+def test_a_run_passes_its_stop_policy_and_sleep_on_to_stop_then_delete() -> None:
+    clock = FakeTime(0.0)
+    instance = Instance(["RUNNING", "STOPPED"], [not_now(), Deletion()])
+    (result,) = execute(
+        make_plan([TARGET], Policy(), dry_run=False),
+        instance,
+        concurrency=1,
+        deadline=None,
+        log=JsonLog(io.StringIO()),
+        clock=clock,
+        sleep=clock.sleep,
+        stop_policy=StopPolicy(first_delay=0.5),
+    )
+    assert result.outcome is Outcome.DELETED
+    assert clock.sleeps == [0.5]
+
+
+def test_a_question_before_stopping_whose_answer_was_lost_says_so() -> None:
+    instance = Instance(["RUNNING"], [not_now()])
+
+    def lost_read() -> str | None:
+        raise lost("GET")
+
+    result = stop_then_delete(instance, deadline=100.0, before_stopping=lost_read)
+    assert (result.outcome, result.reason, result.error_code, result.attempts) == (
+        Outcome.FAILED,
+        "deadline",
+        "DeadlineExceeded",
+        1,
+    )
+    assert result.error_msg == "the request was sent and the run's deadline cut its answer short"
     assert instance.calls == ["delete"]
