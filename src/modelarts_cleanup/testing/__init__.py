@@ -7,7 +7,8 @@ Used by `make demo`, the end-to-end tests and the benchmarks; never part of the 
 from __future__ import annotations
 
 from .faults import Fault, FaultKind
-from .server import REDACTED, FakeModelArts, RecordedRequest
+from .recording import REDACTED, RecordedRequest
+from .server import FakeModelArts
 from .state import CALLER, DEFAULT_WORKSPACE, DEVENVIRON, NOTEBOOK, User
 
 __all__ = [

@@ -1,12 +1,15 @@
 """HTTP for the local endpoint: a threading server on 127.0.0.1 that parses requests, hands
-them to a backend and writes its answers (or resets the connection when it says so)."""
+them to a backend and writes its answers (or resets the connection when it says so), run in a
+background thread by a `Listener`."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
 import sys
+import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol, cast
@@ -24,9 +27,6 @@ class Backend(Protocol):
     ) -> Reply | None:
         """The answer to one request; None resets the connection instead."""
 
-    def track(self, connection: socket.socket, *, add: bool) -> None:
-        """Note a connection opening (add) or closing, so stopping can close them all."""
-
     def pause(self, seconds: float) -> None:
         """Wait while an answer's body is held back."""
 
@@ -41,12 +41,91 @@ class HttpServer(ThreadingHTTPServer):
     def __init__(self, backend: Backend) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.backend = backend
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+
+    def track(self, connection: socket.socket, *, add: bool) -> None:
+        """Note a connection opening (add) or closing, so stopping can close them all."""
+        with self._lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def drop_connections(self) -> None:
+        """Shut every open connection down (wakes handlers waiting for a keep-alive request)."""
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hung up (read timeout, reset) is business as usual here; anything else
         # is a bug in the fake and keeps the standard traceback on stderr.
         if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
+
+
+class Listener:
+    """Serves a backend on a free loopback port from a background thread (HTTPS with an SSL
+    context); stopping drops every open connection, keep-alive ones included."""
+
+    def __init__(self, backend: Backend, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._backend = backend
+        self._ssl_context = ssl_context
+        self._server: HttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) while serving."""
+        if self._server is None:
+            return None
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. `http://127.0.0.1:54321` (`https://` with TLS); only once started."""
+        if self.address is None:
+            raise RuntimeError("the fake endpoint is not running: call start() first")
+        host, port = self.address
+        return f"{'http' if self._ssl_context is None else 'https'}://{host}:{port}"
+
+    def start(self) -> None:
+        """Bind to a free loopback port and serve in a background thread."""
+        if self._server is not None:
+            raise RuntimeError("the fake endpoint is already running")
+        server = HttpServer(self._backend)
+        if self._ssl_context is not None:
+            # The handshake runs in each connection's own thread (the HTTP handler's setup), so a
+            # client that fails it, or never starts it, cannot stall the accept loop.
+            server.socket = self._ssl_context.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            # stop() waits for the loop's next poll: a short one keeps teardown fast.
+            kwargs={"poll_interval": 0.01},
+            name=f"fake-modelarts-{server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and drop every open connection."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.drop_connections()
+        if thread is not None:
+            thread.join()
+        self._server = None
+        self._thread = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -58,19 +137,23 @@ class _Handler(BaseHTTPRequestHandler):
         return "FakeModelArts"
 
     @property
+    def _server(self) -> HttpServer:
+        return cast("HttpServer", self.server)
+
+    @property
     def _backend(self) -> Backend:
-        return cast("HttpServer", self.server).backend
+        return self._server.backend
 
     def setup(self) -> None:
         connection: socket.socket = self.request  # `self.connection` once super().setup() ran
-        self._backend.track(connection, add=True)
+        self._server.track(connection, add=True)
         if isinstance(connection, ssl.SSLSocket):
             try:
                 connection.settimeout(_HANDSHAKE_TIMEOUT)
                 connection.do_handshake()
                 connection.settimeout(None)
             except OSError:  # ssl.SSLError included: the client refused our certificate
-                self._backend.track(connection, add=False)
+                self._server.track(connection, add=False)
                 raise
         super().setup()
 
@@ -78,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             super().finish()
         finally:
-            self._backend.track(self.connection, add=False)
+            self._server.track(self.connection, add=False)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -8,54 +8,26 @@ throttling.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import hmac
 import math
-import socket
 import ssl
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .api import IAM_ACTIONS, ModelArtsApi, Route, match_route
-from .faults import ANSWER_FAULTS, BODY_FAULTS, Fault, Faults, TokenBucket
-from .http_server import HttpServer
-from .replies import (
-    BAD_SIGNATURE,
-    BUSY,
-    NO_SUCH_API,
-    NOT_AUTHORISED,
-    PROJECT_MISMATCH,
-    Reply,
-    gateway_error,
-)
-from .signature import date_problem, verify
+from .faults import ANSWER_FAULTS, BODY_FAULTS, Fault, Faults
+from .gateway import Gateway
+from .http_server import Listener
+from .recording import RecordedRequest, RequestLog, redacted
+from .replies import BUSY, NO_SUCH_API, NOT_AUTHORISED, PROJECT_MISMATCH, Reply, gateway_error
 from .state import CALLER, DEFAULT_WORKSPACE, NOTEBOOK, Fleet, User
-
-REDACTED = "***"
-_SECRET_HEADERS = frozenset({"x-security-token", "x-auth-token"})
-_HANDSHAKE_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the endpoint saw it; secret header values are replaced by `***`."""
-
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: bytes
-    status: int | None  # None when the connection was reset instead of answered
-    instance_id: str | None
-    iam_action: str | None  # the IAM action the request needed (None: no such API)
 
 
 def _utc_now() -> datetime:
@@ -85,24 +57,23 @@ class FakeModelArts:
         ssl_context: ssl.SSLContext | None = None,
         permissions: Iterable[str] | None = None,
     ) -> None:
-        self._access_key = access_key
-        self._secret_key = secret_key
-        self._security_token = security_token
-        self._tokens = tuple(tokens)
+        self._gateway = Gateway(
+            access_key=access_key,
+            secret_key=secret_key,
+            security_token=security_token,
+            tokens=tokens,
+            token_error_code=token_error_code,
+            rate_limit=rate_limit,
+            permissions=permissions,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
         self._latency = latency
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
-        self._token_error_code = token_error_code
-        # Serves HTTPS with this (server-side) context instead of plain HTTP: for TLS tests.
-        self._ssl_context = ssl_context
-        self._rate_limit: float | None = None
-        self.rate_limit = rate_limit
-        self._bucket: TokenBucket | None = None
         self._lock = threading.Lock()
         self._caller = caller
-        self._permissions: frozenset[str] | None = None
-        self.permissions = permissions
         # Requests being handled (from arrival until their answer is ready), and a condition
         # that tells when there are none.
         self._in_hand = 0
@@ -116,25 +87,22 @@ class FakeModelArts:
         )
         self._faults = Faults()
         self._before_read: dict[tuple[str, str], Callable[[], None]] = {}
-        self._requests: list[RecordedRequest] = []
-        self._connections: set[socket.socket] = set()
-        self._server: HttpServer | None = None
-        self._thread: threading.Thread | None = None
+        self._log = RequestLog()
+        # Serves HTTPS with `ssl_context` (server-side) instead of plain HTTP: for TLS tests.
+        self._listener = Listener(self, ssl_context)
 
     def __repr__(self) -> str:
-        where = self._server.server_address if self._server is not None else "not started"
+        where = self._listener.address or "not started"
         return f"{type(self).__name__}({where})"
 
     @property
     def rate_limit(self) -> float | None:
         """Requests a second above which the endpoint answers 429 (None: unlimited)."""
-        return self._rate_limit
+        return self._gateway.rate_limit
 
     @rate_limit.setter
     def rate_limit(self, value: float | None) -> None:
-        if value is not None and not value > 0:
-            raise ValueError("rate_limit must be positive, or None for no limit")
-        self._rate_limit = value
+        self._gateway.rate_limit = value
 
     @property
     def permissions(self) -> frozenset[str] | None:
@@ -143,62 +111,27 @@ class FakeModelArts:
         A request whose action is not among them is refused, 403 `ModelArts.0108`, after its
         signature is checked and before anything is done.
         """
-        return self._permissions
+        return self._gateway.permissions
 
     @permissions.setter
     def permissions(self, value: Iterable[str] | None) -> None:
-        self._permissions = None if value is None else frozenset(value)
+        self._gateway.permissions = value
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """Base URL, e.g. `http://127.0.0.1:54321` (`https://` with TLS); only once started."""
-        if self._server is None:
-            raise RuntimeError("the fake endpoint is not running: call start() first")
-        host, port = self._server.server_address[:2]
-        scheme = "http" if self._ssl_context is None else "https"
-        return f"{scheme}://{host!s}:{port}"
+        return self._listener.url
 
     def start(self) -> FakeModelArts:
         """Bind to a free loopback port and serve in a background thread."""
-        if self._server is not None:
-            raise RuntimeError("the fake endpoint is already running")
-        server = HttpServer(self)
-        if self._ssl_context is not None:
-            # The handshake runs in each connection's own thread (the HTTP handler's setup), so a
-            # client that fails it, or never starts it, cannot stall the accept loop.
-            server.socket = self._ssl_context.wrap_socket(
-                server.socket, server_side=True, do_handshake_on_connect=False
-            )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            # stop() waits for the loop's next poll: a short one keeps teardown fast.
-            kwargs={"poll_interval": 0.01},
-            name=f"fake-modelarts-{server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._listener.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and drop every open connection (keep-alive ones included)."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            # Wakes handler threads blocked reading the next keep-alive request.
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        if thread is not None:
-            thread.join()
-        self._server = None
-        self._thread = None
+        self._listener.stop()
 
     def __enter__(self) -> FakeModelArts:
         return self.start()
@@ -361,8 +294,7 @@ class FakeModelArts:
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every request served so far, in the order they were answered (a copy)."""
-        with self._lock:
-            return list(self._requests)
+        return self._log.all()
 
     def iam_actions(self) -> set[str]:
         """The IAM actions the requests served so far needed (answered or refused)."""
@@ -370,8 +302,7 @@ class FakeModelArts:
 
     def clear_requests(self) -> None:
         """Forget the recorded requests."""
-        with self._lock:
-            self._requests.clear()
+        self._log.clear()
 
     def wait_until_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no request is being handled; False if one still is after `timeout` s.
@@ -386,14 +317,6 @@ class FakeModelArts:
 
     def _now_ms(self) -> int:
         return int(self._wall_clock().timestamp() * 1000)
-
-    def track(self, connection: socket.socket, *, add: bool) -> None:
-        """Note a connection opening or closing (called by the HTTP server)."""
-        with self._lock:
-            if add:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
 
     def pause(self, seconds: float) -> None:
         """Wait while an answer's body is held back (called by the HTTP server)."""
@@ -431,15 +354,14 @@ class FakeModelArts:
             method=method,
             path=split.path,
             query=split.query,
-            headers=_redacted(headers),
+            headers=redacted(headers),
             body=body,
             status=None if reply is None else reply.status,
             instance_id=route.instance_id if route is not None else None,
             iam_action=IAM_ACTIONS[route.action] if route is not None else None,
         )
-        with self._lock:
-            # Recorded before answering, so a client that has its answer finds it recorded.
-            self._requests.append(recorded)
+        # Recorded before answering, so a client that has its answer finds it recorded.
+        self._log.add(recorded)
         if reply is None:
             return None
         return replace(reply, headers=(("X-Request-Id", request_id), *reply.headers))
@@ -470,7 +392,7 @@ class FakeModelArts:
         fault: Fault | None,
     ) -> Reply | None:
         """The service's (or the gateway's) answer, or None when the connection must be reset."""
-        wait = self._throttle()
+        wait = self._gateway.throttle()
         if wait is not None:
             retry_after = str(max(1, math.ceil(wait)))
             return self._api.error(route, 429, *BUSY, headers=(("Retry-After", retry_after),))
@@ -481,14 +403,13 @@ class FakeModelArts:
                 act = self._before_read.pop((route.project_id, route.instance_id or ""), None)
             if act is not None:
                 act()
-        denied = self._authenticate(method, path, query, headers, body, request_id)
+        denied = self._gateway.authenticate(method, path, query, headers, body, request_id)
         if denied is not None:
             return denied
         claimed = {k.lower(): v for k, v in headers.items()}.get("x-project-id")
         if claimed is not None and claimed.strip() != route.project_id:
             return self._api.error(route, 403, *PROJECT_MISMATCH)
-        allowed = self._permissions
-        if allowed is not None and IAM_ACTIONS[route.action] not in allowed:
+        if not self._gateway.allows(IAM_ACTIONS[route.action]):
             return self._api.error(route, 403, *NOT_AUTHORISED)
         with self._lock:
             key = (route.project_id, route.instance_id or "")
@@ -502,59 +423,6 @@ class FakeModelArts:
         if fault is not None and fault.carried_out:
             return fault.reply()
         return reply
-
-    def _throttle(self) -> float | None:
-        with self._lock:
-            rate = self._rate_limit
-            if rate is None:
-                self._bucket = None
-                return None
-            now = self._clock()
-            if self._bucket is None or self._bucket.rate != rate:
-                self._bucket = TokenBucket(rate, now)
-            return self._bucket.take(now)
-
-    def _authenticate(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        request_id: str,
-    ) -> Reply | None:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        token = lowered.get("x-auth-token")
-        if token is not None:
-            sent = token.strip().encode("utf-8", "surrogatepass")
-            if any(hmac.compare_digest(sent, t.encode("utf-8")) for t in self._tokens):
-                return None
-            return gateway_error(
-                401, self._token_error_code, "The token must be updated.", request_id
-            )
-        reason = verify(
-            method,
-            path,
-            query,
-            headers,
-            body,
-            access_key=self._access_key,
-            secret_key=self._secret_key,
-        )
-        if reason is None:
-            reason = date_problem(lowered["x-sdk-date"].strip(), self._wall_clock())
-        if reason is None and self._security_token is not None:
-            sent = lowered.get("x-security-token", "").strip().encode("utf-8", "surrogatepass")
-            if not hmac.compare_digest(sent, self._security_token.encode("utf-8")):
-                reason = "security token missing or invalid"
-        if reason is None:
-            return None
-        message = f"Incorrect IAM authentication information: {reason}"
-        return gateway_error(401, BAD_SIGNATURE, message, request_id)
-
-
-def _redacted(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: REDACTED if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()}
 
 
 def _query_value(query: str, name: str, default: str) -> str:
