@@ -84,6 +84,30 @@ def test_empty_user_event_means_default_targets(user_event: str | None) -> None:
     assert parse_event(event, default_targets=defaults).targets == list(defaults)
 
 
+@pytest.mark.parametrize("with_targets", [False, True])
+def test_empty_user_event_means_default_selectors_too(with_targets: bool) -> None:
+    from modelarts_cleanup.rules import Selector
+
+    rules = (
+        Selector(project_id=P2, statuses=("STOPPED",), idle_hours=72),
+        Selector(project_id=P2, statuses=("ERROR",)),
+    )
+    targets = (Target(**target()),) if with_targets else ()
+    event = {"trigger_type": "TIMER", "user_event": ""}
+
+    payload = parse_event(event, default_targets=targets, default_selectors=rules)
+
+    assert (payload.targets, payload.selectors, payload.dry_run) == (
+        list(targets),
+        list(rules),
+        False,
+    )
+    # A payload in the user event replaces the defaults, selectors included.
+    given = {**event, "user_event": json.dumps({"targets": [target(P2, I2)]})}
+    replaced = parse_event(given, default_targets=targets, default_selectors=rules)
+    assert (replaced.targets, replaced.selectors) == ([Target(**target(P2, I2))], [])
+
+
 def test_timer_event_without_a_user_event_key_means_default_targets() -> None:
     defaults = (Target(**target()),)
     event = {"trigger_type": "TIMER", "trigger_name": "nightly"}

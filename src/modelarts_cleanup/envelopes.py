@@ -148,10 +148,10 @@ def _timer_payload(
                 ]
             )
         # Both were checked when the settings were loaded.
-        if default_targets:
-            payload = Payload(targets=list(default_targets))
-        else:
-            payload = Payload.model_construct(targets=[], selectors=[], dry_run=False)
+        # No targets: an empty payload (model_construct skips the check that there is work).
+        payload = (
+            Payload(targets=list(default_targets)) if default_targets else Payload.model_construct()
+        )
         return payload.model_copy(update={"selectors": list(default_selectors)})
     return parse_payload(decode_json(user_event, where="user_event"))
 
