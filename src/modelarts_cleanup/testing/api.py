@@ -32,7 +32,7 @@ from .replies import (
     error_reply,
     json_reply,
 )
-from .state import DEFAULT_WORKSPACE, DEVENVIRON, NOTEBOOK, Fleet, User
+from .state import DEFAULT_WORKSPACE, DEVENVIRON, NOTEBOOK, Fleet, Instance, User
 
 # ListNotebooks: "limit ... [10,20,50]" (SDK ListNotebooksRequest); Terraform pages with 50.
 _NOTEBOOK_PAGE_SIZES = (10, 20, 50)
@@ -240,16 +240,24 @@ class ModelArtsApi:
         # Documented default: the default workspace, not every workspace.
         workspace = params.get("workspace_id", DEFAULT_WORKSPACE)
         name = params.get("name")
-        matching = [
-            i
-            for i in self._fleet.listed(route.project_id, NOTEBOOK, workspace)
-            if i.body.get("feature") == feature
-            and (not own_only or i.owner == self._caller)
-            and params.get("status", i.body.get("status")) == i.body.get("status")
-            and params.get("id", i.body.get("id")) == i.body.get("id")
-            and (name is None or name.lower() in str(i.body.get("name", "")).lower())
-        ]
-        matching.sort(key=lambda i: _sort_key(i.body, sort_keys), reverse=sort_dir == "DESC")
+        listed = self._fleet.listed(route.project_id, NOTEBOOK, workspace)
+        matching = [i for i in listed if i.body.get("feature") == feature]
+        if own_only:
+            matching = [i for i in matching if i.owner == self._caller]
+        for key in ("status", "id"):
+            if key in params:
+                matching = [i for i in matching if i.body.get(key) == params[key]]
+        if name is not None:
+            matching = [i for i in matching if name.lower() in str(i.body.get("name", "")).lower()]
+        memo_key = ("sort", *sort_keys)
+
+        def order(instance: Instance) -> tuple[tuple[int, Any], ...]:
+            found = instance.memo.get(memo_key)
+            if found is None:
+                found = instance.memo[memo_key] = _sort_key(instance.body, sort_keys)
+            return found
+
+        matching.sort(key=order, reverse=sort_dir == "DESC")
         # `offset` counts records, not pages: the docs call it the "start offset of the records"
         # and Terraform's data source pages with offset += len(page). `current` is 0-based.
         page = f'"current": {offset // limit}, "pages": {math.ceil(len(matching) / limit)}'

@@ -10,7 +10,7 @@ import json
 import random
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 NOTEBOOK = "notebook"
@@ -44,6 +44,8 @@ class Instance:
     since: float | None = None
     # The body as JSON, kept until the body changes: listings serve thousands of them.
     _encoded: bytes | None = None
+    # Values derived from the body (sort keys), kept until the body changes.
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     def encoded(self) -> bytes:
         """The body as JSON bytes."""
@@ -54,6 +56,7 @@ class Instance:
     def changed(self) -> None:
         """Say the body changed (after editing it in place)."""
         self._encoded = None
+        self.memo.clear()
 
 
 def _notebook_body(
