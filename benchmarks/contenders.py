@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -185,3 +185,66 @@ def run_floor(fake: FakeProcess, url: str, ids: Sequence[str], *, concurrency: i
         most_attempts=1,
         served=fake.served(),
     )
+
+
+def run_fleet_floor(url: str, lists: Sequence[tuple[str, str, int]], *, concurrency: int) -> float:
+    """A fleet's listing with no client at all; returns its wall seconds.
+
+    The same requests `plan` sends (the workspaces' page, then every page of every list),
+    signed in advance and sent over raw keep-alive sockets in the order a listing can send them:
+    the workspaces; every list's first page; each list's other pages once its first is in. No
+    answer is parsed. What the endpoint and loopback allow: the gap between this and the limit
+    belongs to the test rig.
+    """
+    auth = SdkHmacSha256Auth(ACCESS_KEY, SECRET_KEY)
+
+    def signed(path: str, query: dict[str, str]) -> tuple[str, dict[str, str]]:
+        request = requests.Request(
+            "GET", f"{url}{path}", params=query, headers={"X-Project-Id": PROJECT_ID}
+        ).prepare()
+        auth(request)
+        split = urlsplit(str(request.url))
+        return f"{split.path}?{split.query}", dict(request.headers)
+
+    def page(workspace: str, feature: str, offset: int) -> tuple[str, dict[str, str]]:
+        # The query as the function sends it, key for key in the same order.
+        query = {"limit": "50", "offset": str(offset), "feature": feature}
+        return signed(f"/v1/{PROJECT_ID}/notebooks/all", {**query, "workspace_id": workspace})
+
+    workspaces = signed(f"/v1/{PROJECT_ID}/workspaces", {"offset": "0", "limit": "1000"})
+    lists_pages = [
+        (page(w, f, 0), [page(w, f, offset) for offset in range(50, count, 50)])
+        for w, f, count in lists
+    ]
+    parts = urlsplit(url)
+    local = threading.local()
+    opened: list[http.client.HTTPConnection] = []
+
+    def send(item: tuple[str, dict[str, str]]) -> None:
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection(parts.hostname or "", parts.port)
+            local.connection = connection
+            opened.append(connection)
+        connection.request("GET", item[0], headers=item[1])
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"fleet floor: {item[0]} answered {response.status}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        pool.submit(send, workspaces).result()
+        firsts: dict[Future[None], list[tuple[str, dict[str, str]]]] = {
+            pool.submit(send, first): rest for first, rest in lists_pages
+        }
+        rest: list[Future[None]] = []
+        for done in as_completed(firsts):
+            done.result()
+            rest.extend(pool.submit(send, item) for item in firsts[done])
+        for future in rest:
+            future.result()
+    wall = time.perf_counter() - started
+    for connection in opened:
+        connection.close()
+    return wall

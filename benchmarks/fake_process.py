@@ -8,7 +8,6 @@ child side. Measuring the client's CPU with `time.process_time()` is only honest
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import time
@@ -61,13 +60,11 @@ class FakeProcess:
         """Create `count` STOPPED notebook instances; returns their IDs."""
         return [str(i) for i in self._ask({"op": "seed", "count": count})["ids"]]
 
-    def seed_fleet(self, count: int, workspaces: int) -> int:
+    def seed_fleet(self, count: int, workspaces: int) -> list[tuple[str, str, int]]:
         """A fleet of `count` notebooks of several users over `workspaces` workspaces (the
-        default one included); returns how many list pages cover it (the workspaces' page
-        included)."""
-        return int(
-            self._ask({"op": "seed_fleet", "count": count, "workspaces": workspaces})["pages"]
-        )
+        default one included); returns its lists: (workspace, feature, notebooks in it)."""
+        reply = self._ask({"op": "seed_fleet", "count": count, "workspaces": workspaces})
+        return [(str(w), str(f), int(n)) for w, f, n in reply["lists"]]
 
     def served(self) -> Served:
         """Answers and CPU since the previous call (the first call counts from the start)."""
@@ -141,12 +138,8 @@ class _Endpoint:
                 PROJECT_ID, int(command["count"]), workspaces=names, owners=owners
             )
             per_list = Counter((b["workspace_id"], b["feature"]) for b in bodies)
-            pages = 1 + sum(
-                max(1, math.ceil(per_list[(w, f)] / 50))
-                for w in names
-                for f in ("NOTEBOOK", "DEFAULT")
-            )
-            return {"pages": pages}
+            lists = [[w, f, per_list[(w, f)]] for w in names for f in ("NOTEBOOK", "DEFAULT")]
+            return {"lists": lists}
         if op == "served":
             counted = Counter(0 if r.status is None else r.status for r in fake.requests)
             fake.clear_requests()

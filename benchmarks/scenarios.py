@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from benchmarks.coldstart import Start, Starter, start_once
-from benchmarks.contenders import Run, function_environment, run_floor, run_ours, run_sdk
+from benchmarks.contenders import (
+    Run,
+    function_environment,
+    run_fleet_floor,
+    run_floor,
+    run_ours,
+    run_sdk,
+)
 from benchmarks.fake_process import PROJECT_ID, FakeProcess
 from modelarts_cleanup.entry import run_function
 
@@ -162,15 +169,17 @@ def cold_starts(fake: FakeProcess, runs: int) -> ColdStarts:
 
 @dataclass(frozen=True)
 class FleetPlan:
-    """`plan` over a fleet: listing every workspace and page, then choosing."""
+    """`plan` over a fleet: listing every workspace and page, then choosing; and the same
+    requests with no client (the rig's floor). Medians of interleaved runs."""
 
     instances: int
     workspaces: int
     concurrency: int
     pages: int  # list pages the fleet takes, the workspaces' included
     wall: float
-    requests: int  # what the endpoint answered
+    floor_wall: float
     picked: int
+    runs: int
 
     @property
     def limit(self) -> float:
@@ -182,11 +191,19 @@ class FleetPlan:
     def efficiency(self) -> float:
         return self.limit / self.wall
 
+    @property
+    def floor_efficiency(self) -> float:
+        return self.limit / self.floor_wall
 
-def fleet_plan(fake: FakeProcess, size: int, workspaces: int, concurrency: int) -> FleetPlan:
-    """`plan` (the dry run) of one rule over `size` notebooks in `workspaces` workspaces."""
+
+def fleet_plan(
+    fake: FakeProcess, size: int, workspaces: int, concurrency: int, *, runs: int = 5
+) -> FleetPlan:
+    """`plan` (the dry run) of one rule over `size` notebooks in `workspaces` workspaces,
+    alternating with the same requests sent by no client at all."""
     url = fake.start(latency=LATENCY)
-    pages = fake.seed_fleet(size, workspaces)
+    lists = fake.seed_fleet(size, workspaces)
+    pages = 1 + sum(max(1, math.ceil(count / 50)) for _, _, count in lists)
     environ = {
         **function_environment(url, concurrency=concurrency),
         "MODELARTS_CLEANUP_MAX_DELETIONS": str(size),
@@ -197,22 +214,42 @@ def fleet_plan(fake: FakeProcess, size: int, workspaces: int, concurrency: int) 
         "idle_hours": 72,
         "name_pattern": "tmp-*",
     }
-    fake.served()
-    with open(os.devnull, "w", encoding="utf-8") as log_stream:
-        started = time.perf_counter()
-        report = run_function(
-            {"selectors": [rule]}, None, environ=environ, log_stream=log_stream, force_dry_run=True
-        )
-        wall = time.perf_counter() - started
-    served = fake.served()
-    (entry,) = report["selectors"]
-    if (
-        entry["error_code"] is not None
-        or entry["listed"] != size
-        or served.statuses != {200: pages}
-    ):
-        raise RuntimeError(f"fleet plan: {entry}, endpoint answered {served.statuses}")
-    return FleetPlan(size, workspaces, concurrency, pages, wall, served.requests, entry["picked"])
+    walls, floors, picked = [], [], 0
+    for _ in range(runs):
+        fake.served()
+        with open(os.devnull, "w", encoding="utf-8") as log_stream:
+            started = time.perf_counter()
+            report = run_function(
+                {"selectors": [rule]},
+                None,
+                environ=environ,
+                log_stream=log_stream,
+                force_dry_run=True,
+            )
+            walls.append(time.perf_counter() - started)
+        served = fake.served()
+        (entry,) = report["selectors"]
+        if (
+            entry["error_code"] is not None
+            or entry["listed"] != size
+            or served.statuses != {200: pages}
+        ):
+            raise RuntimeError(f"fleet plan: {entry}, endpoint answered {served.statuses}")
+        picked = entry["picked"]
+        floors.append(run_fleet_floor(url, lists, concurrency=concurrency))
+        served = fake.served()
+        if served.statuses != {200: pages}:
+            raise RuntimeError(f"fleet floor: endpoint answered {served.statuses}")
+    return FleetPlan(
+        size,
+        workspaces,
+        concurrency,
+        pages,
+        statistics.median(walls),
+        statistics.median(floors),
+        picked,
+        runs,
+    )
 
 
 def throttled(fake: FakeProcess, rate: float, size: int, concurrency: int) -> Throttled:

@@ -335,9 +335,12 @@ def _fleet(runs: Sequence[FleetPlan]) -> list[str]:
             str(r.workspaces),
             str(r.concurrency),
             str(r.pages),
-            f"{r.wall:.3f}",
             f"{r.limit:.2f}",
+            f"{r.wall:.3f}",
             f"{r.efficiency:.3f}",
+            f"{r.floor_wall:.3f}",
+            f"{r.floor_efficiency:.3f}",
+            f"{r.floor_wall / r.wall:.2f}",
             str(r.picked),
         )
         for r in runs
@@ -349,7 +352,11 @@ def _fleet(runs: Sequence[FleetPlan]) -> list[str]:
         "one in ten a free CodeLab instance, 50 to a page. Pages = the workspaces' page and "
         "every page of both features in every workspace. Limit = max(3, ceil(pages / "
         "concurrency)) x latency: the workspaces, the first pages, the rest (a first page gives "
-        "the total), or every page at `concurrency` at a time. Wall covers the whole invocation.",
+        "the total), or every page at `concurrency` at a time. Wall covers the whole invocation "
+        "(listing, choosing, one log line per picked notebook, the report). `floor` sends the "
+        "same requests with no client at all (signed in advance, raw keep-alive sockets, "
+        "answers not parsed) in the order a listing can send them: what the endpoint and "
+        f"loopback allow. Medians of {runs[0].runs if runs else 0} alternating runs each.",
         "",
         *_table(
             (
@@ -357,9 +364,12 @@ def _fleet(runs: Sequence[FleetPlan]) -> list[str]:
                 "workspaces",
                 "concurrency",
                 "pages",
-                "wall s",
                 "limit s",
+                "wall s",
                 "limit / wall",
+                "floor wall s",
+                "floor: limit / wall",
+                "floor / wall",
                 "picked",
             ),
             rows,
