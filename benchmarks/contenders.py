@@ -153,28 +153,17 @@ def run_floor(fake: FakeProcess, url: str, ids: Sequence[str], *, concurrency: i
         ).prepare()
         auth(request)
         signed.append((urlsplit(request.url).path, dict(request.headers)))
-    parts = urlsplit(url)
-    local = threading.local()
-    opened: list[http.client.HTTPConnection] = []
+    sockets = _RawSockets(url)
 
     def send(item: tuple[str, dict[str, str]]) -> int:
-        connection = getattr(local, "connection", None)
-        if connection is None:
-            connection = http.client.HTTPConnection(parts.hostname or "", parts.port)
-            local.connection = connection
-            opened.append(connection)
-        connection.request("DELETE", item[0], headers=item[1])
-        response = connection.getresponse()
-        response.read()
-        return response.status
+        return sockets.send("DELETE", item)
 
     fake.served()
     cpu, started = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         statuses = list(pool.map(send, signed))
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    for connection in opened:
-        connection.close()
+    sockets.close()
     deleted = statuses.count(200)
     return Run(
         targets=len(ids),
@@ -216,21 +205,12 @@ def run_fleet_floor(url: str, lists: Sequence[tuple[str, str, int]], *, concurre
         (page(w, f, 0), [page(w, f, offset) for offset in range(50, count, 50)])
         for w, f, count in lists
     ]
-    parts = urlsplit(url)
-    local = threading.local()
-    opened: list[http.client.HTTPConnection] = []
+    sockets = _RawSockets(url)
 
     def send(item: tuple[str, dict[str, str]]) -> None:
-        connection = getattr(local, "connection", None)
-        if connection is None:
-            connection = http.client.HTTPConnection(parts.hostname or "", parts.port)
-            local.connection = connection
-            opened.append(connection)
-        connection.request("GET", item[0], headers=item[1])
-        response = connection.getresponse()
-        response.read()
-        if response.status != 200:
-            raise RuntimeError(f"fleet floor: {item[0]} answered {response.status}")
+        status = sockets.send("GET", item)
+        if status != 200:
+            raise RuntimeError(f"fleet floor: {item[0]} answered {status}")
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -245,6 +225,31 @@ def run_fleet_floor(url: str, lists: Sequence[tuple[str, str, int]], *, concurre
         for future in rest:
             future.result()
     wall = time.perf_counter() - started
-    for connection in opened:
-        connection.close()
+    sockets.close()
     return wall
+
+
+class _RawSockets:
+    """One raw keep-alive connection per thread, to send requests signed in advance."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self._host, self._port = parts.hostname or "", parts.port
+        self._local = threading.local()
+        self._opened: list[http.client.HTTPConnection] = []
+
+    def send(self, method: str, item: tuple[str, dict[str, str]]) -> int:
+        """Send one (target, headers) request; its status, the body read and dropped."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection(self._host, self._port)
+            self._local.connection = connection
+            self._opened.append(connection)
+        connection.request(method, item[0], headers=item[1])
+        response = connection.getresponse()
+        response.read()
+        return response.status
+
+    def close(self) -> None:
+        for connection in self._opened:
+            connection.close()
