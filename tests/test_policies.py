@@ -226,9 +226,7 @@ def test_the_policies_the_readme_names_for_a_use_are_enough_and_all_used(
 
 
 @pytest.mark.parametrize("use", sorted(SCENARIOS))
-def test_without_any_one_of_its_actions_a_use_fails_and_deletes_less(
-    fake: FakeModelArts, use: str
-) -> None:
+def test_without_any_one_of_its_actions_a_use_fails_and_deletes_less(use: str) -> None:
     """Each action is needed: a policy missing it makes the run fail (fail closed), never
     quietly do something else."""
     for missing in sorted(attached(use) - UNUSED.get(use, set())):

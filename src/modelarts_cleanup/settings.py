@@ -252,6 +252,8 @@ def _default_selectors(raw: str) -> tuple[tuple[Selector, ...], list[str]]:
         return (), list(exc.problems)
     if not isinstance(items, list):
         return (), [f"{name}: must be a JSON list of selectors, not {type_name(items)}"]
+    if not items:
+        return (), []
     if len(items) > MAX_SELECTORS:
         return (), [f"{name}: at most {MAX_SELECTORS} selectors, not {len(items)}"]
     problems = [
@@ -259,8 +261,6 @@ def _default_selectors(raw: str) -> tuple[tuple[Selector, ...], list[str]]:
         for i, item in enumerate(items)
         if not isinstance(item, dict)
     ]
-    if not items:
-        return (), []
     from .rules import parse_selectors  # loaded only when the setting holds rules
 
     selectors, wrong = parse_selectors(items, where=name)

@@ -27,7 +27,7 @@ from .gateway import Gateway
 from .http_server import Listener
 from .recording import RecordedRequest, RequestLog, redacted
 from .replies import BUSY, NO_SUCH_API, NOT_AUTHORISED, PROJECT_MISMATCH, Reply, gateway_error
-from .state import CALLER, DEFAULT_WORKSPACE, NOTEBOOK, Fleet, User
+from .state import CALLER, DEFAULT_WORKSPACE, NOTEBOOK, Fleet, Instance, User
 
 
 def _utc_now() -> datetime:
@@ -229,9 +229,7 @@ class FakeModelArts:
     def tag(self, project_id: str, instance_id: str, tags: Mapping[str, str]) -> None:
         """Add (or overwrite) tags on an instance, as its owner would in the console."""
         with self._lock:
-            found = self._fleet.lookup(project_id, instance_id)
-            if found is None:
-                raise KeyError(instance_id)
+            found = self._existing(project_id, instance_id)
             kept = [t for t in found.body.get("tags", []) if t.get("key") not in tags]
             found.body["tags"] = kept + [{"key": k, "value": v} for k, v in tags.items()]
             found.changed()
@@ -239,9 +237,7 @@ class FakeModelArts:
     def untag(self, project_id: str, instance_id: str, keys: Iterable[str]) -> None:
         """Take tags off an instance, as its owner would in the console."""
         with self._lock:
-            found = self._fleet.lookup(project_id, instance_id)
-            if found is None:
-                raise KeyError(instance_id)
+            found = self._existing(project_id, instance_id)
             gone = set(keys)
             found.body["tags"] = [t for t in found.body.get("tags", []) if t["key"] not in gone]
             found.changed()
@@ -249,19 +245,22 @@ class FakeModelArts:
     def rename(self, project_id: str, instance_id: str, name: str) -> None:
         """Give an instance another name, as its owner would."""
         with self._lock:
-            found = self._fleet.lookup(project_id, instance_id)
-            if found is None:
-                raise KeyError(instance_id)
+            found = self._existing(project_id, instance_id)
             found.body["name"] = name
             found.changed()
 
     def set_status(self, project_id: str, instance_id: str, status: str) -> None:
         """Move an instance to a status at once (someone started it, say)."""
         with self._lock:
-            found = self._fleet.lookup(project_id, instance_id)
-            if found is None:
-                raise KeyError(instance_id)
+            found = self._existing(project_id, instance_id)
             self._fleet.set_status(found, status)
+
+    def _existing(self, project_id: str, instance_id: str) -> Instance:
+        """The instance, for a test to change (the lock held); KeyError when there is none."""
+        found = self._fleet.lookup(project_id, instance_id)
+        if found is None:
+            raise KeyError(instance_id)
+        return found
 
     def on_next_read(self, project_id: str, instance_id: str, act: Callable[[], None]) -> None:
         """Run `act` just before the next read of this instance (GET) is answered: someone
