@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import requests
 
 from benchmarks.fake_process import ACCESS_KEY, PROJECT_ID, SECRET_KEY, FakeProcess, Served
+from modelarts_cleanup.cloud.signer import SdkHmacSha256Auth
 from modelarts_cleanup.entry import run_function
-from modelarts_cleanup.signer import SdkHmacSha256Auth
 
 
 @dataclass(frozen=True)

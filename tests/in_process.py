@@ -21,7 +21,7 @@ import urllib3
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from modelarts_cleanup.session import new_session
+from modelarts_cleanup.cloud.session import new_session
 from modelarts_cleanup.testing import FakeModelArts
 from tests.support import FakeTime
 

@@ -16,11 +16,11 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 import responses
 
-from modelarts_cleanup.admission import Admission
-from modelarts_cleanup.client import ModelArtsClient
+from modelarts_cleanup.cloud.admission import Admission
+from modelarts_cleanup.cloud.client import ModelArtsClient
+from modelarts_cleanup.cloud.session import new_session
+from modelarts_cleanup.cloud.transport import RetryPolicy, Timeouts, Transport
 from modelarts_cleanup.exceptions import ApiError
-from modelarts_cleanup.session import new_session
-from modelarts_cleanup.transport import RetryPolicy, Timeouts, Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.support import FakeTime
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from modelarts_cleanup.admission import Admission
+from modelarts_cleanup.cloud.admission import Admission
 from tests.support import FakeTime
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import responses
 
-from modelarts_cleanup.answers import Reply, auth_hint, clip, parse_error, permission_hint
-from modelarts_cleanup.client import DeleteResult
+from modelarts_cleanup.cloud.answers import Reply, auth_hint, clip, parse_error, permission_hint
+from modelarts_cleanup.cloud.client import DeleteResult
 from modelarts_cleanup.exceptions import ApiError
 from modelarts_cleanup.vocabulary import NOT_FOUND_CODES
 from tests.mocked_modelarts import (

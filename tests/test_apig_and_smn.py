@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from modelarts_cleanup.apig import error_answer, report_answer
 from modelarts_cleanup.entry import run_function
+from modelarts_cleanup.events.apig import error_answer, report_answer
+from modelarts_cleanup.events.payload import MAX_PAYLOAD_BYTES
 from modelarts_cleanup.exceptions import (
     ConfigurationError,
     MethodNotAllowed,
     PayloadError,
     PayloadTooLarge,
 )
-from modelarts_cleanup.payload import MAX_PAYLOAD_BYTES
 from modelarts_cleanup.testing import FakeModelArts, Fault
 from tests.support import (
     SK,
@@ -412,7 +412,7 @@ from modelarts_cleanup.entry import run_function
 from tests.support import apig_event, endpoint_environ
 
 url, event = sys.argv[1], json.loads(sys.argv[2])
-loaded = lambda: sorted(m for m in ("modelarts_cleanup.apig", "modelarts_cleanup.smn")
+loaded = lambda: sorted(m for m in ("modelarts_cleanup.events.apig", "modelarts_cleanup.events.smn")
                         if m in sys.modules)
 env = endpoint_environ(url)
 run_function(event, None, environ=env, log_stream=io.StringIO())
@@ -444,7 +444,7 @@ def test_direct_and_timer_runs_do_not_import_the_apig_or_smn_code(
     )
     before, after = json.loads(done.stdout)
     assert before == []
-    assert after == ["modelarts_cleanup.apig"]
+    assert after == ["modelarts_cleanup.events.apig"]
 
 
 # --- invoke and plan on the command line --------------------------------------------------------

@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 import requests
 
-from modelarts_cleanup.client import ModelArtsClient
-from modelarts_cleanup.discovery import discover
+from modelarts_cleanup.cleanup.discovery import discover
+from modelarts_cleanup.cleanup.execution import delete_one, execute
+from modelarts_cleanup.cleanup.planning import Candidate, Plan, Policy, make_plan
+from modelarts_cleanup.cleanup.report import JsonLog, Outcome, Result
+from modelarts_cleanup.cloud.client import ModelArtsClient
+from modelarts_cleanup.cloud.transport import Transport
 from modelarts_cleanup.entry import run_function
+from modelarts_cleanup.events.payload import Target
+from modelarts_cleanup.events.rules import Selector
 from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
-from modelarts_cleanup.execution import delete_one, execute
-from modelarts_cleanup.payload import Target
-from modelarts_cleanup.planning import Candidate, Plan, Policy, make_plan
-from modelarts_cleanup.report import JsonLog, Outcome, Result
-from modelarts_cleanup.rules import Selector
-from modelarts_cleanup.transport import Transport
 from modelarts_cleanup.vocabulary import MARK_KEY, ApiGeneration
 from tests.support import FakeTime, endpoint_environ, local_endpoint
 

@@ -8,7 +8,7 @@ import pytest
 import responses
 
 from modelarts_cleanup import __version__
-from modelarts_cleanup.client import DeleteResult
+from modelarts_cleanup.cloud.client import DeleteResult
 from modelarts_cleanup.exceptions import ApiError
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.mocked_modelarts import (

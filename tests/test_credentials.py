@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from modelarts_cleanup.credentials import AkSk, IamToken, TokenAuth, resolve_credentials
+from modelarts_cleanup.cloud.credentials import AkSk, IamToken, TokenAuth, resolve_credentials
 from modelarts_cleanup.exceptions import CredentialsError
 from modelarts_cleanup.settings import Settings, load_settings
 from tests.support import FunctionGraphContext

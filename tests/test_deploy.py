@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from modelarts_cleanup.entry import run_function
-from modelarts_cleanup.envelopes import parse_event
+from modelarts_cleanup.events.envelopes import parse_event
 from modelarts_cleanup.settings import ENV_NAMES, load_settings
 from modelarts_cleanup.testing import FakeModelArts
 from tests.support import endpoint_environ, local_endpoint
@@ -429,7 +429,7 @@ def test_package_leaves_out_the_local_endpoint_and_signature_checking(
 ) -> None:
     names = cp310_zip.namelist()
     ours = [n for n in names if n.startswith("modelarts_cleanup/")]
-    assert "modelarts_cleanup/client.py" in ours
+    assert "modelarts_cleanup/cloud/client.py" in ours
     assert not [n for n in ours if n.startswith("modelarts_cleanup/testing/")]
     # The server side of signing (checking a signature) lives in testing/ only.
     for name in ours:
@@ -630,7 +630,7 @@ def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
     assert not [entry for entry in outcome["path"] if "site-packages" in entry]
     for name, file in outcome["modules"].items():
         assert Path(file).is_relative_to(code_dir), name
-    assert "modelarts_cleanup.client" in outcome["ours"]
+    assert "modelarts_cleanup.cloud.client" in outcome["ours"]
     assert not [name for name in outcome["ours"] if "testing" in name]
     # A run that names its targets loads none of the rule machinery (cold start).
     rule_modules = {"rules", "discovery", "selection", "listing", "instances", "stopping"}

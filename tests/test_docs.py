@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from modelarts_cleanup.__main__ import _parser
-from modelarts_cleanup.apig import ERRORS, STATUS_CODES
-from modelarts_cleanup.envelopes import parse_event
-from modelarts_cleanup.report import Outcome, Reason, Report, RunStatus, summary_log_fields
+from modelarts_cleanup.cleanup.report import Outcome, Reason, Report, RunStatus, summary_log_fields
+from modelarts_cleanup.events.apig import ERRORS, STATUS_CODES
+from modelarts_cleanup.events.envelopes import parse_event
 from modelarts_cleanup.settings import ENV_NAMES
 from tests.support import apig_event, smn_event
 

@@ -242,8 +242,8 @@ def test_demo_command_runs_and_checks_itself(capsys: pytest.CaptureFixture[str])
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "events").glob("*.json")))
 def test_example_events_are_valid(name: str) -> None:
-    from modelarts_cleanup.envelopes import parse_event
-    from modelarts_cleanup.payload import Target
+    from modelarts_cleanup.events.envelopes import parse_event
+    from modelarts_cleanup.events.payload import Target
 
     default = (Target(project_id=PROJECT, instance_id=MISSING),)
     assert parse_event((ROOT / "events" / name).read_bytes(), default_targets=default).targets

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import responses
 
-from modelarts_cleanup.endpoint import endpoint_for_region
+from modelarts_cleanup.cloud.endpoint import endpoint_for_region
 from modelarts_cleanup.exceptions import ConfigurationError
 from tests.mocked_modelarts import (
     INSTANCE,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from modelarts_cleanup.envelopes import Envelope, parse_event, receive
+from modelarts_cleanup.events.envelopes import Envelope, parse_event, receive
+from modelarts_cleanup.events.payload import MAX_PAYLOAD_BYTES, MAX_SELECTORS, MAX_TARGETS, Target
+from modelarts_cleanup.events.smn import MAX_RECORDS
 from modelarts_cleanup.exceptions import MethodNotAllowed, PayloadError, PayloadTooLarge
-from modelarts_cleanup.payload import MAX_PAYLOAD_BYTES, MAX_SELECTORS, MAX_TARGETS, Target
-from modelarts_cleanup.smn import MAX_RECORDS
 from tests.support import apig_event, smn_event
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from modelarts_cleanup.signer import SdkHmacSha256Auth
+from modelarts_cleanup.cloud.signer import SdkHmacSha256Auth
 from modelarts_cleanup.testing import DEVENVIRON, FakeModelArts, Fault, User
 from tests.support import AK, SK, FakeTime, local_endpoint
 

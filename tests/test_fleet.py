@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from modelarts_cleanup.cleanup.tables import render_plan
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.settings import DEFAULT_PROTECT_TAG
-from modelarts_cleanup.tables import render_plan
 from modelarts_cleanup.testing import CALLER, FakeModelArts, Fault, User
 from tests.support import endpoint_environ, no_sleep
 
@@ -389,7 +389,7 @@ def test_hostile_values_in_the_new_fields_are_refused_before_any_request(
 
 
 def test_the_schema_describes_the_new_fields() -> None:
-    from modelarts_cleanup.payload import payload_schema
+    from modelarts_cleanup.events.payload import payload_schema
 
     rule = payload_schema()["$defs"]["Selector"]["properties"]
     assert {"workspace_ids", "tags", "exclude_tags", "owners", "pools"} <= set(rule)

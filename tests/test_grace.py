@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from modelarts_cleanup.cleanup.grace import carries_mark, decide, mark_on, still_due
+from modelarts_cleanup.cloud.instances import ListedInstance
 from modelarts_cleanup.entry import run_function
+from modelarts_cleanup.events.tags import mark_value, read_mark
 from modelarts_cleanup.exceptions import PayloadError
-from modelarts_cleanup.grace import carries_mark, decide, mark_on, still_due
-from modelarts_cleanup.instances import ListedInstance
-from modelarts_cleanup.tags import mark_value, read_mark
 from modelarts_cleanup.testing import FakeModelArts, Fault, User
 from modelarts_cleanup.vocabulary import MARK_KEY
 from tests.support import endpoint_environ, no_sleep

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from modelarts_cleanup.entry import run_function
+from modelarts_cleanup.events.payload import MAX_PAYLOAD_BYTES
 from modelarts_cleanup.exceptions import PayloadError
-from modelarts_cleanup.payload import MAX_PAYLOAD_BYTES
 from modelarts_cleanup.testing import FakeModelArts
 from tests.support import answer_body, apig_event, endpoint_environ, smn_event
 

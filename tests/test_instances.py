@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import responses
 
-from modelarts_cleanup.instances import (
+from modelarts_cleanup.cloud.instances import (
     ListedInstance,
     describe,
     listed_devenviron,

@@ -12,21 +12,21 @@ from typing import Any
 import pytest
 import responses
 
-from modelarts_cleanup.answers import MALFORMED_RESPONSE
-from modelarts_cleanup.client import ModelArtsClient
-from modelarts_cleanup.exceptions import ApiError
-from modelarts_cleanup.instances import ListedInstance
-from modelarts_cleanup.listing import (
+from modelarts_cleanup.cloud.answers import MALFORMED_RESPONSE
+from modelarts_cleanup.cloud.client import ModelArtsClient
+from modelarts_cleanup.cloud.instances import ListedInstance
+from modelarts_cleanup.cloud.listing import (
     INCONSISTENT_LISTING,
     LISTING_TOO_LARGE,
     MAX_LIST_PAGES,
     FleetLister,
     Scope,
 )
-from modelarts_cleanup.session import new_session
-from modelarts_cleanup.signer import SdkHmacSha256Auth
+from modelarts_cleanup.cloud.session import new_session
+from modelarts_cleanup.cloud.signer import SdkHmacSha256Auth
+from modelarts_cleanup.cloud.transport import RetryPolicy, Timeouts, Transport
+from modelarts_cleanup.exceptions import ApiError
 from modelarts_cleanup.testing import DEVENVIRON, FakeModelArts, Fault
-from modelarts_cleanup.transport import RetryPolicy, Timeouts, Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.mocked_modelarts import (
     ALL_NOTEBOOKS_URL,

@@ -13,8 +13,8 @@ from tests.mutation.score import (
     tally,
 )
 
-DIFF = """--- src/modelarts_cleanup/answers.py
-+++ src/modelarts_cleanup/answers.py
+DIFF = """--- src/modelarts_cleanup/cloud/answers.py
++++ src/modelarts_cleanup/cloud/answers.py
 @@ -1,4 +1,4 @@
  def judge(reply: Reply, what: str, attempts: int) -> Verdict | ApiError:
      status = reply.status
@@ -25,8 +25,8 @@ DIFF = """--- src/modelarts_cleanup/answers.py
 
 def test_a_mutant_is_named_by_its_function_and_the_lines_it_changes() -> None:
     assert changed_lines(DIFF) == ("if 200 <= status < 300:", "if 200 <= status <= 300:")
-    assert function_of("modelarts_cleanup.answers.x_judge__mutmut_46") == "judge"
-    assert function_of("modelarts_cleanup.answers.xǁReplyǁof__mutmut_3") == "Reply.of"
+    assert function_of("modelarts_cleanup.cloud.answers.x_judge__mutmut_46") == "judge"
+    assert function_of("modelarts_cleanup.cloud.answers.xǁReplyǁof__mutmut_3") == "Reply.of"
 
 
 def test_the_adjusted_score_leaves_equivalent_mutants_out() -> None:

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from modelarts_cleanup.envelopes import parse_event
-from modelarts_cleanup.exceptions import PayloadError
-from modelarts_cleanup.payload import (
+from modelarts_cleanup.events.envelopes import parse_event
+from modelarts_cleanup.events.payload import (
     MAX_PAYLOAD_BYTES,
     MAX_SELECTORS,
     MAX_TARGETS,
@@ -20,6 +19,7 @@ from modelarts_cleanup.payload import (
     printable,
     type_name,
 )
+from modelarts_cleanup.exceptions import PayloadError
 
 P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
 P2 = "0123456789abcdef0123456789abcdef"
@@ -86,7 +86,7 @@ def test_empty_user_event_means_default_targets(user_event: str | None) -> None:
 
 @pytest.mark.parametrize("with_targets", [False, True])
 def test_empty_user_event_means_default_selectors_too(with_targets: bool) -> None:
-    from modelarts_cleanup.rules import Selector
+    from modelarts_cleanup.events.rules import Selector
 
     rules = (
         Selector(project_id=P2, statuses=("STOPPED",), idle_hours=72),

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from modelarts_cleanup.entry import run_function
+from modelarts_cleanup.events.tags import mark_value
 from modelarts_cleanup.settings import DEFAULT_PROTECT_TAG
-from modelarts_cleanup.tags import mark_value
 from modelarts_cleanup.testing import DEVENVIRON, FakeModelArts, User
 from modelarts_cleanup.testing.api import IAM_ACTIONS
 from modelarts_cleanup.vocabulary import MARK_KEY

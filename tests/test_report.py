@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from modelarts_cleanup.report import (
+from modelarts_cleanup.cleanup.report import (
     JsonLog,
     Outcome,
     Report,

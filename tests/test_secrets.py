@@ -19,8 +19,11 @@ from typing import Any
 import pytest
 import requests
 
-from modelarts_cleanup.client import ModelArtsClient
-from modelarts_cleanup.credentials import resolve_credentials
+from modelarts_cleanup.cloud.client import ModelArtsClient
+from modelarts_cleanup.cloud.credentials import resolve_credentials
+from modelarts_cleanup.cloud.session import new_session
+from modelarts_cleanup.cloud.signer import SdkHmacSha256Auth
+from modelarts_cleanup.cloud.transport import RetryPolicy, Transport
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import (
     ApiError,
@@ -29,11 +32,8 @@ from modelarts_cleanup.exceptions import (
     CredentialsError,
     PayloadError,
 )
-from modelarts_cleanup.session import new_session
 from modelarts_cleanup.settings import load_settings
-from modelarts_cleanup.signer import SdkHmacSha256Auth
 from modelarts_cleanup.testing import FakeModelArts, Fault
-from modelarts_cleanup.transport import RetryPolicy, Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests import support
 from tests.support import apig_event, endpoint_environ, invoke_with, no_sleep, smn_event

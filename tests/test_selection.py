@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from modelarts_cleanup.discovery import discover
-from modelarts_cleanup.envelopes import parse_event
+from modelarts_cleanup.cleanup.discovery import discover
+from modelarts_cleanup.cleanup.planning import Candidate, Policy, make_plan
+from modelarts_cleanup.cleanup.selection import HOUR_MS, evaluate, recheck, select
+from modelarts_cleanup.cloud.instances import ListedInstance
+from modelarts_cleanup.cloud.listing import WorkspaceListing
+from modelarts_cleanup.events.envelopes import parse_event
+from modelarts_cleanup.events.payload import Target
+from modelarts_cleanup.events.rules import Selector
+from modelarts_cleanup.events.tags import TagCondition
 from modelarts_cleanup.exceptions import ApiError, PayloadError
-from modelarts_cleanup.instances import ListedInstance
-from modelarts_cleanup.listing import WorkspaceListing
-from modelarts_cleanup.payload import Target
-from modelarts_cleanup.planning import Candidate, Policy, make_plan
-from modelarts_cleanup.rules import Selector
-from modelarts_cleanup.selection import HOUR_MS, evaluate, recheck, select
-from modelarts_cleanup.tags import TagCondition
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
 P2 = "0123456789abcdef0123456789abcdef"

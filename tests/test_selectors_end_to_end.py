@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import requests
 
+from modelarts_cleanup.cloud.session import new_session
+from modelarts_cleanup.cloud.signer import SdkHmacSha256Auth
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import ConfigurationError
-from modelarts_cleanup.session import new_session
-from modelarts_cleanup.signer import SdkHmacSha256Auth
 from modelarts_cleanup.testing import FakeModelArts, Fault
 from tests.support import AK, SK, endpoint_environ, local_endpoint, no_sleep
 

@@ -8,9 +8,9 @@ import pytest
 import requests
 
 from modelarts_cleanup import __version__
-from modelarts_cleanup.client import ModelArtsClient
-from modelarts_cleanup.session import new_session
-from modelarts_cleanup.transport import Transport
+from modelarts_cleanup.cloud.client import ModelArtsClient
+from modelarts_cleanup.cloud.session import new_session
+from modelarts_cleanup.cloud.transport import Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.mocked_modelarts import (
     ENDPOINT,

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from modelarts_cleanup.events.payload import MAX_SELECTORS, Target
+from modelarts_cleanup.events.rules import Selector
+from modelarts_cleanup.events.tags import TagCondition
 from modelarts_cleanup.exceptions import ConfigurationError
-from modelarts_cleanup.payload import MAX_SELECTORS, Target
-from modelarts_cleanup.rules import Selector
 from modelarts_cleanup.settings import (
     ENV_NAMES,
     SECRET_ENV_NAMES,
@@ -16,7 +17,6 @@ from modelarts_cleanup.settings import (
     function_environment,
     load_settings,
 )
-from modelarts_cleanup.tags import TagCondition
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.support import FunctionGraphContext
 

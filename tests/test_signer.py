@@ -21,8 +21,7 @@ from huaweicloudsdkcore.sdk_request import SdkRequest  # type: ignore[import-unt
 from huaweicloudsdkcore.signer.signer import Signer  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
-from modelarts_cleanup.exceptions import CredentialsError
-from modelarts_cleanup.signer import (
+from modelarts_cleanup.cloud.signer import (
     EMPTY_BODY_SHA256,
     SIGNING_ALGORITHM,
     SdkHmacSha256Auth,
@@ -34,6 +33,7 @@ from modelarts_cleanup.signer import (
     signature,
     signed_header_names,
 )
+from modelarts_cleanup.exceptions import CredentialsError
 from modelarts_cleanup.testing.signature import verify
 
 # --- published test vectors (SDKv3 huaweicloud-sdk-core/tests/test_signer.py) -----------------

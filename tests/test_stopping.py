@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from modelarts_cleanup.cleanup.execution import delete_one, execute
+from modelarts_cleanup.cleanup.planning import Policy, make_plan
+from modelarts_cleanup.cleanup.report import JsonLog, Outcome, Result
+from modelarts_cleanup.cleanup.stopping import StopFailed, StopPolicy, settle
 from modelarts_cleanup.entry import run_function
+from modelarts_cleanup.events.payload import Target
 from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
-from modelarts_cleanup.execution import delete_one, execute
-from modelarts_cleanup.payload import Target
-from modelarts_cleanup.planning import Policy, make_plan
-from modelarts_cleanup.report import JsonLog, Outcome, Result
-from modelarts_cleanup.stopping import StopFailed, StopPolicy, settle
 from modelarts_cleanup.vocabulary import TRANSITIONAL_STATUSES
 from tests.support import FakeTime, endpoint_environ, local_endpoint
 

@@ -6,7 +6,12 @@ import re
 
 import pytest
 
-from modelarts_cleanup.tags import MAX_CONDITIONS, TagCondition, parse_condition, parse_conditions
+from modelarts_cleanup.events.tags import (
+    MAX_CONDITIONS,
+    TagCondition,
+    parse_condition,
+    parse_conditions,
+)
 
 KEY_RULE = "a tag key has 1 to 128 letters, digits, spaces or _ . : = + - @ characters"
 VALUE_RULE = "a tag value has at most 255 letters, digits, spaces or _ . : / = + - @ characters"

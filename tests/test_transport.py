@@ -15,12 +15,12 @@ import requests
 import responses
 from urllib3.exceptions import ProtocolError
 
-from modelarts_cleanup.client import DeleteResult, ModelArtsClient
+from modelarts_cleanup.cloud.client import DeleteResult, ModelArtsClient
+from modelarts_cleanup.cloud.session import new_session
+from modelarts_cleanup.cloud.transport import RetryPolicy, Timeouts, Transport
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
-from modelarts_cleanup.session import new_session
 from modelarts_cleanup.testing import FakeModelArts, Fault
-from modelarts_cleanup.transport import RetryPolicy, Timeouts, Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.mocked_modelarts import (
     INSTANCE,

@@ -15,13 +15,13 @@ import pytest
 import requests
 import responses
 
-from modelarts_cleanup.admission import Admission
-from modelarts_cleanup.client import DeleteResult, ModelArtsClient
+from modelarts_cleanup.cloud.admission import Admission
+from modelarts_cleanup.cloud.client import DeleteResult, ModelArtsClient
+from modelarts_cleanup.cloud.session import new_session
+from modelarts_cleanup.cloud.signer import SdkHmacSha256Auth
+from modelarts_cleanup.cloud.transport import RetryPolicy, Timeouts, Transport
 from modelarts_cleanup.exceptions import AnswerLost, ApiError, DeadlineExceeded
-from modelarts_cleanup.session import new_session
-from modelarts_cleanup.signer import SdkHmacSha256Auth
 from modelarts_cleanup.testing import FakeModelArts, Fault
-from modelarts_cleanup.transport import RetryPolicy, Timeouts, Transport
 from modelarts_cleanup.vocabulary import ApiGeneration
 from tests.mocked_modelarts import INSTANCE, NOTEBOOK_URL, PROJECT, error_body, mocked_client
 from tests.support import AK, SK, FakeTime, local_endpoint

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
+from modelarts_cleanup.cloud.session import new_session
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import ConfigurationError
-from modelarts_cleanup.session import new_session
 from modelarts_cleanup.settings import ENV_NAMES, Settings, load_settings
 from modelarts_cleanup.testing import FakeModelArts
 from tests.support import endpoint_environ, invoke_with, local_endpoint, no_sleep

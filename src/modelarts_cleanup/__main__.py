@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .cleanup.tables import render_plan
+from .events.payload import payload_schema
 from .exceptions import CleanupError
-from .payload import payload_schema
-from .tables import render_plan
 
 EXIT_OK, EXIT_NOT_CLEAN, EXIT_INVALID = 0, 1, 2
 

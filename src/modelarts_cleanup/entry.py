@@ -15,23 +15,23 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import requests
 
-from .admission import Admission
-from .client import ModelArtsClient
-from .credentials import resolve_credentials
-from .envelopes import Envelope, Received, receive, unwrap
+from .cleanup.execution import Recheck, execute
+from .cleanup.planning import Candidate, Policy, make_plan
+from .cleanup.report import JsonLog, Report, run_status, summary_log_fields
+from .cloud.admission import Admission
+from .cloud.client import ModelArtsClient
+from .cloud.credentials import resolve_credentials
+from .cloud.session import new_session
+from .cloud.transport import RetryDetails, RetryPolicy, Timeouts, Transport
+from .events.envelopes import Envelope, Received, receive, unwrap
+from .events.payload import Payload
 from .exceptions import ConfigurationError, PayloadError
-from .execution import Recheck, execute
 from .functiongraph import FunctionContext
-from .payload import Payload
-from .planning import Candidate, Policy, make_plan
-from .report import JsonLog, Report, run_status, summary_log_fields
-from .session import new_session
 from .settings import Settings, function_environment, load_settings
-from .transport import RetryDetails, RetryPolicy, Timeouts, Transport
 from .vocabulary import ApiGeneration
 
 if TYPE_CHECKING:
-    from .discovery import SelectorReport
+    from .cleanup.discovery import SelectorReport
 
 # Requests cap their own timeouts at the deadline, so the margin only has to cover building and
 # returning the report; a quarter of a very short budget at most, so a 3 s function still works.
@@ -96,7 +96,7 @@ def run_function(
         return _run(received, invocation)[1]
 
     # Only API Gateway events load its code (cold start).
-    from .apig import error_answer, report_answer
+    from .events.apig import error_answer, report_answer
 
     try:
         settings, report = _run(received, invocation)
@@ -182,7 +182,7 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
     try:
         if payload.selectors:
             # Only runs with selectors list anything.
-            from .discovery import discover, rechecker
+            from .cleanup.discovery import discover, rechecker
 
             protect = settings.protect
             selected, selector_reports = discover(

@@ -17,15 +17,15 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .endpoint import endpoint_for_region, parse_endpoint
+from .cloud.endpoint import endpoint_for_region, parse_endpoint
+from .events.payload import MAX_SELECTORS, Target, decode_json, describe_errors, type_name
 from .exceptions import ConfigurationError, PayloadError
 from .functiongraph import FunctionContext
-from .payload import MAX_SELECTORS, Target, decode_json, describe_errors, type_name
 from .vocabulary import ApiGeneration, is_instance_id, is_project_id
 
 if TYPE_CHECKING:
-    from .rules import Selector
-    from .tags import TagCondition
+    from .events.rules import Selector
+    from .events.tags import TagCondition
 
 PREFIX = "MODELARTS_CLEANUP_"
 # The tag that keeps a notebook from every selector, unless MODELARTS_CLEANUP_PROTECT_TAGS says.
@@ -137,7 +137,7 @@ class Settings(BaseSettings):
         # Blank is unset (the default guard); only an explicit empty list switches it off.
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        from .tags import parse_conditions  # loaded only when the setting is given
+        from .events.tags import parse_conditions  # loaded only when the setting is given
 
         items = _split_list(value)
         if not isinstance(items, list):
@@ -208,7 +208,7 @@ class Settings(BaseSettings):
     @property
     def protect(self) -> tuple[TagCondition, ...]:
         """The tag conditions that keep a selected instance: the setting, else the default."""
-        from .tags import TagCondition
+        from .events.tags import TagCondition
 
         if self.protect_tags is None:
             return (TagCondition(DEFAULT_PROTECT_TAG),)
@@ -261,7 +261,7 @@ def _default_selectors(raw: str) -> tuple[tuple[Selector, ...], list[str]]:
         for i, item in enumerate(items)
         if not isinstance(item, dict)
     ]
-    from .rules import parse_selectors  # loaded only when the setting holds rules
+    from .events.rules import parse_selectors  # loaded only when the setting holds rules
 
     selectors, wrong = parse_selectors(items, where=name)
     problems.extend(wrong)

@@ -85,7 +85,7 @@ def status_of(exit_code: int | None) -> str:
 
 
 def function_of(name: str) -> str:
-    """`modelarts_cleanup.answers.xǁReplyǁof__mutmut_3` -> `Reply.of`; `x_judge__...` -> `judge`."""
+    """`…cloud.answers.xǁReplyǁof__mutmut_3` -> `Reply.of`; `…x_judge__mutmut_1` -> `judge`."""
     mangled = name.rpartition(".")[2].partition("__mutmut_")[0]
     if mangled.startswith("x_"):
         return mangled[2:]
@@ -172,20 +172,22 @@ def read_mutants(root: Path, modules: Sequence[str]) -> list[Mutant]:
     found = []
     for module in modules:
         source = SOURCE / f"{module}.py"
+        stem = Path(module).name  # records name a module by its file's stem, unique in the tree
         meta: Mapping[str, Any] = json.loads((root / "mutants" / f"{source}.meta").read_text())
         for name, exit_code in meta["exit_code_by_key"].items():
             status = status_of(exit_code)
             # Only what was not killed is ever shown or looked up (and reading a diff is slow).
             diff = "" if status == "killed" else get_diff_for_mutant(name, path=source)
-            identity = Identity(module, function_of(name), *changed_lines(diff))
+            identity = Identity(stem, function_of(name), *changed_lines(diff))
             found.append(Mutant(name, identity, status))
     return found
 
 
 def mutated_modules(root: Path) -> list[str]:
-    """The modules `[tool.mutmut] only_mutate` names, in its order."""
+    """The modules `[tool.mutmut] only_mutate` names (`events/payload`), in its order."""
     config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    return [Path(p).stem for p in config["tool"]["mutmut"]["only_mutate"]]
+    paths = config["tool"]["mutmut"]["only_mutate"]
+    return [str(Path(p).relative_to(SOURCE).with_suffix("")) for p in paths]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -195,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path.cwd()
     modules = mutated_modules(root)
     mutants = read_mutants(root, modules)
-    rows, survivors, equivalent, stale = tally(mutants, read_equivalents(), modules)
+    stems = [Path(m).name for m in modules]
+    rows, survivors, equivalent, stale = tally(mutants, read_equivalents(), stems)
 
     print(table_text(rows))
     print(f"\nEquivalent mutants recorded in {EQUIVALENT.relative_to(root)}: {len(equivalent)}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from modelarts_cleanup.tags import check_key, check_value
+from modelarts_cleanup.events.tags import check_key, check_value
 from modelarts_cleanup.vocabulary import RUNNING_STATUSES, TRANSITIONAL_STATUSES
 
 from .replies import (

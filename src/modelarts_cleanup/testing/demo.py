@@ -8,8 +8,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from modelarts_cleanup.cleanup.tables import render_plan, render_table
 from modelarts_cleanup.entry import run_function
-from modelarts_cleanup.tables import render_plan, render_table
 
 from .faults import Fault
 from .server import FakeModelArts

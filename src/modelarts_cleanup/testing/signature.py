@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
-from modelarts_cleanup.signer import (
+from modelarts_cleanup.cloud.signer import (
     SIGNING_ALGORITHM,
     canonical_request,
     lowered_headers,

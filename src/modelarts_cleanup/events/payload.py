@@ -18,8 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from .exceptions import PayloadError
-from .vocabulary import INSTANCE_ID_PATTERN, INSTANCE_ID_RULE, PROJECT_ID_PATTERN, PROJECT_ID_RULE
+from ..exceptions import PayloadError
+from ..vocabulary import INSTANCE_ID_PATTERN, INSTANCE_ID_RULE, PROJECT_ID_PATTERN, PROJECT_ID_RULE
 
 # FunctionGraph accepts events of a few MB; a cleanup list never needs that much, and refusing early
 # keeps a hostile event from costing memory or time.

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import requests
 from pydantic import SecretStr
 
-from .exceptions import CredentialsError
-from .functiongraph import FunctionContext
-from .settings import Settings
+from ..exceptions import CredentialsError
+from ..functiongraph import FunctionContext
+from ..settings import Settings
 from .signer import SdkHmacSha256Auth, header_safe
 
 

@@ -12,19 +12,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .exceptions import ApiError, DeadlineExceeded
+from ..cloud.instances import ListedInstance, describe
+from ..events.payload import Target
+from ..events.rules import Selector
+from ..exceptions import ApiError, DeadlineExceeded
+from ..vocabulary import DEADLINE_EXCEEDED, is_instance_id
 from .grace import carries_mark, decide, mark_on, still_due
-from .instances import ListedInstance, describe
-from .payload import Target
 from .planning import Candidate, Policy
 from .report import Reason
-from .rules import Selector
 from .selection import Pick, recheck, select
-from .vocabulary import DEADLINE_EXCEEDED, is_instance_id
 
 if TYPE_CHECKING:
-    from .listing import FleetLister, Scope
-    from .tags import TagCondition
+    from ..cloud.listing import FleetLister, Scope
+    from ..events.tags import TagCondition
 
 
 class FleetClient(Protocol):

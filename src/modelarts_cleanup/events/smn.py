@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..exceptions import PayloadError
 from .envelopes import keys_beside
-from .exceptions import PayloadError
 from .payload import MAX_SELECTORS, MAX_TARGETS, Payload, decode_json, parse_payload
 
 # SMN delivers one message per record; a handful at most in practice.

@@ -20,9 +20,9 @@ from pydantic import (
     field_validator,
 )
 
+from ..vocabulary import STATUSES, Status
 from .payload import ProjectId, describe_errors
 from .tags import CONDITION_SCHEMA, MAX_CONDITIONS, TagCondition, parse_condition
-from .vocabulary import STATUSES, Status
 
 NameGlob = Annotated[
     str,

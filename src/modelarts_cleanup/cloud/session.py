@@ -9,7 +9,7 @@ from requests.adapters import HTTPAdapter
 
 def new_session(pool_size: int, auth: requests.auth.AuthBase | None = None) -> requests.Session:
     """A session whose connection pool fits `pool_size` concurrent requests."""
-    from . import __version__
+    from .. import __version__
 
     if pool_size < 1:
         raise ValueError("pool_size must be at least 1")

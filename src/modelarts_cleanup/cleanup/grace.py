@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .instances import ListedInstance
+from ..cloud.instances import ListedInstance
+from ..events.tags import mark_value, read_mark
 from .report import Reason
-from .tags import mark_value, read_mark
 
 HOUR_MS = 3_600_000
 

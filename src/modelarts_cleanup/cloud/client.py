@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..exceptions import ApiError
+from ..vocabulary import INCONSISTENT_LISTING, ApiGeneration, is_instance_id, is_project_id
 from .answers import MALFORMED_RESPONSE
-from .exceptions import ApiError
 from .transport import Transport
-from .vocabulary import INCONSISTENT_LISTING, ApiGeneration, is_instance_id, is_project_id
 
 if TYPE_CHECKING:
     from .instances import ListedInstance

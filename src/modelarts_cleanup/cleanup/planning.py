@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from .payload import Target
+from ..events.payload import Target
 from .report import Outcome, Reason, Result
 
 if TYPE_CHECKING:
-    from .rules import Selector
+    from ..events.rules import Selector
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..exceptions import ApiError
+from ..vocabulary import INCONSISTENT_LISTING, ApiGeneration, is_project_id
 from .answers import MALFORMED_RESPONSE, parse_error
-from .exceptions import ApiError
 from .instances import ListedInstance, listed_devenviron, listed_notebook
 from .transport import Transport
-from .vocabulary import INCONSISTENT_LISTING, ApiGeneration, is_project_id
 
 LISTING_TOO_LARGE = "ListingTooLarge"
 DEFAULT_WORKSPACE = "0"

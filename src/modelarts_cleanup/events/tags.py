@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .vocabulary import MARK_KEY
+from ..vocabulary import MARK_KEY
 
 # \w is Unicode-aware: letters and digits of any language, and `_`.
 _KEY = re.compile(r"[\w .:=+\-@]{1,128}")

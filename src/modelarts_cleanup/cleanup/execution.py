@@ -8,14 +8,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .exceptions import AnswerLost, ApiError, DeadlineExceeded
-from .payload import Target
+from ..events.payload import Target
+from ..exceptions import AnswerLost, ApiError, DeadlineExceeded
+from ..vocabulary import MARK_KEY, NOT_NOW_CODES
 from .planning import Candidate, Plan, described, refused
 from .report import JsonLog, Outcome, Reason, Result
-from .vocabulary import MARK_KEY, NOT_NOW_CODES
 
 if TYPE_CHECKING:
-    from .client import DeleteResult
+    from ..cloud.client import DeleteResult
     from .stopping import StopPolicy
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, TextIO
 
-from .vocabulary import DEADLINE_EXCEEDED
+from ..vocabulary import DEADLINE_EXCEEDED
 
 SERVICE = "modelarts-cleanup"
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .exceptions import ConfigurationError
+from ..exceptions import ConfigurationError
 
 _REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .exceptions import AnswerLost, ApiError, DeadlineExceeded
-from .vocabulary import IN_TARGET_STATE, RUNNING_STATUSES, TRANSITIONAL_STATUSES
+from ..exceptions import AnswerLost, ApiError, DeadlineExceeded
+from ..vocabulary import IN_TARGET_STATE, RUNNING_STATUSES, TRANSITIONAL_STATUSES
 
 if TYPE_CHECKING:
     from .execution import DeletingClient

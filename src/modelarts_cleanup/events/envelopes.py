@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import PayloadError
+from ..exceptions import PayloadError
 from .payload import Payload, Target, decode_json, parse_payload, type_name
 
 if TYPE_CHECKING:

@@ -19,10 +19,11 @@ from typing import Any
 
 import requests
 
+from ..exceptions import ApiError, ConfigurationError
+from ..vocabulary import is_project_id
 from .admission import Admission
 from .answers import MALFORMED_RESPONSE, Reply, judge, retry_after_seconds
 from .endpoint import parse_endpoint
-from .exceptions import ApiError, ConfigurationError
 from .session import settle_environment
 from .transport_errors import (
     TRANSPORT_EXCEPTIONS,
@@ -32,7 +33,6 @@ from .transport_errors import (
     not_started,
     transport_error,
 )
-from .vocabulary import is_project_id
 
 # A ModelArts answer is a few KiB; a page of 50 notebooks well under a MiB.
 MAX_BODY_BYTES = 8 * 1024 * 1024

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from .instances import ListedInstance
+from ..cloud.instances import ListedInstance
+from ..events.rules import Selector
+from ..events.tags import TagCondition, any_holds
 from .report import Reason
-from .rules import Selector
-from .tags import TagCondition, any_holds
 
 HOUR_MS = 3_600_000
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import requests
 import urllib3
 
-from .exceptions import AnswerLost, ApiError, DeadlineExceeded
-from .vocabulary import DEADLINE_EXCEEDED
+from ..exceptions import AnswerLost, ApiError, DeadlineExceeded
+from ..vocabulary import DEADLINE_EXCEEDED
 
 CONNECT_TIMEOUT = "ConnectTimeout"
 READ_TIMEOUT = "ReadTimeout"

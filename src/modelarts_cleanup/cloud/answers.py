@@ -14,8 +14,8 @@ from datetime import timezone
 from functools import cached_property
 from typing import Any, Literal
 
-from .exceptions import ApiError
-from .vocabulary import NOT_FOUND_CODES
+from ..exceptions import ApiError
+from ..vocabulary import NOT_FOUND_CODES
 
 # Our own error codes for answers that do not show what they should (there is no ModelArts code).
 MALFORMED_RESPONSE = "MalformedResponse"
