@@ -16,9 +16,8 @@ from modelarts_cleanup.events.payload import (
     Target,
     parse_payload,
     payload_schema,
-    printable,
-    type_name,
 )
+from modelarts_cleanup.events.problems import printable, type_name
 from modelarts_cleanup.exceptions import PayloadError
 
 P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"

@@ -18,7 +18,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .cloud.endpoint import endpoint_for_region, parse_endpoint
-from .events.payload import MAX_SELECTORS, Target, decode_json, describe_errors, type_name
+from .events.payload import MAX_SELECTORS, Target, decode_json
+from .events.problems import describe_errors, type_name
 from .exceptions import ConfigurationError, PayloadError
 from .functiongraph import FunctionContext
 from .vocabulary import ApiGeneration, is_instance_id, is_project_id

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
+
+from pydantic import Field
 
 PROJECT_ID_PATTERN = r"^[0-9a-f]{32}$"
 # UUIDs as ModelArts writes them (lower case); the old API also has `DE-` + UUID.
@@ -29,6 +31,25 @@ def is_project_id(value: object) -> bool:
 def is_instance_id(value: object) -> bool:
     """Whether value is a well-formed instance ID (safe to put into a URL path)."""
     return isinstance(value, str) and _INSTANCE_ID.fullmatch(value) is not None
+
+
+# The field types of every model that names a project or an instance (payload, rules, settings).
+ProjectId = Annotated[
+    str, Field(pattern=PROJECT_ID_PATTERN, description="32 lowercase hexadecimal characters")
+]
+InstanceId = Annotated[
+    str,
+    Field(pattern=INSTANCE_ID_PATTERN, description="UUID, optionally prefixed 'DE-' (old API)"),
+]
+
+
+class RunStatus(str, Enum):
+    """The run as a whole."""
+
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    REFUSED = "refused"
 
 
 class ApiGeneration(str, Enum):

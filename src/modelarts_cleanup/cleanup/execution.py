@@ -4,9 +4,9 @@ per target whatever happens."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from ..events.payload import Target
 from ..exceptions import AnswerLost, ApiError, DeadlineExceeded
@@ -15,35 +15,8 @@ from .planning import Candidate, Plan, described, refused
 from .report import JsonLog, Outcome, Reason, Result
 
 if TYPE_CHECKING:
-    from ..cloud.client import DeleteResult
+    from ..cloud.interface import DeletingClient
     from .stopping import StopPolicy
-
-
-class DeletingClient(Protocol):
-    """What the run needs from a ModelArts client (stopping needs the last two)."""
-
-    def delete_instance(
-        self, project_id: str, instance_id: str, *, deadline: float | None = None
-    ) -> DeleteResult: ...
-
-    def get_instance(
-        self, project_id: str, instance_id: str, *, deadline: float | None = None
-    ) -> Mapping[str, Any] | None: ...
-
-    def stop_instance(
-        self, project_id: str, instance_id: str, *, deadline: float | None = None
-    ) -> None: ...
-
-    def tag(
-        self,
-        project_id: str,
-        instance_id: str,
-        tags: Mapping[str, str | None],
-        *,
-        workspace_id: str,
-        remove: bool = False,
-        deadline: float | None = None,
-    ) -> bool: ...
 
 
 Recheck = Callable[[Candidate], "str | None"]

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, TextIO
 
-from ..vocabulary import DEADLINE_EXCEEDED
+from ..vocabulary import DEADLINE_EXCEEDED, RunStatus
 
 SERVICE = "modelarts-cleanup"
 
@@ -29,15 +29,6 @@ class Outcome(str, Enum):
     UNMARKED = "unmarked"
     WOULD_MARK = "would_mark"
     WOULD_UNMARK = "would_unmark"
-
-
-class RunStatus(str, Enum):
-    """The run as a whole."""
-
-    SUCCEEDED = "succeeded"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    REFUSED = "refused"
 
 
 class Reason(str, Enum):

@@ -11,7 +11,7 @@ from ..exceptions import AnswerLost, ApiError, DeadlineExceeded
 from ..vocabulary import IN_TARGET_STATE, RUNNING_STATUSES, TRANSITIONAL_STATUSES
 
 if TYPE_CHECKING:
-    from .execution import DeletingClient
+    from ..cloud.interface import DeletingClient
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import requests
 from pydantic import SecretStr
 
 from ..exceptions import CredentialsError
 from ..functiongraph import FunctionContext
-from ..settings import Settings
 from .signer import SdkHmacSha256Auth, header_safe
 
 
@@ -69,7 +69,20 @@ class TokenAuth(requests.auth.AuthBase):
         return "TokenAuth(token='**********')"
 
 
-def resolve_credentials(settings: Settings, context: object | None) -> Credentials:
+class ConfiguredCredentials(Protocol):
+    """The credentials the settings may hold (the settings model has these fields)."""
+
+    @property
+    def access_key(self) -> str | None: ...
+    @property
+    def secret_key(self) -> SecretStr | None: ...
+    @property
+    def security_token(self) -> SecretStr | None: ...
+    @property
+    def auth_token(self) -> SecretStr | None: ...
+
+
+def resolve_credentials(settings: ConfiguredCredentials, context: object | None) -> Credentials:
     """Configured credentials (AK/SK, then a token), else the agency's keys, else the context's."""
     if settings.access_key is not None and settings.secret_key is not None:
         return AkSk(settings.access_key, settings.secret_key, settings.security_token, "settings")

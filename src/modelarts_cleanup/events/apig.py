@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..cleanup.report import RunStatus
 from ..exceptions import ConfigurationError, MethodNotAllowed, PayloadError, PayloadTooLarge
-from .envelopes import keys_beside
-from .payload import MAX_PAYLOAD_BYTES, Payload, decode_json, parse_payload, printable
+from ..vocabulary import RunStatus
+from .payload import MAX_PAYLOAD_BYTES, Payload, decode_json, keys_beside, parse_payload
+from .problems import printable
 
 # The body's limit is the payload's, decoded; its Base64 text is 4/3 as long.
 MAX_BODY_BYTES = MAX_PAYLOAD_BYTES

@@ -18,7 +18,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import PayloadError
-from .payload import Payload, Target, decode_json, parse_payload, type_name
+from .payload import Payload, Target, decode_json, parse_payload
+from .problems import type_name
 
 if TYPE_CHECKING:
     from .rules import Selector
@@ -107,18 +108,6 @@ def _is_smn_record(record: object) -> bool:
         and record.get("event_source") == "smn"
         and isinstance(record.get("smn"), Mapping)
     )
-
-
-def keys_beside(envelope: Mapping[Any, Any], inside: str) -> list[str]:
-    """Payload keys found next to an envelope instead of inside it.
-
-    Ignoring them would be unsafe: a `"dry_run": true` beside the body must not vanish silently.
-    """
-    return [
-        f"{key}: belongs inside {inside}, not beside it"
-        for key in Payload.model_fields
-        if key in envelope
-    ]
 
 
 def _timer_payload(

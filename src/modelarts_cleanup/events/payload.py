@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import (
     BaseModel,
@@ -19,7 +19,8 @@ from pydantic import (
 )
 
 from ..exceptions import PayloadError
-from ..vocabulary import INSTANCE_ID_PATTERN, INSTANCE_ID_RULE, PROJECT_ID_PATTERN, PROJECT_ID_RULE
+from ..vocabulary import InstanceId, ProjectId
+from .problems import describe_errors, printable, type_name
 
 # FunctionGraph accepts events of a few MB; a cleanup list never needs that much, and refusing early
 # keeps a hostile event from costing memory or time.
@@ -27,15 +28,6 @@ MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_TARGETS = 5000
 # Deeper than any valid payload can be; stops pathological nesting before json or pydantic recurse.
 _MAX_DEPTH = 32
-
-_PATTERN_MESSAGES = {
-    "project_id": PROJECT_ID_RULE,
-    "instance_id": INSTANCE_ID_RULE,
-    "name_pattern": "must not contain control characters",
-    "workspace_ids": '"0" or 32 lowercase hexadecimal characters (a workspace ID)',
-    "owners": "must not contain control characters",
-    "pools": '"public", "dedicated", or a pool ID (4 to 64 lower-case letters, digits, hyphens)',
-}
 
 
 # The schema says it too: the payload is this one object whichever way it arrives.
@@ -49,15 +41,6 @@ ENVELOPES_DESCRIPTION = (
     "one). Nothing outside the payload changes the run, and no envelope can turn a configured "
     "dry run off."
 )
-
-
-ProjectId = Annotated[
-    str, Field(pattern=PROJECT_ID_PATTERN, description="32 lowercase hexadecimal characters")
-]
-InstanceId = Annotated[
-    str,
-    Field(pattern=INSTANCE_ID_PATTERN, description="UUID, optionally prefixed 'DE-' (old API)"),
-]
 
 
 class Target(BaseModel):
@@ -245,54 +228,13 @@ def _depth(obj: object, level: int = 0) -> int:
     return level
 
 
-def describe_errors(
-    exc: ValidationError,
-    roots: Mapping[str, str] | None = None,
-    *,
-    prefix: tuple[int | str, ...] = (),
-) -> list[str]:
-    """One line per problem, `location: message`, never echoing the input.
+def keys_beside(envelope: Mapping[Any, Any], inside: str) -> list[str]:
+    """Payload keys found next to an envelope instead of inside it.
 
-    `roots` renames the first element of a location (a field name to its environment variable);
-    `prefix` says where the validated value sits in a larger document.
+    Ignoring them would be unsafe: a `"dry_run": true` beside the body must not vanish silently.
     """
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False, include_context=False):
-        loc = (*prefix, *error["loc"])
-        field = next((str(part) for part in reversed(loc) if isinstance(part, str)), "")
-        if error["type"] == "string_pattern_mismatch" and field in _PATTERN_MESSAGES:
-            message = _PATTERN_MESSAGES[field]
-        elif error["type"] == "extra_forbidden":
-            message = "unknown key"
-        else:
-            message = str(error["msg"]).removeprefix("Value error, ")
-        if not loc:
-            problems.append(message)
-            continue
-        first = str(loc[0])
-        root = (roots or {}).get(first, first)
-        problems.append(f"{_location((root, *loc[1:]))}: {message}")
-    return problems
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{printable(part)}" if text else printable(part)
-    return text or "payload"
-
-
-def printable(key: str) -> str:
-    """A key (or any text from the input) as it can be shown: shortened and escaped."""
-    shown = key if len(key) <= 40 else key[:40] + "..."
-    return shown.encode("unicode_escape").decode("ascii")
-
-
-def type_name(value: object) -> str:
-    """A JSON value's type as a problem states it: "an object", "a list", "null", ..."""
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
-    names.update({int: "a number", float: "a number", type(None): "null"})
-    return names.get(type(value), type(value).__name__)
+    return [
+        f"{key}: belongs inside {inside}, not beside it"
+        for key in Payload.model_fields
+        if key in envelope
+    ]

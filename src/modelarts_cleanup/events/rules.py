@@ -20,8 +20,8 @@ from pydantic import (
     field_validator,
 )
 
-from ..vocabulary import STATUSES, Status
-from .payload import ProjectId, describe_errors
+from ..vocabulary import STATUSES, ProjectId, Status
+from .problems import describe_errors
 from .tags import CONDITION_SCHEMA, MAX_CONDITIONS, TagCondition, parse_condition
 
 NameGlob = Annotated[

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..exceptions import PayloadError
-from .envelopes import keys_beside
-from .payload import MAX_SELECTORS, MAX_TARGETS, Payload, decode_json, parse_payload
+from .payload import MAX_SELECTORS, MAX_TARGETS, Payload, decode_json, keys_beside, parse_payload
 
 # SMN delivers one message per record; a handful at most in practice.
 MAX_RECORDS = 50
