@@ -23,12 +23,11 @@ from .cloud.client import ModelArtsClient
 from .cloud.credentials import resolve_credentials
 from .cloud.session import new_session
 from .cloud.transport import RetryDetails, RetryPolicy, Timeouts, Transport
-from .events.envelopes import Envelope, Received, receive, unwrap
-from .events.payload import Payload
+from .events.envelopes import Envelope, Received
+from .events.intake import Expectations, accept, receive
 from .exceptions import ConfigurationError, PayloadError
 from .functiongraph import FunctionContext
 from .settings import Settings, function_environment, load_settings
-from .vocabulary import ApiGeneration
 
 if TYPE_CHECKING:
     from .cleanup.discovery import SelectorReport
@@ -143,10 +142,7 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
     try:
         settings = load_settings(function_environment(context, invocation.environ))
         log = JsonLog(invocation.stream, level=settings.log_level, context=invocation.log_context)
-        payload = unwrap(
-            received, default_targets=settings.targets, default_selectors=settings.selectors
-        )
-        _check_generation(payload, settings.api)
+        payload = accept(received, Expectations(settings.api, settings.targets, settings.selectors))
         credentials = resolve_credentials(settings, context)
         auth = credentials.auth()
         session = invocation.session_factory(settings.concurrency, auth)
@@ -277,27 +273,6 @@ def _client(
         admission=admission,
     )
     return ModelArtsClient(transport, api=settings.api)
-
-
-def _check_generation(payload: Payload, api: ApiGeneration) -> None:
-    """What one API generation cannot do: 'DE-' IDs exist only in the old API (the new one would
-    call them absent, which is a lie); grace periods need tags, which only the new one has."""
-    if api is ApiGeneration.DEVENVIRON:
-        problems = [
-            f"selectors[{i}].grace_hours: a grace period marks notebooks with a tag, which only "
-            "the notebook API has, but MODELARTS_CLEANUP_API is devenviron"
-            for i, s in enumerate(payload.selectors)
-            if s.grace_hours is not None
-        ]
-    else:
-        problems = [
-            f"targets[{i}].instance_id: 'DE-' IDs belong to the devenviron API, "
-            f"but MODELARTS_CLEANUP_API is {api.value}"
-            for i, t in enumerate(payload.targets)
-            if t.instance_id.startswith("DE-")
-        ]
-    if problems:
-        raise PayloadError(problems)
 
 
 def _policy(settings: Settings) -> Policy:
