@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--quick] [--out FILE]`: run every measurement, print the tables."""
+"""`python -m benchmarks [--quick] [--python PYTHON3.10] [--out FILE]`: run every measurement,
+print the tables."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from benchmarks import scenarios
 from benchmarks.fake_process import FakeProcess
 from benchmarks.table import HEADLINE_CONCURRENCY, SDK_SIZE, Results, progress, render
+from benchmarks.unpacked import unpacked_cold_starts
 
 SIZES = (200, 1000)
 CONCURRENCIES = (1, 4, 8, 16, 32)
@@ -26,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "--quick", action="store_true", help="skip the slowest batches; fewer cold starts"
+    )
+    parser.add_argument(
+        "--python",
+        type=Path,
+        help="the runtime's Python (3.10) for the cold starts from the unpacked package "
+        "(default: found as deploy/package.py finds it)",
     )
     parser.add_argument("--out", type=Path, help="also write the tables to this file")
     args = parser.parse_args(argv)
@@ -51,12 +59,16 @@ def main(argv: list[str] | None = None) -> int:
         ]
         progress("cold starts")
         cold = scenarios.cold_starts(fake, 10 if args.quick else 21)
+        progress("cold starts from the unpacked package, as deployed")
+        unpacked = unpacked_cold_starts(fake, 10 if args.quick else 21, args.python)
         progress("fleet listing")
         fleet = [
             scenarios.fleet_plan(fake, size, workspaces, concurrency)
             for size, workspaces, concurrency in FLEETS
         ]
-    text = render(Results(rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, fleet, command))
+    text = render(
+        Results(rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, fleet, command, unpacked)
+    )
     print(text)
     if args.out is not None:
         args.out.write_text(text + "\n", encoding="utf-8")

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from benchmarks.contenders import event_for, function_environment
@@ -95,6 +96,32 @@ def start_once(starter: Starter, url: str, instance_id: str) -> Start:
         argv = [sys.executable, "-c", code, url, ACCESS_KEY, SECRET_KEY, PROJECT_ID, instance_id]
     else:
         argv = [sys.executable, "-c", _BARE + _REPORT]
+    return _spawn(starter, argv, env)
+
+
+def start_unpacked(
+    python: Path, code_dir: Path, starter: Literal["ours", "floor"], url: str, instance_id: str
+) -> Start:
+    """One fresh `python` that runs ours or the floor from the unpacked package in `code_dir`.
+
+    As FunctionGraph runs it: nothing on the path but the standard library and `code_dir` (-I -S),
+    and no bytecode written (-B; the directory is read-only to FunctionGraph's runtime, and a
+    read-only mode would not stop root): what is not shipped compiled is compiled every time.
+    """
+    env = {"PATH": os.defpath}
+    if starter == "ours":
+        env.update(function_environment(url, concurrency=8))
+        event = json.dumps(event_for([instance_id]))
+        args = [_OURS + _REPORT, str(code_dir), event]
+    else:
+        env.update(FLOOR_ENDPOINT=url, FLOOR_ACCESS_KEY=ACCESS_KEY, FLOOR_SECRET_KEY=SECRET_KEY)
+        args = [_FLOOR + _REPORT, str(code_dir), PROJECT_ID, instance_id]
+    return _spawn(
+        f"{starter} from {code_dir.name}", [str(python), "-I", "-S", "-B", "-c", *args], env
+    )
+
+
+def _spawn(who: str, argv: list[str], env: dict[str, str]) -> Start:
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
         returncode = subprocess.call(argv, env=env, stdout=subprocess.DEVNULL, stderr=errors)
@@ -103,5 +130,5 @@ def start_once(starter: Starter, url: str, instance_id: str) -> Start:
         text = errors.read().decode(errors="replace")
     peaks = [line.split()[1] for line in text.splitlines() if line.startswith("VmHWM ")]
     if returncode != 0 or not peaks:
-        raise RuntimeError(f"{starter} child exited {returncode}:\n{text[-2000:]}")
+        raise RuntimeError(f"{who} child exited {returncode}:\n{text[-2000:]}")
     return Start(wall, int(peaks[-1]))

@@ -1,19 +1,27 @@
 """Build the FunctionGraph code package: a reproducible zip of handler.py, the package and its deps.
 
     python deploy/package.py [--python-version 3.10] [--platform manylinux2014_x86_64 | --local]
-                             [--out dist] [--wheel-cache DIR]
+                             [--python PYTHON | --no-bytecode] [--out dist] [--wheel-cache DIR]
 
 FunctionGraph does not install anything: the zip's root must hold `handler.py`, `modelarts_cleanup/`
 and every runtime dependency, compiled ones (pydantic-core) built for the runtime's CPython and
 platform. Dependencies are the `[project] dependencies` of pyproject.toml, taken as wheels only.
 
-The same sources and the same wheels give a byte-identical zip: entries sorted, one fixed timestamp,
-fixed permissions, no bytecode, no console scripts, and each `*.dist-info/RECORD` cut down to the
-files actually shipped (pip records `bin/` scripts whose shebang names the installing interpreter,
-so RECORD is the one file that differs between two machines). Downloaded wheels are kept in a cache
-directory and installed from there with no index, so a second build neither downloads nor resolves
-anything new. Besides the zip, the same tree is written unpacked to `<out>/<name>/`, because the
-Serverless Devs `fgs` component zips a code directory itself (`code.codeUri`).
+Every shipped `.py` file ships with its bytecode, `__pycache__/<name>.cpython-310.pyc` for the
+3.10 runtime, compiled by an interpreter of the runtime's version (found on PATH or under pyenv's
+root, or named with --python) in unchecked-hash mode: FunctionGraph unpacks the code where the
+function cannot write, so bytecode not shipped is compiled again on every cold start. Unchecked
+hash-based files are used whatever the unpacked files' times, and depend only on the source.
+`--no-bytecode` builds without them.
+
+The same sources, the same wheels and the same compiling interpreter give a byte-identical zip:
+entries sorted, one fixed timestamp, fixed permissions, no console scripts, and each
+`*.dist-info/RECORD` cut down to the files actually shipped (pip records `bin/` scripts whose
+shebang names the installing interpreter, so RECORD is the one file that differs between two
+machines). Downloaded wheels are kept in a cache directory and installed from there with no index,
+so a second build neither downloads nor resolves anything new. Besides the zip, the same tree is
+written unpacked to `<out>/<name>/`, because the Serverless Devs `fgs` component zips a code
+directory itself (`code.codeUri`).
 
 Standard library only: it runs before anything is installed, on Python 3.10 or later.
 """
@@ -21,6 +29,8 @@ Standard library only: it runs before anything is installed, on Python 3.10 or l
 from __future__ import annotations
 
 import argparse
+import glob
+import json
 import os
 import re
 import shutil
@@ -49,8 +59,9 @@ _S_IFREG = 0o100000
 _S_IFDIR = 0o040000
 _MSDOS_DIRECTORY = 0x10
 
-# Never shipped: bytecode is rebuilt by the runtime; bin/ holds console scripts whose shebang is the
-# build machine's interpreter; direct_url.json would record a local path.
+# Never taken from the sources or wheels: bytecode, compiled afresh (compile_bytecode); bin/ holds
+# console scripts whose shebang is the build machine's interpreter; direct_url.json would record
+# a local path.
 _EXCLUDED_TOP_DIRS = frozenset({"bin"})
 _EXCLUDED_DIRS = frozenset({"__pycache__"})
 _EXCLUDED_SUFFIXES = (".pyc", ".pyo")
@@ -256,6 +267,158 @@ def collect_files(root: Path, site: Path) -> dict[str, bytes]:
     return files
 
 
+@dataclass(frozen=True)
+class Interpreter:
+    """A CPython that compiles bytecode for the runtime: its path and its full version."""
+
+    path: Path
+    version: str  # e.g. "3.10.13"
+
+
+# Run by the compiling interpreter: what it is, as one JSON line.
+_DESCRIBE = (
+    "import json, platform, sys; "
+    "print(json.dumps([sys.implementation.cache_tag, platform.python_version(), sys.executable]))"
+)
+
+# Run by the compiling interpreter: compile each (source, pyc, name shown in tracebacks) it is
+# given on stdin. The name is the file's path in the zip, not the staging directory's, so that two
+# builds write the same bytes; the import system replaces it with the real path when it loads.
+_COMPILE = """\
+import json, py_compile, sys
+for source, target, shown in json.load(sys.stdin):
+    py_compile.compile(source, cfile=target, dfile=shown, doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+"""
+
+
+def cache_tag(python_version: str) -> str:
+    """The bytecode cache tag of CPython `python_version`: "3.10" -> "cpython-310"."""
+    return "cpython-" + python_version.replace(".", "")
+
+
+def describe_interpreter(path: Path) -> tuple[str, Interpreter] | None:
+    """The cache tag and identity of the interpreter at `path`, or None if it does not run."""
+    try:
+        result = subprocess.run(
+            [str(path), "-I", "-S", "-c", _DESCRIBE],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        tag, version, executable = json.loads(result.stdout)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0 or not isinstance(tag, str):
+        return None
+    return tag, Interpreter(Path(executable or path), str(version))
+
+
+def interpreter_candidates(python_version: str, environ: Mapping[str, str]) -> list[Path]:
+    """Where a `python<version>` may be: on PATH, then under pyenv's root, newest first."""
+    name = f"python{python_version}"
+    found: list[Path] = []
+    on_path = shutil.which(name, path=environ.get("PATH", os.defpath))
+    if on_path is not None:
+        found.append(Path(on_path))
+    pyenv_root = environ.get("PYENV_ROOT") or str(Path(environ.get("HOME", "~")) / ".pyenv")
+    versions = Path(pyenv_root).expanduser() / "versions"
+    pattern = str(versions / f"{glob.escape(python_version)}.*" / "bin" / name)
+    installed = [Path(p) for p in glob.glob(pattern)]
+
+    def patch(path: Path) -> tuple[int, ...]:
+        tail = path.parent.parent.name[len(python_version) + 1 :]
+        return tuple(int(part) if part.isdigit() else -1 for part in tail.split("."))
+
+    found += sorted(installed, key=patch, reverse=True)
+    return found
+
+
+def find_interpreter(
+    python_version: str,
+    environ: Mapping[str, str] | None = None,
+    explicit: Path | None = None,
+) -> Interpreter:
+    """A CPython of `python_version` to compile with: `explicit`, this one, or one found.
+
+    Raises PackagingError saying where it looked and how to get one.
+    """
+    wanted = cache_tag(python_version)
+    if explicit is not None:
+        described = describe_interpreter(explicit)
+        if described is None:
+            raise PackagingError(f"--python {explicit}: does not run")
+        if described[0] != wanted:
+            raise PackagingError(
+                f"--python {explicit} is {described[0]}, the runtime needs {wanted} bytecode"
+            )
+        return described[1]
+    if sys.implementation.cache_tag == wanted:
+        return Interpreter(Path(sys.executable), _running_version())
+    env = os.environ if environ is None else environ
+    for candidate in interpreter_candidates(python_version, env):
+        described = describe_interpreter(candidate)
+        if described is not None and described[0] == wanted:
+            return described[1]
+    pyenv_root = env.get("PYENV_ROOT") or "~/.pyenv"
+    raise PackagingError(
+        f"no Python {python_version} to compile the package's bytecode with (looked for "
+        f"python{python_version} on PATH and under {pyenv_root}/versions/{python_version}.*). "
+        f"Install one (`pyenv install {python_version}`, or your system's python{python_version} "
+        f"package) or name it with --python; or build without bytecode with --no-bytecode "
+        "(every cold start then compiles the code from source)"
+    )
+
+
+def _running_version() -> str:
+    info = sys.version_info
+    return f"{info.major}.{info.minor}.{info.micro}"
+
+
+def pyc_name(arcname: str, tag: str) -> str:
+    """Where the import system looks for `arcname`'s bytecode: `dir/__pycache__/name.<tag>.pyc`."""
+    directory, _, filename = arcname.rpartition("/")
+    cached = f"__pycache__/{filename.removesuffix('.py')}.{tag}.pyc"
+    return f"{directory}/{cached}" if directory else cached
+
+
+def compile_bytecode(
+    files: Mapping[str, bytes], interpreter: Interpreter, python_version: str
+) -> dict[str, bytes]:
+    """Unchecked-hash bytecode of every `.py` in `files`, compiled by `interpreter`: arcname -> pyc.
+
+    One child compiles them all in sorted order with a fixed hash seed, so that the same files
+    and the same interpreter give the same bytes.
+    """
+    tag = cache_tag(python_version)
+    sources = sorted(name for name in files if name.endswith(".py"))
+    with tempfile.TemporaryDirectory(prefix="modelarts-cleanup-bytecode-") as staging:
+        base = Path(staging)
+        jobs = []
+        for name in sources:
+            source = base / name
+            source.parent.mkdir(parents=True, exist_ok=True)
+            source.write_bytes(files[name])
+            jobs.append((str(source), str(base / pyc_name(name, tag)), name))
+        # Not -I: it would ignore PYTHONHASHSEED, and the order of a frozenset constant's
+        # members (`x in {"a", "b"}`) follows the string hashes. The environment is this alone.
+        env = {"PATH": os.defpath, "PYTHONHASHSEED": "0"}
+        result = subprocess.run(
+            [str(interpreter.path), "-s", "-S", "-c", _COMPILE],
+            input=json.dumps(jobs),
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise PackagingError(
+                f"compiling bytecode with {interpreter.path} failed:\n{result.stderr[-4000:]}"
+            )
+        return {pyc_name(name, tag): (base / pyc_name(name, tag)).read_bytes() for name in sources}
+
+
 def entries_for(files: Mapping[str, bytes]) -> list[Entry]:
     """Files plus every parent directory, sorted by name."""
     directories = {
@@ -321,6 +484,17 @@ class Built:
     tree: Path
     size: int
     entries: int
+    bytecode: Interpreter | None  # what compiled the shipped bytecode; None: built without
+
+
+def bytecode_summary(built: Built, target: Target) -> str:
+    """The end of the summary line: which bytecode the package carries, if any."""
+    if built.bytecode is None:
+        return "no bytecode (--no-bytecode: every cold start compiles from source)"
+    return (
+        f"bytecode {cache_tag(target.python_version)} (unchecked-hash) by Python "
+        f"{built.bytecode.version} at {built.bytecode.path}"
+    )
 
 
 def build(
@@ -330,9 +504,17 @@ def build(
     target: Target,
     wheel_cache: Path,
     environ: Mapping[str, str] | None = None,
+    bytecode: bool = True,
+    python: Path | None = None,
 ) -> Built:
-    """Build `<out>/<name>-<version>.zip` and its unpacked tree `<out>/<name>/`."""
+    """Build `<out>/<name>-<version>.zip` and its unpacked tree `<out>/<name>/`.
+
+    With `bytecode` (the default) every `.py` ships compiled for `target` by `python`, or by an
+    interpreter of the target's version found on this machine (before anything is downloaded).
+    """
+    env = os.environ if environ is None else environ
     project = read_project(root / "pyproject.toml")
+    compiler = find_interpreter(target.python_version, env, python) if bytecode else None
     with tempfile.TemporaryDirectory(prefix="modelarts-cleanup-package-") as staging:
         site = Path(staging) / "site"
         pins = root / "deploy" / "constraints.txt"
@@ -340,12 +522,23 @@ def build(
             project.dependencies, target, wheel_cache, site, pins if pins.exists() else None
         )
         files = collect_files(root, site)
+    if compiler is not None:
+        for name, pyc in compile_bytecode(files, compiler, target.python_version).items():
+            if name in files:
+                raise PackagingError(f"{name} comes from two places")
+            files[name] = pyc
     entries = entries_for(files)
     zip_path = out / f"{project.name}-{project.version}.zip"
-    write_zip(entries, zip_path, zip_timestamp(os.environ if environ is None else environ))
+    write_zip(entries, zip_path, zip_timestamp(env))
     tree = out / project.name
     write_tree(entries, tree)
-    return Built(zip_path=zip_path, tree=tree, size=zip_path.stat().st_size, entries=len(entries))
+    return Built(
+        zip_path=zip_path,
+        tree=tree,
+        size=zip_path.stat().st_size,
+        entries=len(entries),
+        bytecode=compiler,
+    )
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -362,6 +555,18 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--local",
         action="store_true",
         help="choose wheels for this interpreter instead (to run the package here)",
+    )
+    compiled = parser.add_mutually_exclusive_group()
+    compiled.add_argument(
+        "--python",
+        type=Path,
+        help="the interpreter of the runtime's version that compiles the bytecode "
+        "(default: python<version> on PATH, then under $PYENV_ROOT or ~/.pyenv)",
+    )
+    compiled.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="ship sources only: every cold start then compiles them",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output directory")
     parser.add_argument(
@@ -386,13 +591,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     cache = args.wheel_cache or ROOT / "build" / "wheels" / target.tag
     try:
-        built = build(out=args.out, target=target, wheel_cache=cache)
+        built = build(
+            out=args.out,
+            target=target,
+            wheel_cache=cache,
+            bytecode=not args.no_bytecode,
+            python=args.python,
+        )
     except PackagingError as error:
         sys.stderr.write(f"package: {error}\n")
         return 1
     sys.stdout.write(
         f"{built.zip_path}: {built.size:,} bytes ({built.size / 2**20:.1f} MiB), "
-        f"{built.entries} entries, for {target.tag}\n"
+        f"{built.entries} entries, for {target.tag}, with {bytecode_summary(built, target)}\n"
     )
     return 0
 

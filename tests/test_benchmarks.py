@@ -13,6 +13,7 @@ from benchmarks import scenarios
 from benchmarks.coldstart import start_once
 from benchmarks.contenders import run_floor, run_ours, run_sdk
 from benchmarks.fake_process import FakeProcess
+from benchmarks.unpacked import KINDS, unpacked_cold_starts
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,16 @@ def test_the_fleet_listing_scenario_lists_every_page_once(fake: FakeProcess) -> 
     assert result.wall > 0 and result.floor_wall > 0 and result.runs == 2
     assert 0 < result.picked < 300
     assert result.limit >= 3 * scenarios.LATENCY
+
+
+def test_cold_starts_from_the_unpacked_package_delete_for_real_and_write_nothing(
+    fake: FakeProcess,
+) -> None:
+    # It raises unless every child deleted its instance (200, gone) and the read-only trees
+    # hold exactly the files they held before.
+    result = unpacked_cold_starts(fake, 1)
+    assert result.python.startswith("3.10.")
+    assert result.zip_bytes > 0
+    for kind in KINDS:
+        (start,) = result.starts[kind]
+        assert start.wall > 0 and start.peak_rss_kib > 0, kind

@@ -55,6 +55,8 @@ TEST_ONLY_TOP_LEVEL = frozenset(
         "mypyc",
     }
 )
+# importlib.util.MAGIC_NUMBER of CPython 3.10 (3439, Lib/importlib/_bootstrap_external.py).
+CP310_MAGIC = (3439).to_bytes(2, "little") + b"\r\n"
 # FunctionGraph's Python runtimes (Huawei "Supported Runtimes", functiongraph_01_0151).
 FUNCTIONGRAPH_PYTHON_RUNTIMES = frozenset({"Python3.9", "Python3.10", "Python3.12"})
 
@@ -314,14 +316,21 @@ class Build:
     stdout: str
 
 
-def _run_package_tool(args: list[str]) -> str:
-    result = subprocess.run(
+def _package_tool(
+    args: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, str(ROOT / "deploy" / "package.py"), *args],
         capture_output=True,
         text=True,
         check=False,
         timeout=600,
+        env=env,
     )
+
+
+def _run_package_tool(args: list[str]) -> str:
+    result = _package_tool(args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -386,11 +395,14 @@ def test_second_build_of_the_same_sources_is_byte_identical(
     assert first.zip_path.read_bytes() == second.zip_path.read_bytes()
 
 
-def test_package_tool_prints_the_zip_and_its_size(cp310_builds: tuple[Build, Build]) -> None:
+def test_package_tool_prints_the_zip_its_size_and_its_bytecode(
+    cp310_builds: tuple[Build, Build],
+) -> None:
     first = cp310_builds[0]
     size = first.zip_path.stat().st_size
     assert str(first.zip_path) in first.stdout
     assert f"{size:,} bytes" in first.stdout
+    assert "with bytecode cpython-310 (unchecked-hash) by Python 3.10." in first.stdout
 
 
 def test_cp310_package_holds_pydantic_core_built_for_cp310(cp310_zip: zipfile.ZipFile) -> None:
@@ -451,10 +463,157 @@ def test_importing_the_handler_imports_nothing_of_the_test_doubles() -> None:
     assert not [name for name in ours if name.startswith("modelarts_cleanup.testing")]
 
 
-def test_package_holds_no_bytecode_and_no_scripts(cp310_zip: zipfile.ZipFile) -> None:
-    names = cp310_zip.namelist()
+def test_package_holds_no_scripts(cp310_zip: zipfile.ZipFile) -> None:
+    assert not [n for n in cp310_zip.namelist() if n.startswith("bin/")]
+
+
+def test_every_shipped_module_has_unchecked_hash_bytecode_for_the_runtime(
+    cp310_zip: zipfile.ZipFile,
+) -> None:
+    names = set(cp310_zip.namelist())
+    sources = sorted(n for n in names if n.endswith(".py"))
+    assert "handler.py" in sources and "modelarts_cleanup/__init__.py" in sources
+    expected = {_cached(source, "cpython-310") for source in sources}
+    assert {n for n in names if n.endswith((".pyc", ".pyo"))} == expected
+    for name in sorted(expected):
+        header = cp310_zip.read(name)[:16]
+        assert header[:4] == CP310_MAGIC, name
+        # PEP 552: flags bit 0 = hash-based, bit 1 = check the source; unchecked is exactly 1.
+        assert int.from_bytes(header[4:8], "little") == 0b01, name
+
+
+def _cached(source: str, tag: str) -> str:
+    directory, _, filename = source.rpartition("/")
+    cached = f"__pycache__/{filename[: -len('.py')]}.{tag}.pyc"
+    return f"{directory}/{cached}" if directory else cached
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    return {
+        path.relative_to(directory).as_posix(): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in directory.rglob("*")
+    }
+
+
+def _set_writable(directory: Path, writable: bool) -> None:
+    for path in [directory, *directory.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o755 if writable else 0o555)
+        else:
+            path.chmod(path.stat().st_mode | 0o200 if writable else path.stat().st_mode & ~0o222)
+
+
+def test_the_shipped_bytecode_is_what_runs_from_a_read_only_copy(
+    cp310_builds: tuple[Build, Build], tmp_path: Path
+) -> None:
+    """As FunctionGraph runs it: unpacked where nothing may be written, by Python 3.10. Every
+    source is replaced by a syntax error, yet the handler imports and runs, writing nothing."""
+    python = package.find_interpreter(package.DEFAULT_PYTHON_VERSION).path
+    code_dir = tmp_path / "code"
+    with zipfile.ZipFile(cp310_builds[0].zip_path) as archive:
+        archive.extractall(code_dir)
+    broken = sorted(code_dir.rglob("*.py"))
+    for source in broken:
+        source.write_text("def (:\n", encoding="utf-8")
+    _set_writable(code_dir, False)
+    before = _snapshot(code_dir)
+    try:
+        outcome, result = _run_dry_run(python, code_dir, tmp_path)
+        after = _snapshot(code_dir)
+    finally:
+        _set_writable(code_dir, True)
+    assert result.returncode == 0, result.stderr
+    assert after == before  # no new file, nothing rewritten
+    assert len(broken) > 100
+    for name, file in outcome["modules"].items():
+        assert Path(file).is_relative_to(code_dir), name
+    assert "modelarts_cleanup.client" in outcome["ours"]
+    assert outcome["report"]["status"] == "succeeded"
+    assert [r["outcome"] for r in outcome["report"]["results"]] == ["would_delete"]
+
+
+def test_a_source_that_does_not_compile_stops_the_build() -> None:
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    interpreter = package.find_interpreter(running)
+    files = {"good.py": b"x = 1\n", "pkg/bad.py": b"def (:\n"}
+    with pytest.raises(package.PackagingError, match=r"(?s)compiling bytecode.*pkg/bad\.py"):
+        package.compile_bytecode(files, interpreter, running)
+
+
+def test_without_an_interpreter_of_the_runtimes_version_the_build_stops_and_says_how(
+    tmp_path: Path,
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    version = "3.9" if sys.version_info[:2] != (3, 9) else "3.12"
+    out = tmp_path / "out"
+    env = {"PATH": str(empty), "PYENV_ROOT": str(empty), "HOME": str(empty)}
+    result = _package_tool(["--python-version", version, "--out", str(out)], env)
+    assert result.returncode == 1
+    assert f"no Python {version}" in result.stderr
+    for advice in (f"pyenv install {version}", "--python", "--no-bytecode"):
+        assert advice in result.stderr
+    assert not out.exists()  # it stopped before downloading or writing anything
+
+
+def test_an_interpreter_named_for_another_version_is_refused(tmp_path: Path) -> None:
+    other = "3.10" if sys.version_info[:2] != (3, 10) else "3.12"
+    result = _package_tool(
+        ["--python-version", other, "--python", sys.executable, "--out", str(tmp_path)]
+    )
+    assert result.returncode == 1
+    running = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
+    assert f"is {running}, the runtime needs {package.cache_tag(other)} bytecode" in result.stderr
+    missing = _package_tool(["--python", str(tmp_path / "nothing"), "--out", str(tmp_path)])
+    assert missing.returncode == 1
+    assert "does not run" in missing.stderr
+
+
+def test_interpreters_are_looked_for_on_path_then_under_pyenvs_root(tmp_path: Path) -> None:
+    on_path = tmp_path / "bin"
+    on_path.mkdir()
+    (on_path / "python3.10").touch(mode=0o755)
+    root = tmp_path / "pyenv"
+    for version in ("3.10.2", "3.10.13", "3.100.0", "3.1.0"):
+        found = root / "versions" / version / "bin" / "python3.10"
+        found.parent.mkdir(parents=True)
+        found.touch(mode=0o755)
+    candidates = package.interpreter_candidates(
+        "3.10", {"PATH": str(on_path), "PYENV_ROOT": str(root)}
+    )
+    assert candidates == [
+        on_path / "python3.10",
+        root / "versions" / "3.10.13" / "bin" / "python3.10",
+        root / "versions" / "3.10.2" / "bin" / "python3.10",
+    ]
+    home = package.interpreter_candidates("3.10", {"PATH": "", "HOME": str(tmp_path)})
+    assert home == []  # no ~/.pyenv there
+    (tmp_path / ".pyenv").symlink_to(root)
+    home = package.interpreter_candidates("3.10", {"PATH": "", "HOME": str(tmp_path)})
+    assert home == [
+        tmp_path / ".pyenv" / "versions" / "3.10.13" / "bin" / "python3.10",
+        tmp_path / ".pyenv" / "versions" / "3.10.2" / "bin" / "python3.10",
+    ]
+
+
+def test_no_bytecode_builds_sources_only_and_says_so(tmp_path: Path, wheel_cache: Path) -> None:
+    stdout = _run_package_tool(
+        [
+            "--no-bytecode",
+            "--platform",
+            CP310_PLATFORM,
+            "--out",
+            str(tmp_path),
+            "--wheel-cache",
+            str(wheel_cache / "cp310"),
+        ]
+    )
+    assert "with no bytecode (--no-bytecode" in stdout
+    (zip_path,) = tmp_path.glob("*.zip")
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+    assert "handler.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyo"))]
-    assert not [n for n in names if n.startswith("bin/")]
 
 
 def test_package_entries_are_sorted_with_fixed_time_and_permissions(
@@ -579,17 +738,15 @@ def _timer_event(user_event: str, name: str) -> dict[str, str]:
     }
 
 
-def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
-    local_build: Build, tmp_path: Path
-) -> None:
-    code_dir = tmp_path / "code"
-    code_dir.mkdir()
-    with zipfile.ZipFile(local_build.zip_path) as archive:
-        archive.extractall(code_dir)
-    runner = tmp_path / "runner.py"
+def _run_dry_run(
+    python: Path, code_dir: Path, work: Path
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """Run the unpacked package in `code_dir` alone, as FunctionGraph would: a timer's dry run
+    naming one notebook of the local endpoint. Returns what the child saw, and how it ended."""
+    runner = work / "runner.py"
     runner.write_text(_RUNNER, encoding="utf-8")
-    event_file = tmp_path / "event.json"
-    result_file = tmp_path / "result.json"
+    event_file = work / "event.json"
+    result_file = work / "result.json"
 
     with local_endpoint() as fake:
         instance_id = fake.add_instance(PROJECT_ID, api="notebook", status="STOPPED")
@@ -607,7 +764,7 @@ def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
         # without it the virtualenv running the tests would put its site-packages on the path.
         result = subprocess.run(
             [
-                sys.executable,
+                str(python),
                 "-I",
                 "-S",
                 str(runner),
@@ -616,17 +773,28 @@ def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
                 str(result_file),
             ],
             env=environment,
-            cwd=tmp_path,
+            cwd=work,
             capture_output=True,
             text=True,
             check=False,
             timeout=120,
         )
-        assert result.returncode == 0, result.stderr
-        requests_seen = fake.requests
-        still_there = fake.instance(PROJECT_ID, instance_id)
+        deleted = [r for r in fake.requests if r.method == "DELETE"]
+        still_there = fake.instance(PROJECT_ID, instance_id) is not None
+    assert not deleted and still_there  # a dry run
+    outcome = json.loads(result_file.read_text(encoding="utf-8")) if result.returncode == 0 else {}
+    return outcome, result
 
-    outcome = json.loads(result_file.read_text(encoding="utf-8"))
+
+def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
+    local_build: Build, tmp_path: Path
+) -> None:
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    with zipfile.ZipFile(local_build.zip_path) as archive:
+        archive.extractall(code_dir)
+    outcome, result = _run_dry_run(Path(sys.executable), code_dir, tmp_path)
+    assert result.returncode == 0, result.stderr
     assert not [entry for entry in outcome["path"] if "site-packages" in entry]
     for name, file in outcome["modules"].items():
         assert Path(file).is_relative_to(code_dir), name
@@ -643,8 +811,6 @@ def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
     assert report["request_id"] == "11111111-2222-3333-4444-555555555555"
     assert [r["outcome"] for r in report["results"]] == ["would_delete"]
     assert report["counts"]["would_delete"] == 1
-    assert not [r for r in requests_seen if r.method == "DELETE"]
-    assert still_there is not None
     # The run logged one JSON object per line on stdout, as LTS expects.
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert lines
