@@ -527,7 +527,7 @@ def test_the_shipped_bytecode_is_what_runs_from_a_read_only_copy(
     assert len(broken) > 100
     for name, file in outcome["modules"].items():
         assert Path(file).is_relative_to(code_dir), name
-    assert "modelarts_cleanup.client" in outcome["ours"]
+    assert "modelarts_cleanup.cloud.client" in outcome["ours"]
     assert outcome["report"]["status"] == "succeeded"
     assert [r["outcome"] for r in outcome["report"]["results"]] == ["would_delete"]
 
