@@ -431,3 +431,16 @@ def test_the_serverless_devs_pin_matches_the_templates_specification() -> None:
     for page in (ROOT / "README.md", DOCS / "deploying.md"):
         pins = re.findall(r"@serverless-devs/s@(\d+)\.\d+\.\d+", page.read_text(encoding="utf-8"))
         assert pins and set(pins) == {"2"}, page.name
+
+
+def test_every_example_event_named_exists_and_is_an_event() -> None:
+    named = {
+        n for page in PAGES for n in re.findall(r"events/([\w-]+\.json)", page.read_text("utf-8"))
+    }
+    assert named
+    for name in sorted(named):
+        event = json.loads((ROOT / "events" / name).read_text(encoding="utf-8"))
+        # An empty timer payload means the settings' defaults: give it one, as a template does.
+        rule = Selector(project_id=FLEET, statuses=("STOPPED",))
+        payload = parse_event(event, default_selectors=[rule])
+        assert payload.targets or payload.selectors, name
