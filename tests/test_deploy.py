@@ -27,7 +27,7 @@ from modelarts_cleanup.testing import FakeModelArts
 from tests.support import endpoint_environ, local_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+DEPLOYING = (ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
 CP310_PLATFORM = "manylinux2014_x86_64"
 CREDENTIAL_ENV_NAMES = frozenset(
     {
@@ -196,12 +196,14 @@ def test_template_settings_fit_the_functions_limits(props: dict[str, Any]) -> No
     assert sum(len(k) + len(v) for k, v in variables.items()) <= 4096
 
 
-def test_going_live_as_the_readme_says_changes_what_the_shipped_timer_does(
+def test_going_live_as_the_docs_say_changes_what_the_shipped_timer_does(
     template: dict[str, Any], props: dict[str, Any]
 ) -> None:
     """The template as shipped, then its go-live step: each a settings change, which a redeploy
     does carry, with the trigger's payload left as it was created (empty)."""
-    steps = README[README.index("Going live") : README.index("To give the timer a payload")]
+    steps = DEPLOYING[
+        DEPLOYING.index("## Going live") : DEPLOYING.index("To give the timer a payload")
+    ]
     assert "userEvent" not in steps and "eventData" not in steps
     assert '`MODELARTS_CLEANUP_DRY_RUN` to `"false"`' in steps and "`ACTIVE`" in steps
     event_data = props["trigger"]["eventData"]

@@ -1,4 +1,5 @@
-"""The README and DESIGN.md say what the code does: names, outcomes, commands."""
+"""The documentation (README.md, docs/) and DESIGN.md say what the code does: names, outcomes,
+commands. tests/test_doc_examples.py checks every example they show."""
 
 from __future__ import annotations
 
@@ -18,11 +19,24 @@ from tests.support import apig_event, smn_event
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 DESIGN = (ROOT / "DESIGN.md").read_text(encoding="utf-8")
+
+
+def page(name: str) -> str:
+    return (ROOT / "docs" / f"{name}.md").read_text(encoding="utf-8")
+
+
+# Where each subject is documented for users, beside DESIGN.md.
+SETTINGS, REPORT, PAYLOAD, COMMAND_LINE = (
+    page("settings"),
+    page("report"),
+    page("payload"),
+    page("command-line"),
+)
 MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
 
 
 def test_readme_opens_with_the_two_commands_and_make_has_them() -> None:
-    opening = README.split("## ", 1)[0]
+    opening = "\n".join(README.splitlines()[:15])
     assert "make demo" in opening
     assert "make test" in opening
     for target in ("demo", "test"):
@@ -30,7 +44,7 @@ def test_readme_opens_with_the_two_commands_and_make_has_them() -> None:
 
 
 def test_mutation_testing_is_documented_and_kept_out_of_make_test() -> None:
-    development = README.split("## Development", 1)[1].split("\n## ", 1)[0]
+    development = page("development")
     assert "make mutation" in development
     assert re.search(r"^mutation:", MAKEFILE, re.MULTILINE)
     (test_target,) = re.findall(r"^test:(.*)$", MAKEFILE, re.MULTILINE)
@@ -41,16 +55,16 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("doc", ["README.md", "DESIGN.md"])
+@pytest.mark.parametrize("doc", ["docs/settings.md", "DESIGN.md"])
 def test_every_setting_is_documented(doc: str) -> None:
-    text = README if doc == "README.md" else DESIGN
+    text = SETTINGS if doc == "docs/settings.md" else DESIGN
     documented = set(re.findall(r"`((?:MODELARTS_CLEANUP|HUAWEICLOUD_SDK)_[A-Z_]+)`", text))
     assert documented == set(ENV_NAMES)
 
 
-@pytest.mark.parametrize("doc", ["README.md", "DESIGN.md"])
+@pytest.mark.parametrize("doc", ["docs/report.md", "DESIGN.md"])
 def test_every_outcome_is_in_the_outcomes_table(doc: str) -> None:
-    text = README if doc == "README.md" else DESIGN
+    text = REPORT if doc == "docs/report.md" else DESIGN
     rows = set(re.findall(r"^\| `([a-z_]+)` \|", text, re.MULTILINE))
     assert {o.value for o in Outcome} <= rows
 
@@ -60,9 +74,9 @@ def test_every_reason_is_documented() -> None:
         assert f"`{reason.value}`" in DESIGN
 
 
-@pytest.mark.parametrize("doc", ["README.md", "DESIGN.md"])
+@pytest.mark.parametrize("doc", ["docs/report.md", "DESIGN.md"])
 def test_every_report_and_summary_key_is_documented(doc: str) -> None:
-    text = README if doc == "README.md" else DESIGN
+    text = REPORT if doc == "docs/report.md" else DESIGN
     report = Report(RunStatus.SUCCEEDED, False, "notebook", "r", 0, ())
     keys = set(report.to_dict()) | set(summary_log_fields(report)) | set(report.failed_by)
     assert not [k for k in sorted(keys) if f"`{k}`" not in text and f'"{k}"' not in text]
@@ -71,13 +85,13 @@ def test_every_report_and_summary_key_is_documented(doc: str) -> None:
 def test_every_command_is_documented() -> None:
     commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for name in commands:
-        assert f"python -m modelarts_cleanup {name}" in README
+        assert f"python -m modelarts_cleanup {name}" in COMMAND_LINE
         assert f"python -m modelarts_cleanup {name}" in DESIGN
 
 
-@pytest.mark.parametrize("doc", ["README.md", "DESIGN.md"])
+@pytest.mark.parametrize("doc", ["docs/payload.md", "DESIGN.md"])
 def test_every_api_gateway_status_code_is_documented(doc: str) -> None:
-    text = README if doc == "README.md" else DESIGN
+    text = PAYLOAD if doc == "docs/payload.md" else DESIGN
     rows = set(re.findall(r"^\| `(\d{3})` \|", text, re.MULTILINE))
     codes = {str(code) for code in STATUS_CODES.values()} | {str(row[1]) for row in ERRORS}
     assert codes <= rows
@@ -87,15 +101,15 @@ def test_every_api_gateway_status_code_is_documented(doc: str) -> None:
         assert f"`{error}`" in text
 
 
-@pytest.mark.parametrize("doc", ["README.md", "DESIGN.md"])
+@pytest.mark.parametrize("doc", ["docs/payload.md", "DESIGN.md"])
 def test_every_envelope_is_documented(doc: str) -> None:
-    text = README if doc == "README.md" else DESIGN
+    text = PAYLOAD if doc == "docs/payload.md" else DESIGN
     for words in ("TIMER", "API Gateway", "SMN", "isBase64Encoded", "smn.message"):
         assert words in text
 
 
-def test_readme_api_gateway_and_smn_examples_carry_valid_payloads() -> None:
-    curl_bodies = re.findall(r"-d '(\{.*?\})'$", README, re.DOTALL | re.MULTILINE)
+def test_api_gateway_and_smn_examples_carry_valid_payloads() -> None:
+    curl_bodies = re.findall(r"-d '(\{.*?\})'$", PAYLOAD, re.DOTALL | re.MULTILINE)
     apig_body, smn_request = curl_bodies
     assert parse_event(apig_event(apig_body)).targets
     assert parse_event(smn_event(json.loads(smn_request)["message"])).targets

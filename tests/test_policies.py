@@ -1,5 +1,5 @@
-"""deploy/policies/: each use the README names, run against an endpoint that allows exactly the
-policies the README says to attach for it. Every run must succeed (the policies are enough), and
+"""deploy/policies/: each use docs/deploying.md names, run against an endpoint that allows exactly
+the policies it says to attach for it. Every run must succeed (the policies are enough), and
 what it asked for must be what they allow (nothing in them is unused)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.support import endpoint_environ, local_endpoint, no_sleep
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "deploy" / "policies"
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+DEPLOYING = (ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
 NOW_MS = 1_800_000_000_000
 HOUR = 3_600_000
@@ -32,9 +32,9 @@ WS = "c3" * 16
 
 
 def _section(title: str) -> str:
-    start = README.index(title)
-    end = README.find("\n### ", start + len(title))
-    return README[start : end if end > 0 else None]
+    start = DEPLOYING.index(title)
+    end = DEPLOYING.find("\n## ", start + len(title))
+    return DEPLOYING[start : end if end > 0 else None]
 
 
 def _rows(text: str) -> list[list[str]]:
@@ -49,7 +49,7 @@ def _files(cell: str) -> list[str]:
     return re.findall(r"`([\w-]+\.json)`", cell)
 
 
-AGENCY = _section("### 2. Create the agency")
+AGENCY = _section("## 2. The agency")
 # "Which policies to attach": use -> policy files.
 ATTACH = {row[0]: _files(row[1]) for row in _rows(AGENCY) if len(row) == 2 and _files(row[1])}
 # "Each policy allows exactly these actions": policy file -> actions.
@@ -76,7 +76,7 @@ def attached(use: str) -> set[str]:
     return set().union(*(allowed(name) for name in ATTACH[use]))
 
 
-# -- what the README says and what the files hold --------------------------------------------
+# -- what docs/deploying.md says and what the files hold ----------------------------------
 
 
 def test_every_policy_file_is_documented_action_for_action() -> None:
@@ -207,13 +207,13 @@ SCENARIOS: dict[str, Callable[[FakeModelArts], None]] = {
 UNUSED = {"the old `devenviron` API": {"modelarts:notebook:stop"}}
 
 
-def test_every_modelarts_use_the_readme_names_is_exercised() -> None:
+def test_every_modelarts_use_the_docs_name_is_exercised() -> None:
     modelarts_uses = {use for use in ATTACH if "failure destination" not in use}
     assert modelarts_uses == set(SCENARIOS)
 
 
 @pytest.mark.parametrize("use", sorted(SCENARIOS))
-def test_the_policies_the_readme_names_for_a_use_are_enough_and_all_used(
+def test_the_policies_the_docs_name_for_a_use_are_enough_and_all_used(
     fake: FakeModelArts, use: str
 ) -> None:
     fake.permissions = attached(use)
