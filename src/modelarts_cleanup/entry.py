@@ -219,21 +219,41 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
             clock=clock,
             sleep=sleep,
         )
-    finally:
-        session.close()
-    report = Report(
-        status=run_status(
+        status = run_status(
             results,
             refused=plan.refused_run is not None,
             failed_selectors=sum(1 for r in selector_reports if r.failed),
-        ),
-        dry_run=dry_run,
-        api=settings.api.value,
-        request_id=invocation.request_id,
-        duration_ms=round((clock() - started) * 1000),
-        results=results,
-        selectors=tuple(r.to_dict() for r in selector_reports),
-    )
+        )
+        selectors = tuple(r.to_dict() for r in selector_reports)
+
+        def report_of(notification: Mapping[str, Any] | None) -> Report:
+            return Report(
+                status=status,
+                dry_run=dry_run,
+                api=settings.api.value,
+                request_id=invocation.request_id,
+                duration_ms=round((clock() - started) * 1000),
+                results=results,
+                selectors=selectors,
+                notification=notification,
+            )
+
+        notification = None
+        if settings.topic is not None:
+            # After everything else, and whatever becomes of it the results stand.
+            notification = _notify(
+                report_of(None).to_dict(),
+                settings,
+                session,
+                invocation,
+                log,
+                admission,
+                deadline,
+                credentials.secret_values(),
+            )
+    finally:
+        session.close()
+    report = report_of(notification)
     log.log(
         "INFO" if report.status.value == "succeeded" else "WARNING",
         "run finished",
@@ -246,6 +266,50 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
     return settings, reported
 
 
+def _notify(
+    report: Mapping[str, Any],
+    settings: Settings,
+    session: requests.Session,
+    invocation: _Invocation,
+    log: JsonLog,
+    admission: Admission,
+    deadline: float | None,
+    secrets: Sequence[str],
+) -> dict[str, Any]:
+    """The run's digest published to the topic set: the report's `notification` entry."""
+    from datetime import datetime, timezone
+
+    from .cleanup.notification import notify
+    from .cloud.notify import SmnPublisher
+
+    topic, base_url = settings.topic, settings.smn_base_url
+    if topic is None or base_url is None:
+        return {}
+    try:
+        transport = _transport(
+            settings, base_url, session, invocation.clock, invocation.sleep, secrets, log, admission
+        )
+    except ConfigurationError as exc:  # the setting was checked; the run's results stand
+        log.error("notification failed", topic=str(topic), error_type=type(exc).__name__)
+        return {
+            "topic": str(topic),
+            "status": "failed",
+            "message_id": None,
+            "error_code": "ConfigurationError",
+            "error_msg": "the SMN endpoint could not be used",
+        }
+    return notify(
+        report,
+        SmnPublisher(transport, topic),
+        mode=settings.notify_on,
+        started=datetime.fromtimestamp(invocation.wall_clock(), tz=timezone.utc),
+        region=settings.region,
+        protect_tags=[str(condition) for condition in settings.protect],
+        deadline=deadline,
+        log=log,
+    )
+
+
 def _client(
     settings: Settings,
     session: requests.Session,
@@ -255,6 +319,24 @@ def _client(
     log: JsonLog,
     admission: Admission,
 ) -> ModelArtsClient:
+    transport = _transport(
+        settings, settings.base_url, session, clock, sleep, secrets, log, admission
+    )
+    return ModelArtsClient(transport, api=settings.api)
+
+
+def _transport(
+    settings: Settings,
+    base_url: str,
+    session: requests.Session,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    secrets: Sequence[str],
+    log: JsonLog,
+    admission: Admission,
+) -> Transport:
+    """A transport to `base_url` on the run's session, retry policy, timeouts and admission."""
+
     def log_retry(retry: RetryDetails) -> None:
         log.debug(
             f"retrying {retry.request}",
@@ -265,9 +347,9 @@ def _client(
             http_status=retry.http_status,
         )
 
-    transport = Transport(
+    return Transport(
         session=session,
-        endpoint=settings.base_url,
+        endpoint=base_url,
         retry=RetryPolicy(max_attempts=settings.max_attempts),
         timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
         clock=clock,
@@ -276,7 +358,6 @@ def _client(
         on_retry=log_retry,
         admission=admission,
     )
-    return ModelArtsClient(transport, api=settings.api)
 
 
 def _check_generation(payload: Payload, api: ApiGeneration) -> None:
