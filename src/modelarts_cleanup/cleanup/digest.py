@@ -239,8 +239,8 @@ def _footer(report: Mapping[str, Any], protect_tags: Sequence[str]) -> list[str]
     return [
         "",
         keep,
-        f"This run's log lines carry the request ID {report['request_id']}: search the "
-        "function's logs for it.",
+        "To find this run's log lines, search the function's logs for "
+        f'function_request_id:"{report["request_id"]}".',
     ]
 
 
@@ -345,7 +345,9 @@ def _owner(r: Mapping[str, Any]) -> str:
     name, user_id = owner.get("name"), owner.get("id")
     if name and user_id:
         return f"{_one_line(name)} (user {user_id})"
-    return _one_line(name or user_id or "") or _NO_OWNER
+    if user_id:
+        return f"user {user_id}"
+    return _one_line(name or "") or _NO_OWNER
 
 
 def _idle_days(updated: object, started: datetime) -> int | None:
