@@ -18,13 +18,13 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .cloud.endpoint import endpoint_for_region, parse_endpoint
-from .cloud.notify import TopicUrn, parse_topic_urn, smn_endpoint_for_region
 from .events.payload import MAX_SELECTORS, Target, decode_json, describe_errors, type_name
 from .exceptions import ConfigurationError, PayloadError
 from .functiongraph import FunctionContext
 from .vocabulary import ApiGeneration, is_instance_id, is_project_id
 
 if TYPE_CHECKING:
+    from .cloud.notify import TopicUrn
     from .events.rules import Selector
     from .events.tags import TagCondition
 
@@ -206,7 +206,11 @@ class Settings(BaseSettings):
     @field_validator("notify_topic")
     @classmethod
     def _topic_shape(cls, value: str | None) -> str | None:
-        return None if value is None else str(parse_topic_urn(value))
+        if value is None:
+            return None
+        from .cloud.notify import parse_topic_urn  # loaded only when a topic is set
+
+        return str(parse_topic_urn(value))
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -247,7 +251,11 @@ class Settings(BaseSettings):
     @property
     def topic(self) -> TopicUrn | None:
         """The SMN topic a run's digest goes to, or None."""
-        return None if self.notify_topic is None else parse_topic_urn(self.notify_topic)
+        if self.notify_topic is None:
+            return None
+        from .cloud.notify import parse_topic_urn
+
+        return parse_topic_urn(self.notify_topic)
 
     @property
     def smn_base_url(self) -> str | None:
@@ -255,6 +263,8 @@ class Settings(BaseSettings):
         topic = self.topic
         if topic is None:
             return None
+        from .cloud.notify import smn_endpoint_for_region
+
         return self.smn_endpoint or smn_endpoint_for_region(topic.region)
 
     @property
