@@ -26,7 +26,7 @@ from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
 from modelarts_cleanup.testing import FakeModelArts, Fault, User
 from modelarts_cleanup.testing.api import IAM_ACTIONS
-from tests.support import AK, SK, endpoint_environ, local_endpoint, no_sleep
+from tests.support import AK, SK, endpoint_environ, local_endpoint, no_sleep, run_command
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
 # The topic lives in another project than the notebooks: the publish speaks for the topic's.
@@ -422,3 +422,23 @@ def test_a_publish_past_its_deadline_sends_nothing(fake: FakeModelArts) -> None:
         publisher(fake).publish("s", "m", deadline=0.0)
     assert cut.value.attempts == 0
     assert fake.requests == []
+
+
+def test_plan_publishes_nothing_and_invoke_does(fake: FakeModelArts) -> None:
+    instance = fake.add_instance(P)
+    env = endpoint_environ(
+        fake.url,
+        MODELARTS_CLEANUP_NOTIFY_TOPIC=TOPIC,
+        MODELARTS_CLEANUP_SMN_ENDPOINT=fake.url,
+        MODELARTS_CLEANUP_TARGETS=json.dumps([{"project_id": P, "instance_id": instance}]),
+    )
+    planned = run_command("plan", "--json", env=env)
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["notification"] is None
+    assert fake.published == [] and publishes(fake) == []
+    invoked = run_command("invoke", "--dry-run", env=env)
+    assert invoked.returncode == 0, invoked.stderr
+    assert json.loads(invoked.stdout)["notification"]["status"] == "sent"
+    assert [m.subject for m in fake.published] == [
+        "ModelArts cleanup dry run succeeded: 1 would delete"
+    ]

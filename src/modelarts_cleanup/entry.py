@@ -59,12 +59,14 @@ def run_function(
     sleep: Callable[[float], None] = time.sleep,
     wall_clock: Callable[[], float] = time.time,
     on_report: Callable[[dict[str, Any]], None] | None = None,
+    publish: bool = True,
 ) -> dict[str, Any]:
     """Run one invocation and return what the handler returns: the report, or APIG's answer.
 
     Invalid input deletes nothing and raises, except from API Gateway, whose caller gets an
     answer (400, 405, 413, 500) instead of the bare 500 a raised exception would give it.
     `on_report` receives the report of every run that produced one, whatever the envelope.
+    `publish=False` sends no digest to the topic set (a preview for one person: `plan`).
     """
     global _cold_start
     cold_start, _cold_start = _cold_start, False
@@ -85,6 +87,7 @@ def run_function(
         sleep=sleep,
         wall_clock=wall_clock,
         on_report=on_report,
+        publish=publish,
     )
     log = JsonLog(invocation.stream, context=invocation.log_context)
     try:
@@ -124,6 +127,7 @@ class _Invocation:
     sleep: Callable[[float], None]
     wall_clock: Callable[[], float]
     on_report: Callable[[dict[str, Any]], None] | None
+    publish: bool
 
 
 def _log_unexpected(log: JsonLog, exc: Exception) -> None:
@@ -239,7 +243,7 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
             )
 
         notification = None
-        if settings.topic is not None:
+        if settings.topic is not None and invocation.publish:
             # After everything else, and whatever becomes of it the results stand.
             notification = _notify(
                 report_of(None).to_dict(),
