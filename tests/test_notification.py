@@ -442,3 +442,23 @@ def test_plan_publishes_nothing_and_invoke_does(fake: FakeModelArts) -> None:
     assert [m.subject for m in fake.published] == [
         "ModelArts cleanup dry run succeeded: 1 would delete"
     ]
+
+
+def test_the_digest_says_when_the_run_began_not_when_it_was_sent(fake: FakeModelArts) -> None:
+    ticks = iter(range(100))
+    fake.add_instance(P, name="tmp-x")
+    rule = {"project_id": P, "statuses": ["STOPPED"], "name_pattern": "tmp-*"}
+    report = run_function(
+        {"selectors": [rule]},
+        None,
+        environ=endpoint_environ(
+            fake.url,
+            MODELARTS_CLEANUP_NOTIFY_TOPIC=TOPIC,
+            MODELARTS_CLEANUP_SMN_ENDPOINT=fake.url,
+        ),
+        log_stream=io.StringIO(),
+        wall_clock=lambda: NOW + 3600 * next(ticks),  # an hour passes at every look
+    )
+    assert report["notification"]["status"] == "sent"
+    (sent,) = fake.published
+    assert "When: 2027-01-15 08:00:00 UTC." in sent.message.splitlines()

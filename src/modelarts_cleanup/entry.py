@@ -167,6 +167,7 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
         log.error(str(exc), error_type=type(exc).__name__, envelope=received.envelope.value)
         raise
 
+    began = wall_clock()  # when the run ran, as its digest tells people
     # Each source can only make the run safer: any one of them asking for a dry run wins.
     dry_run = settings.dry_run or payload.dry_run or invocation.force_dry_run
     policy = _policy(settings)
@@ -254,6 +255,7 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
                 admission,
                 deadline,
                 credentials.secret_values(),
+                began,
             )
     finally:
         session.close()
@@ -279,6 +281,7 @@ def _notify(
     admission: Admission,
     deadline: float | None,
     secrets: Sequence[str],
+    began: float,
 ) -> dict[str, Any]:
     """The run's digest published to the topic set: the report's `notification` entry."""
     from datetime import datetime, timezone
@@ -306,7 +309,7 @@ def _notify(
         report,
         SmnPublisher(transport, topic),
         mode=settings.notify_on,
-        started=datetime.fromtimestamp(invocation.wall_clock(), tz=timezone.utc),
+        started=datetime.fromtimestamp(began, tz=timezone.utc),
         region=settings.region,
         protect_tags=[str(condition) for condition in settings.protect],
         deadline=deadline,
