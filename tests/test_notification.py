@@ -358,21 +358,20 @@ def test_the_published_digest_holds_no_secret_and_no_url() -> None:
 # -- the local endpoint's PublishMessage ------------------------------------------------------
 
 
-def publisher(fake: FakeModelArts, topic: str = TOPIC, secret_key: str = SK) -> SmnPublisher:
-    transport = Transport(
+def transport_to(fake: FakeModelArts, secret_key: str = SK) -> Transport:
+    return Transport(
         session=new_session(1, auth=SdkHmacSha256Auth(AK, secret_key)),
         endpoint=fake.url,
         retry=RetryPolicy(max_attempts=1),
     )
-    return SmnPublisher(transport, parse_topic_urn(topic))
+
+
+def publisher(fake: FakeModelArts) -> SmnPublisher:
+    return SmnPublisher(transport_to(fake), parse_topic_urn(TOPIC))
 
 
 def raw_publish(fake: FakeModelArts, body: dict[str, Any], secret_key: str = SK) -> ApiError:
-    transport = Transport(
-        session=new_session(1, auth=SdkHmacSha256Auth(AK, secret_key)),
-        endpoint=fake.url,
-        retry=RetryPolicy(max_attempts=1),
-    )
+    transport = transport_to(fake, secret_key)
     path = f"/v2/{TOPIC_PROJECT}/notifications/topics/{TOPIC}/publish"
     with pytest.raises(ApiError) as refused:
         transport.send("POST", path, project_id=TOPIC_PROJECT, json_body=body)
@@ -462,3 +461,46 @@ def test_the_digest_says_when_the_run_began_not_when_it_was_sent(fake: FakeModel
     assert report["notification"]["status"] == "sent"
     (sent,) = fake.published
     assert "When: 2027-01-15 08:00:00 UTC." in sent.message.splitlines()
+
+
+class _Exploding(SmnPublisher):
+    def publish(self, subject: str, message: str, *, deadline: float | None = None) -> Any:
+        raise RuntimeError(f"boom {SK}")
+
+
+def test_whatever_a_publish_raises_becomes_the_notification_entry_never_the_runs(
+    fake: FakeModelArts,
+) -> None:
+    from modelarts_cleanup.cleanup.notification import notify
+    from modelarts_cleanup.cleanup.report import JsonLog
+
+    exploding = _Exploding(transport_to(fake), parse_topic_urn(TOPIC))
+    report = {
+        **json.loads(json.dumps(run(fake, targets(GONE), topic=None)[0])),
+        "status": "partial",
+    }
+    stream = io.StringIO()
+    entry = notify(
+        report,
+        exploding,
+        mode="changes",
+        started=datetime.fromtimestamp(NOW, tz=timezone.utc),
+        region=None,
+        protect_tags=[],
+        deadline=None,
+        log=JsonLog(stream),
+    )
+    assert entry == {
+        "topic": TOPIC,
+        "status": "failed",
+        "message_id": None,
+        "error_code": "UnexpectedError",
+        "error_msg": "RuntimeError",
+    }
+    (line,) = [json.loads(x) for x in stream.getvalue().splitlines()]
+    assert (line["level"], line["message"], line["error_type"]) == (
+        "ERROR",
+        "notification failed",
+        "RuntimeError",
+    )
+    assert SK not in stream.getvalue()
