@@ -9,7 +9,7 @@ waits for a later run, whose mark came off; within each, grouped by owner.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -144,7 +144,7 @@ def digest(
         {r["project_id"] for r in results}
         | {s["project_id"] for s in report.get("selectors", ()) if s.get("project_id")}
     )
-    several_projects = len(projects) > 1
+    several = len(projects) > 1
     header = _header(report, started, region, projects, results)
     footer = _footer(report, protect_tags)
     rules = _selector_lines(report)
@@ -156,24 +156,20 @@ def digest(
         members = [r for r in results if r["outcome"] in section.outcomes]
         if not members:
             continue
-        lines = [
-            "",
-            (section.dry_title if dry_run else section.title).format(n=len(members)),
-        ]
-        for owner, owned in _by_owner(members):
-            lines.append(f"  {owner}")
-            lines.extend(
-                "    - " + _line(r, section.key, started, dry_run, several_projects) for r in owned
-            )
+        if left:  # the message is full: only the count of what is not listed
+            left[section.key] = len(members)
+            continue
+        title = (section.dry_title if dry_run else section.title).format(n=len(members))
         shown = 0
-        for line in lines:
-            if left or _size(line) > budget:
+        for line, notebook in _section_lines(
+            title, members, section.key, started, dry_run, several
+        ):
+            if _size(line) > budget:
+                left[section.key] = len(members) - shown
                 break
             body.append(line)
             budget -= _size(line)
-            shown += line.startswith("    - ")
-        if left or shown < len(members):
-            left[section.key] = len(members) - shown
+            shown += notebook
     body.extend(rules)
     if left:
         more = ", ".join(f"{n} {_MORE_WORDS[key]}" for key, n in left.items())
@@ -196,6 +192,23 @@ _MORE_WORDS = {
     "deferred": "deferred",
     "unmarked": "no longer marked",
 }
+
+
+def _section_lines(
+    title: str,
+    members: Sequence[Mapping[str, Any]],
+    section: str,
+    started: datetime,
+    dry_run: bool,
+    several_projects: bool,
+) -> Iterator[tuple[str, bool]]:
+    """A section's lines, made as they are needed, each with whether it is a notebook's."""
+    yield "", False
+    yield title, False
+    for owner, owned in _by_owner(members):
+        yield f"  {owner}", False
+        for r in owned:
+            yield "    - " + _line(r, section, started, dry_run, several_projects), True
 
 
 def _header(
