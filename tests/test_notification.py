@@ -26,7 +26,15 @@ from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.exceptions import ApiError, DeadlineExceeded
 from modelarts_cleanup.testing import FakeModelArts, Fault, User
 from modelarts_cleanup.testing.api import IAM_ACTIONS
-from tests.support import AK, SK, endpoint_environ, local_endpoint, no_sleep, run_command
+from tests.support import (
+    AK,
+    SK,
+    apig_event,
+    endpoint_environ,
+    local_endpoint,
+    no_sleep,
+    run_command,
+)
 
 P = "ed43aef64dff4e5c81cb84b71adcb3fd"
 # The topic lives in another project than the notebooks: the publish speaks for the topic's.
@@ -504,3 +512,15 @@ def test_whatever_a_publish_raises_becomes_the_notification_entry_never_the_runs
         "RuntimeError",
     )
     assert SK not in stream.getvalue()
+
+
+def test_an_api_gateway_answer_carries_the_notification_and_keeps_its_status_code(
+    fake: FakeModelArts,
+) -> None:
+    fake.add_fault(Fault("status", status=503, times=None), action="smn_publish")
+    body = json.dumps(targets(fake.add_instance(P)))
+    answer, _ = run(fake, apig_event(body), MODELARTS_CLEANUP_MAX_ATTEMPTS="2")
+    assert answer["statusCode"] == 200  # the run succeeded; only its notification failed
+    notification = json.loads(answer["body"])["notification"]
+    assert (notification["topic"], notification["status"]) == (TOPIC, "failed")
+    assert "127.0.0.1" not in answer["body"]
