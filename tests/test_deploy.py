@@ -807,6 +807,9 @@ def test_local_package_runs_a_timer_dry_run_alone_against_the_fake_endpoint(
     assert not {name.rsplit(".", 1)[-1] for name in outcome["ours"]} & rule_modules
     # ... nor the code of the other envelopes.
     assert not {name.rsplit(".", 1)[-1] for name in outcome["ours"]} & {"apig", "smn"}
+    # ... nor, with no topic set, the notification's.
+    notifying = {"notify", "digest", "notification"}
+    assert not {name.rsplit(".", 1)[-1] for name in outcome["ours"]} & notifying
     report = outcome["report"]
     assert report["status"] == "succeeded"
     assert report["dry_run"] is True

@@ -44,6 +44,7 @@ SUBJECTS = (
     "rules",
     "settings",
     "report",
+    "notifications",
     "command-line",
     "deploying",
     "performance",

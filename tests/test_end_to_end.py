@@ -236,6 +236,10 @@ def test_demo_command_runs_and_checks_itself(capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     assert "named targets OK" in out
     assert "cleanup by rule OK" in out
+    # The grace period's three runs each print the digest they sent.
+    assert out.count("  the digest it sent to urn:smn:") == 3
+    assert "    Subject: ModelArts cleanup run succeeded: 6 marked, first deletion " in out
+    assert "grace period OK" in out
     assert "FAILED" not in out
     assert "demo-secret-key-never-logged" not in out
 

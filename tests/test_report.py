@@ -93,7 +93,9 @@ def test_report_counts_every_outcome() -> None:
         "answers_lost",
         "results",
         "selectors",
+        "notification",
     ]
+    assert data["notification"] is None  # no topic set
     assert data["results"][1]["outcome"] == "failed"
     assert json.loads(json.dumps(data)) == data
 

@@ -49,6 +49,7 @@ def test_defaults_match_the_design() -> None:
     assert s.access_key is s.secret_key is s.security_token is s.auth_token is None
     assert s.list_scope == "all"
     assert s.protect == (TagCondition("modelarts-cleanup:keep"),)
+    assert (s.topic, s.notify_on, s.smn_base_url) == (None, "changes", None)
 
 
 DESIGNED = """
@@ -59,6 +60,7 @@ MODELARTS_CLEANUP_PROTECTED_INSTANCES MODELARTS_CLEANUP_MAX_DELETIONS MODELARTS_
 MODELARTS_CLEANUP_MAX_ATTEMPTS MODELARTS_CLEANUP_CONNECT_TIMEOUT MODELARTS_CLEANUP_READ_TIMEOUT
 MODELARTS_CLEANUP_LOG_LEVEL MODELARTS_CLEANUP_AUTH_TOKEN
 MODELARTS_CLEANUP_LIST_SCOPE MODELARTS_CLEANUP_PROTECT_TAGS
+MODELARTS_CLEANUP_NOTIFY_TOPIC MODELARTS_CLEANUP_NOTIFY_ON MODELARTS_CLEANUP_SMN_ENDPOINT
 HUAWEICLOUD_SDK_AK HUAWEICLOUD_SDK_SK HUAWEICLOUD_SDK_SECURITY_TOKEN
 """
 
@@ -318,4 +320,89 @@ def test_a_bad_selector_setting_never_echoes_what_it_holds() -> None:
         MODELARTS_CLEANUP_REGION="cn-north-4", MODELARTS_CLEANUP_SELECTORS=json.dumps([rule])
     )
     assert "[0].idle_hours" in message and "[0].unknown" in message
+    assert SECRET not in message
+
+
+TOPIC = f"urn:smn:ap-southeast-3:{P1}:cleanup-digest"
+
+
+def test_a_topic_publishes_to_its_own_regions_smn_with_its_project() -> None:
+    s = settings(MODELARTS_CLEANUP_NOTIFY_TOPIC=f"  {TOPIC} ", MODELARTS_CLEANUP_NOTIFY_ON="Always")
+    assert s.topic is not None
+    assert (s.topic.region, s.topic.project_id, s.topic.name) == (
+        "ap-southeast-3",
+        P1,
+        "cleanup-digest",
+    )
+    assert str(s.topic) == TOPIC
+    # The topic's region, not the function's (cn-north-4).
+    assert s.smn_base_url == "https://smn.ap-southeast-3.myhuaweicloud.com"
+    assert s.notify_on == "always"
+
+
+def test_the_smn_endpoint_setting_overrides_the_topics_region() -> None:
+    s = settings(
+        MODELARTS_CLEANUP_NOTIFY_TOPIC=TOPIC,
+        MODELARTS_CLEANUP_SMN_ENDPOINT="https://smn.example.internal:8443/",
+    )
+    assert s.smn_base_url == "https://smn.example.internal:8443"
+
+
+def test_a_blank_topic_is_unset_and_needs_nothing_else() -> None:
+    s = settings(MODELARTS_CLEANUP_NOTIFY_TOPIC="  ", MODELARTS_CLEANUP_NOTIFY_ON="problems")
+    assert s.topic is None and s.smn_base_url is None
+
+
+@pytest.mark.parametrize(
+    ("urn", "why"),
+    [
+        ("cleanup-digest", "must be an SMN topic URN"),
+        (f"urn:sns:cn-north-4:{P1}:t", "must be an SMN topic URN"),
+        (f"urn:smn:cn-north-4:{P1}:t:extra", "must be an SMN topic URN"),
+        (f"urn:smn:CN_North:{P1}:t", "region"),
+        ("urn:smn:cn-north-4:ED43AEF64DFF4E5C81CB84B71ADCB3FD:t", "project ID"),
+        (f"urn:smn:cn-north-4:{P1}:-starts-with-hyphen", "topic name"),
+        (f"urn:smn:cn-north-4:{P1}:" + "t" * 256, "topic name"),
+        (f"urn:smn:cn-north-4:{P1}:has space", "topic name"),
+    ],
+)
+def test_a_malformed_topic_is_refused_naming_the_part(urn: str, why: str) -> None:
+    message = config_error(
+        MODELARTS_CLEANUP_REGION="cn-north-4", MODELARTS_CLEANUP_NOTIFY_TOPIC=urn
+    )
+    assert "MODELARTS_CLEANUP_NOTIFY_TOPIC" in message
+    assert why in message
+
+
+def test_notify_on_takes_only_its_three_modes() -> None:
+    message = config_error(
+        MODELARTS_CLEANUP_REGION="cn-north-4", MODELARTS_CLEANUP_NOTIFY_ON="errors"
+    )
+    assert "MODELARTS_CLEANUP_NOTIFY_ON" in message
+    for mode in ("changes", "problems", "always"):
+        assert settings(MODELARTS_CLEANUP_NOTIFY_ON=mode).notify_on == mode
+
+
+def test_a_plain_http_smn_endpoint_needs_allow_http() -> None:
+    message = config_error(
+        MODELARTS_CLEANUP_REGION="cn-north-4",
+        MODELARTS_CLEANUP_NOTIFY_TOPIC=TOPIC,
+        MODELARTS_CLEANUP_SMN_ENDPOINT="http://127.0.0.1:9000",
+    )
+    assert "MODELARTS_CLEANUP_SMN_ENDPOINT is plain http://" in message
+    allowed = settings(
+        MODELARTS_CLEANUP_NOTIFY_TOPIC=TOPIC,
+        MODELARTS_CLEANUP_SMN_ENDPOINT="http://127.0.0.1:9000",
+        MODELARTS_CLEANUP_ALLOW_HTTP="true",
+    )
+    assert allowed.smn_base_url == "http://127.0.0.1:9000"
+
+
+def test_an_smn_endpoint_holding_credentials_is_refused_without_echoing_them() -> None:
+    message = config_error(
+        MODELARTS_CLEANUP_REGION="cn-north-4",
+        MODELARTS_CLEANUP_SMN_ENDPOINT=f"https://user:{SECRET}@smn.example.com",
+    )
+    assert "MODELARTS_CLEANUP_SMN_ENDPOINT" in message
+    assert "must not hold credentials" in message
     assert SECRET not in message

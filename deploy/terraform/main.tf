@@ -38,10 +38,13 @@ locals {
     MODELARTS_CLEANUP_READ_TIMEOUT        = tostring(var.read_timeout)
     MODELARTS_CLEANUP_LOG_LEVEL           = var.log_level
     MODELARTS_CLEANUP_LIST_SCOPE          = var.list_scope
+    MODELARTS_CLEANUP_NOTIFY_TOPIC        = var.notify_topic
+    MODELARTS_CLEANUP_NOTIFY_ON           = var.notify_on
   }
   # Set only when given: unset, the function uses its own default.
   optional_settings = {
     MODELARTS_CLEANUP_PROTECT_TAGS = var.protect_tags
+    MODELARTS_CLEANUP_SMN_ENDPOINT = var.smn_endpoint
   }
   function_settings = merge(
     local.settings,

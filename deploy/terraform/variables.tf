@@ -41,7 +41,7 @@ variable "agency_name" {
 }
 
 variable "policies" {
-  description = "Files of deploy/policies/ (without .json) the agency is granted. The default fits rules with a grace period. Named targets only: [\"base\"]; the old devenviron API: add \"devenviron\"; a failure destination: add \"failure-destination-smn\" or \"failure-destination-obs\"."
+  description = "Files of deploy/policies/ (without .json) the agency is granted. The default fits rules with a grace period. Named targets only: [\"base\"]; the old devenviron API: add \"devenviron\"; a digest to an SMN topic: add \"notify\"; a failure destination: add \"failure-destination-smn\" or \"failure-destination-obs\"."
   type        = list(string)
   default     = ["base", "selectors", "grace"]
 }
@@ -142,6 +142,24 @@ variable "protected_instances" {
 
 variable "protect_tags" {
   description = "MODELARTS_CLEANUP_PROTECT_TAGS: tags that keep a selected notebook (\"key\", \"key=value\", or a JSON list). Null: the function's default, modelarts-cleanup:keep. \"[]\" switches the guard off."
+  type        = string
+  default     = null
+}
+
+variable "notify_topic" {
+  description = "MODELARTS_CLEANUP_NOTIFY_TOPIC: an SMN topic URN (urn:smn:<region>:<project_id>:<name>) that receives a digest of each run; empty: none. Add \"notify\" to policies when set."
+  type        = string
+  default     = ""
+}
+
+variable "notify_on" {
+  description = "MODELARTS_CLEANUP_NOTIFY_ON: when to publish the digest: changes, problems or always."
+  type        = string
+  default     = "changes"
+}
+
+variable "smn_endpoint" {
+  description = "MODELARTS_CLEANUP_SMN_ENDPOINT: SMN base URL, overriding the topic's region's. Null: derived from the URN."
   type        = string
   default     = null
 }

@@ -80,11 +80,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo()
     if args.command == "plan":
         show = "report" if args.json else "table"
-        return _invoke(args.event, dry_run=True, deadline=None, show=show)
+        # A preview for the person at the terminal: the topic's subscribers hear nothing of it.
+        return _invoke(args.event, dry_run=True, deadline=None, show=show, publish=False)
     return _invoke(args.event, dry_run=args.dry_run, deadline=args.deadline, show="returned")
 
 
-def _invoke(event_path: str | None, *, dry_run: bool, deadline: float | None, show: str) -> int:
+def _invoke(
+    event_path: str | None,
+    *,
+    dry_run: bool,
+    deadline: float | None,
+    show: str,
+    publish: bool = True,
+) -> int:
     """Run the handler's code path and print `show`.
 
     "returned": what the handler returns, an API Gateway answer included; "report": the report
@@ -108,6 +116,7 @@ def _invoke(event_path: str | None, *, dry_run: bool, deadline: float | None, sh
             deadline_seconds=deadline,
             force_dry_run=dry_run,
             on_report=reports.append,
+            publish=publish,
         )
     except CleanupError:
         # run_function has already logged why, as one JSON line on stderr.

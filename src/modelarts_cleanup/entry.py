@@ -58,12 +58,14 @@ def run_function(
     sleep: Callable[[float], None] = time.sleep,
     wall_clock: Callable[[], float] = time.time,
     on_report: Callable[[dict[str, Any]], None] | None = None,
+    publish: bool = True,
 ) -> dict[str, Any]:
     """Run one invocation and return what the handler returns: the report, or APIG's answer.
 
     Invalid input deletes nothing and raises, except from API Gateway, whose caller gets an
     answer (400, 405, 413, 500) instead of the bare 500 a raised exception would give it.
     `on_report` receives the report of every run that produced one, whatever the envelope.
+    `publish=False` sends no digest to the topic set (a preview for one person: `plan`).
     """
     global _cold_start
     cold_start, _cold_start = _cold_start, False
@@ -84,6 +86,7 @@ def run_function(
         sleep=sleep,
         wall_clock=wall_clock,
         on_report=on_report,
+        publish=publish,
     )
     log = JsonLog(invocation.stream, context=invocation.log_context)
     try:
@@ -123,6 +126,7 @@ class _Invocation:
     sleep: Callable[[float], None]
     wall_clock: Callable[[], float]
     on_report: Callable[[dict[str, Any]], None] | None
+    publish: bool
 
 
 def _log_unexpected(log: JsonLog, exc: Exception) -> None:
@@ -159,6 +163,7 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
         log.error(str(exc), error_type=type(exc).__name__, envelope=received.envelope.value)
         raise
 
+    began = wall_clock()  # when the run ran, as its digest tells people
     # Each source can only make the run safer: any one of them asking for a dry run wins.
     dry_run = settings.dry_run or payload.dry_run or invocation.force_dry_run
     policy = _policy(settings)
@@ -215,21 +220,42 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
             clock=clock,
             sleep=sleep,
         )
-    finally:
-        session.close()
-    report = Report(
-        status=run_status(
+        status = run_status(
             results,
             refused=plan.refused_run is not None,
             failed_selectors=sum(1 for r in selector_reports if r.failed),
-        ),
-        dry_run=dry_run,
-        api=settings.api.value,
-        request_id=invocation.request_id,
-        duration_ms=round((clock() - started) * 1000),
-        results=results,
-        selectors=tuple(r.to_dict() for r in selector_reports),
-    )
+        )
+        selectors = tuple(r.to_dict() for r in selector_reports)
+
+        def report_of(notification: Mapping[str, Any] | None) -> Report:
+            return Report(
+                status=status,
+                dry_run=dry_run,
+                api=settings.api.value,
+                request_id=invocation.request_id,
+                duration_ms=round((clock() - started) * 1000),
+                results=results,
+                selectors=selectors,
+                notification=notification,
+            )
+
+        notification = None
+        if settings.topic is not None and invocation.publish:
+            # After everything else, and whatever becomes of it the results stand.
+            notification = _notify(
+                report_of(None).to_dict(),
+                settings,
+                session,
+                invocation,
+                log,
+                admission,
+                deadline,
+                credentials.secret_values(),
+                began,
+            )
+    finally:
+        session.close()
+    report = report_of(notification)
     log.log(
         "INFO" if report.status.value == "succeeded" else "WARNING",
         "run finished",
@@ -242,6 +268,51 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
     return settings, reported
 
 
+def _notify(
+    report: Mapping[str, Any],
+    settings: Settings,
+    session: requests.Session,
+    invocation: _Invocation,
+    log: JsonLog,
+    admission: Admission,
+    deadline: float | None,
+    secrets: Sequence[str],
+    began: float,
+) -> dict[str, Any]:
+    """The run's digest published to the topic set: the report's `notification` entry."""
+    from datetime import datetime, timezone
+
+    from .cleanup.notification import notify
+    from .cloud.notify import SmnPublisher
+
+    topic, base_url = settings.topic, settings.smn_base_url
+    if topic is None or base_url is None:
+        return {}
+    try:
+        transport = _transport(
+            settings, base_url, session, invocation.clock, invocation.sleep, secrets, log, admission
+        )
+    except ConfigurationError as exc:  # the setting was checked; the run's results stand
+        log.error("notification failed", topic=str(topic), error_type=type(exc).__name__)
+        return {
+            "topic": str(topic),
+            "status": "failed",
+            "message_id": None,
+            "error_code": "ConfigurationError",
+            "error_msg": "the SMN endpoint could not be used",
+        }
+    return notify(
+        report,
+        SmnPublisher(transport, topic),
+        mode=settings.notify_on,
+        started=datetime.fromtimestamp(began, tz=timezone.utc),
+        region=settings.region,
+        protect_tags=[str(condition) for condition in settings.protect],
+        deadline=deadline,
+        log=log,
+    )
+
+
 def _client(
     settings: Settings,
     session: requests.Session,
@@ -251,6 +322,24 @@ def _client(
     log: JsonLog,
     admission: Admission,
 ) -> ModelArtsClient:
+    transport = _transport(
+        settings, settings.base_url, session, clock, sleep, secrets, log, admission
+    )
+    return ModelArtsClient(transport, api=settings.api)
+
+
+def _transport(
+    settings: Settings,
+    base_url: str,
+    session: requests.Session,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    secrets: Sequence[str],
+    log: JsonLog,
+    admission: Admission,
+) -> Transport:
+    """A transport to `base_url` on the run's session, retry policy, timeouts and admission."""
+
     def log_retry(retry: RetryDetails) -> None:
         log.debug(
             f"retrying {retry.request}",
@@ -261,9 +350,9 @@ def _client(
             http_status=retry.http_status,
         )
 
-    transport = Transport(
+    return Transport(
         session=session,
-        endpoint=settings.base_url,
+        endpoint=base_url,
         retry=RetryPolicy(max_attempts=settings.max_attempts),
         timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
         clock=clock,
@@ -272,7 +361,6 @@ def _client(
         on_retry=log_retry,
         admission=admission,
     )
-    return ModelArtsClient(transport, api=settings.api)
 
 
 def _policy(settings: Settings) -> Policy:

@@ -25,6 +25,7 @@ from .functiongraph import FunctionContext
 from .vocabulary import ApiGeneration, is_instance_id, is_project_id
 
 if TYPE_CHECKING:
+    from .cloud.notify import TopicUrn
     from .events.rules import Selector
     from .events.tags import TagCondition
 
@@ -51,6 +52,9 @@ _ENV = {
     "log_level": PREFIX + "LOG_LEVEL",
     "list_scope": PREFIX + "LIST_SCOPE",
     "protect_tags": PREFIX + "PROTECT_TAGS",
+    "notify_topic": PREFIX + "NOTIFY_TOPIC",
+    "notify_on": PREFIX + "NOTIFY_ON",
+    "smn_endpoint": PREFIX + "SMN_ENDPOINT",
     "access_key": "HUAWEICLOUD_SDK_AK",
     "secret_key": "HUAWEICLOUD_SDK_SK",
     "security_token": "HUAWEICLOUD_SDK_SECURITY_TOKEN",
@@ -109,6 +113,11 @@ class Settings(BaseSettings):
     list_scope: Literal["all", "own"] = "all"
     # Tag conditions that keep a selected instance (TagCondition); None: the default one.
     protect_tags: Annotated[tuple[Any, ...] | None, NoDecode] = None
+    # The SMN topic a digest of each run goes to (cloud.notify.TopicUrn's text); None: none.
+    notify_topic: str | None = None
+    # Which runs publish one: any that changed something or went wrong, only problems, or all.
+    notify_on: Literal["changes", "problems", "always"] = "changes"
+    smn_endpoint: str | None = None
     access_key: str | None = None
     secret_key: SecretStr | None = None
     security_token: SecretStr | None = None
@@ -145,7 +154,7 @@ class Settings(BaseSettings):
             raise ValueError("a JSON list or comma-separated tag conditions")
         return parse_conditions(items)
 
-    @field_validator("list_scope", mode="before")
+    @field_validator("list_scope", "notify_on", mode="before")
     @classmethod
     def _lower_scope(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -160,7 +169,9 @@ class Settings(BaseSettings):
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("region", "endpoint", "access_key", mode="before")
+    @field_validator(
+        "region", "endpoint", "access_key", "notify_topic", "smn_endpoint", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str):
@@ -188,6 +199,20 @@ class Settings(BaseSettings):
     def _endpoint_shape(cls, value: str | None) -> str | None:
         return None if value is None else parse_endpoint(value).base_url
 
+    @field_validator("smn_endpoint")
+    @classmethod
+    def _smn_endpoint_shape(cls, value: str | None) -> str | None:
+        return None if value is None else parse_endpoint(value).base_url
+
+    @field_validator("notify_topic")
+    @classmethod
+    def _topic_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from .cloud.notify import parse_topic_urn  # loaded only when a topic is set
+
+        return str(parse_topic_urn(value))
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.endpoint is None and self.region is None:
@@ -197,6 +222,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{_ENV['endpoint']} is plain http://; credentials would travel unencrypted. "
                 f"Use https://, or set {_ENV['allow_http']}=true for local testing only"
+            )
+        smn_insecure = (
+            self.smn_endpoint is not None and parse_endpoint(self.smn_endpoint).plain_http
+        )
+        if smn_insecure and not self.allow_http:
+            raise ValueError(
+                f"{_ENV['smn_endpoint']} is plain http://; credentials would travel "
+                f"unencrypted. Use https://, or set {_ENV['allow_http']}=true for local "
+                "testing only"
             )
         if self.region is not None and self.endpoint is None:
             endpoint_for_region(self.region)  # raises ConfigurationError on a malformed region
@@ -214,6 +248,25 @@ class Settings(BaseSettings):
         if self.protect_tags is None:
             return (TagCondition(DEFAULT_PROTECT_TAG),)
         return tuple(self.protect_tags)
+
+    @property
+    def topic(self) -> TopicUrn | None:
+        """The SMN topic a run's digest goes to, or None."""
+        if self.notify_topic is None:
+            return None
+        from .cloud.notify import parse_topic_urn
+
+        return parse_topic_urn(self.notify_topic)
+
+    @property
+    def smn_base_url(self) -> str | None:
+        """Where the digest is published: the setting, else the topic's region's SMN."""
+        topic = self.topic
+        if topic is None:
+            return None
+        from .cloud.notify import smn_endpoint_for_region
+
+        return self.smn_endpoint or smn_endpoint_for_region(topic.region)
 
     @property
     def base_url(self) -> str:

@@ -158,6 +158,8 @@ class Report:
     duration_ms: int
     results: tuple[Result, ...]
     selectors: tuple[dict[str, Any], ...] = ()
+    # What became of the run's digest (cleanup.notification); None: no topic is set.
+    notification: Mapping[str, Any] | None = None
     counts: dict[str, int] = field(init=False)
     failed_by: dict[str, int] = field(init=False)
     answers_lost: int = field(init=False)
@@ -180,6 +182,7 @@ class Report:
             "answers_lost": self.answers_lost,
             "results": [r.to_dict() for r in self.results],
             "selectors": [dict(s) for s in self.selectors],
+            "notification": None if self.notification is None else dict(self.notification),
         }
 
 

@@ -76,6 +76,12 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("GET", r"/v1/(?P<project>[^/]+)/demanager/instances/(?P<id>[^/]+)", "de_show"),
         ("DELETE", r"/v1/(?P<project>[^/]+)/demanager/instances/(?P<id>[^/]+)", "de_delete"),
         ("POST", r"/v1/(?P<project>[^/]+)/demanager/instances/(?P<id>[^/]+)/action", "de_action"),
+        # SMN's PublishMessage; the "instance" is the topic's URN.
+        (
+            "POST",
+            r"/v2/(?P<project>[^/]+)/notifications/topics/(?P<id>[^/]+)/publish",
+            "smn_publish",
+        ),
     )
 )
 
@@ -98,6 +104,8 @@ IAM_ACTIONS: dict[str, str] = {
     "de_show": "modelarts:notebook:get",
     "de_delete": "modelarts:notebook:delete",
     "de_action": "modelarts:notebook:action",
+    # SMN API reference, "Permissions Policies and Supported Actions".
+    "smn_publish": "smn:topic:publish",
 }
 
 

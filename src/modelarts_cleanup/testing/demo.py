@@ -33,6 +33,7 @@ RULE = {
 WORKSPACES = ("0", "a1" * 16, "b2" * 16, "c3" * 16)
 OWNERS = (User("a" * 32, "alice"), User("b" * 32, "bob"), User("c" * 32, "chen"))
 FLEET_SIZE = 300
+TOPIC = f"urn:smn:cn-north-4:{FLEET_PROJECT}:modelarts-cleanup"
 
 
 def run_demo(out: TextIO | None = None) -> int:
@@ -154,9 +155,17 @@ def _grace_period(out: TextIO) -> bool:
     hour = 3_600_000
     now_ms = int(time.time()) * 1000
     rule = {**RULE, "exclude_tags": [], "grace_hours": 48}
+    digests: list[str] = []
     with FakeModelArts(access_key=DEMO_AK, secret_key=DEMO_SK) as fake:
         fake.seed_fleet(FLEET_PROJECT, 60, workspaces=WORKSPACES, owners=OWNERS, seed=11)
-        environ = _environ(fake, MODELARTS_CLEANUP_MAX_DELETIONS="200")
+        # The local endpoint answers SMN too: each run's digest goes to this topic.
+        topic = fake.add_topic(TOPIC)
+        environ = _environ(
+            fake,
+            MODELARTS_CLEANUP_MAX_DELETIONS="200",
+            MODELARTS_CLEANUP_NOTIFY_TOPIC=topic,
+            MODELARTS_CLEANUP_SMN_ENDPOINT=fake.url,
+        )
 
         def run(at_ms: int) -> dict[str, Any]:
             return run_function(
@@ -166,6 +175,16 @@ def _grace_period(out: TextIO) -> bool:
                 log_stream=io.StringIO(),
                 wall_clock=lambda: at_ms / 1000,
             )
+
+        def show_digest() -> None:
+            """The digest the last run sent, as its subscribers read it."""
+            sent = fake.published[len(digests) :]
+            digests.extend(m.message_id for m in sent)
+            for message in sent:
+                print(f"  the digest it sent to {topic}:", file=out)
+                print(f"    Subject: {message.subject}", file=out)
+                for line in message.message.splitlines():
+                    print(f"    | {line}".rstrip(), file=out)
 
         print(
             "# 3. a grace period: " + json.dumps({"grace_hours": 48}) + " added to the rule",
@@ -177,9 +196,11 @@ def _grace_period(out: TextIO) -> bool:
         print(
             f"run 1 (now): marked {len(marked)}, deleted 0; delete after {sorted(after)}", file=out
         )
+        show_digest()
         second = run(now_ms + 24 * hour)
         waiting = {r["instance_id"] for r in second["results"] if r["outcome"] == "marked"}
         print(f"run 2 (+24 h): {len(waiting)} marks waiting, nothing written", file=out)
+        show_digest()
         kept = sorted(marked)[0]
         fake.tag(FLEET_PROJECT, kept, {"modelarts-cleanup:keep": "yes"})
         print(f"meanwhile its owner tags {kept} modelarts-cleanup:keep", file=out)
@@ -191,7 +212,12 @@ def _grace_period(out: TextIO) -> bool:
             f"{sum(o == 'unmarked' for o in outcomes.values())} ({kept}: {outcomes.get(kept)})",
             file=out,
         )
+        show_digest()
         survived = fake.instance(FLEET_PROJECT, kept) is not None
+    notified = [r["notification"]["status"] for r in (first, second, third)]
+    if notified != ["sent"] * 3 or len(digests) != 3:
+        print(f"demo FAILED: each run should have sent one digest: {notified}", file=out)
+        return False
     if not marked or waiting != marked or deleted != marked - {kept} or not survived:
         print("demo FAILED: the grace period did not go mark, wait, delete", file=out)
         return False

@@ -27,6 +27,7 @@ from .gateway import Gateway
 from .http_server import Listener
 from .recording import RecordedRequest, RequestLog, redacted
 from .replies import BUSY, NO_SUCH_API, NOT_AUTHORISED, PROJECT_MISMATCH, Reply, gateway_error
+from .smn import PublishedMessage, Topics
 from .state import CALLER, DEFAULT_WORKSPACE, NOTEBOOK, Fleet, Instance, User
 
 
@@ -85,6 +86,7 @@ class FakeModelArts:
             stop_before_delete=stop_before_delete,
             legacy_error_message=legacy_error_message,
         )
+        self._topics = Topics()
         self._faults = Faults()
         self._before_read: dict[tuple[str, str], Callable[[], None]] = {}
         self._log = RequestLog()
@@ -273,6 +275,17 @@ class FakeModelArts:
         with self._lock:
             return {key for key in self._fleet.instances if project_id in (None, key[0])}
 
+    def add_topic(self, urn: str) -> str:
+        """Create an SMN topic (`urn:smn:<region>:<project_id>:<name>`) that takes messages."""
+        with self._lock:
+            return self._topics.add(urn)
+
+    @property
+    def published(self) -> list[PublishedMessage]:
+        """Every message an SMN topic took, in order (a copy)."""
+        with self._lock:
+            return list(self._topics.published)
+
     def add_fault(
         self,
         fault: Fault,
@@ -413,7 +426,10 @@ class FakeModelArts:
         with self._lock:
             key = (route.project_id, route.instance_id or "")
             before = self._fleet.instances.get(key)
-            reply = self._api.handle(route, query, body)
+            if route.action == "smn_publish":
+                reply = self._topics.publish(route.project_id, key[1], body, request_id)
+            else:
+                reply = self._api.handle(route, query, body)
             stuck = fault is not None and fault.kind == "stuck_delete"
             if stuck and before is not None and key not in self._fleet.instances:
                 # Accepted and answered as usual, then never finished: it stays, DELETING.
