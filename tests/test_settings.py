@@ -49,6 +49,8 @@ def test_defaults_match_the_design() -> None:
     assert s.access_key is s.secret_key is s.security_token is s.auth_token is None
     assert s.list_scope == "all"
     assert s.protect == (TagCondition("modelarts-cleanup:keep"),)
+    assert s.project_regions == {} and s.endpoints == {}
+    assert s.iam_url == "https://iam.myhuaweicloud.com"
 
 
 DESIGNED = """
@@ -59,6 +61,7 @@ MODELARTS_CLEANUP_PROTECTED_INSTANCES MODELARTS_CLEANUP_MAX_DELETIONS MODELARTS_
 MODELARTS_CLEANUP_MAX_ATTEMPTS MODELARTS_CLEANUP_CONNECT_TIMEOUT MODELARTS_CLEANUP_READ_TIMEOUT
 MODELARTS_CLEANUP_LOG_LEVEL MODELARTS_CLEANUP_AUTH_TOKEN
 MODELARTS_CLEANUP_LIST_SCOPE MODELARTS_CLEANUP_PROTECT_TAGS
+MODELARTS_CLEANUP_PROJECT_REGIONS MODELARTS_CLEANUP_ENDPOINTS MODELARTS_CLEANUP_IAM_ENDPOINT
 HUAWEICLOUD_SDK_AK HUAWEICLOUD_SDK_SK HUAWEICLOUD_SDK_SECURITY_TOKEN
 """
 

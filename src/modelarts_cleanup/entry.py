@@ -5,11 +5,12 @@ The handler and the command line both call it.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -20,7 +21,9 @@ from .cleanup.planning import Candidate, Policy, make_plan
 from .cleanup.report import JsonLog, Report, run_status, summary_log_fields
 from .cloud.admission import Admission
 from .cloud.client import ModelArtsClient
-from .cloud.credentials import resolve_credentials
+from .cloud.credentials import AkSk, Credentials, IamToken, resolve_credentials
+from .cloud.iam import IamClient, ProjectRegionCache
+from .cloud.regions import Located, RegionalTransport, locate
 from .cloud.session import new_session
 from .cloud.transport import RetryDetails, RetryPolicy, Timeouts, Transport
 from .events.envelopes import Envelope, Received, receive, unwrap
@@ -59,6 +62,7 @@ def run_function(
     sleep: Callable[[float], None] = time.sleep,
     wall_clock: Callable[[], float] = time.time,
     on_report: Callable[[dict[str, Any]], None] | None = None,
+    iam_cache: ProjectRegionCache | None = None,
 ) -> dict[str, Any]:
     """Run one invocation and return what the handler returns: the report, or APIG's answer.
 
@@ -85,6 +89,7 @@ def run_function(
         sleep=sleep,
         wall_clock=wall_clock,
         on_report=on_report,
+        iam_cache=IAM_CACHE if iam_cache is None else iam_cache,
     )
     log = JsonLog(invocation.stream, context=invocation.log_context)
     try:
@@ -104,7 +109,7 @@ def run_function(
         if not isinstance(exc, (ConfigurationError, PayloadError)):  # logged already, with why
             _log_unexpected(log, exc)
         return error_answer(exc, request_id)
-    return report_answer(report, endpoint=settings.base_url)
+    return report_answer(report, endpoint=_endpoints_named(settings))
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,13 @@ class _Invocation:
     sleep: Callable[[float], None]
     wall_clock: Callable[[], float]
     on_report: Callable[[dict[str, Any]], None] | None
+    iam_cache: ProjectRegionCache
+
+
+def _endpoints_named(settings: Settings) -> list[str]:
+    """Every endpoint a setting names, which an answer to API Gateway's caller does not."""
+    named = [settings.endpoint, settings.base_url, *settings.endpoints.values(), settings.iam_url]
+    return [url for url in dict.fromkeys(named) if url]
 
 
 def _log_unexpected(log: JsonLog, exc: Exception) -> None:
@@ -149,30 +161,40 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
         _check_generation(payload, settings.api)
         credentials = resolve_credentials(settings, context)
         auth = credentials.auth()
-        session = invocation.session_factory(settings.concurrency, auth)
-        # Until a request has been answered, one may take as long as connecting may.
-        admission = Admission(first_guess=settings.connect_timeout, clock=clock)
-        try:
-            client = _client(
-                settings, session, clock, sleep, credentials.secret_values(), log, admission
-            )
-        except ConfigurationError:
-            session.close()
-            raise
     except (ConfigurationError, PayloadError) as exc:
         log.error(str(exc), error_type=type(exc).__name__, envelope=received.envelope.value)
         raise
 
     # Each source can only make the run safer: any one of them asking for a dry run wins.
     dry_run = settings.dry_run or payload.dry_run or invocation.force_dry_run
-    policy = _policy(settings)
     budget = invocation.budget
     deadline = (
         None if budget is None else started + budget - min(DEADLINE_MARGIN_SECONDS, budget / 4)
     )
-    if deadline is not None and not admission.admits(deadline):
+    # The allowlist comes first: a project outside it is not even looked up.
+    projects = [
+        p
+        for p in dict.fromkeys(
+            [t.project_id for t in payload.targets] + [s.project_id for s in payload.selectors]
+        )
+        if not settings.allowed_projects or p in settings.allowed_projects
+    ]
+    where = _locate(settings, credentials, projects, invocation, log, deadline)
+    policy = _policy(settings, where.located)
+    sessions: list[requests.Session] = []
+    try:
+        client, admissions = _client(
+            settings, where, auth, invocation, credentials.secret_values(), log, sessions
+        )
+    except ConfigurationError as exc:
+        for session in sessions:
+            session.close()
+        log.error(str(exc), error_type=type(exc).__name__, envelope=received.envelope.value)
+        raise
+    if deadline is not None and not all(a.admits(deadline) for a in admissions):
+        needed = max(a.needed() for a in admissions)
         log.warning(
-            f"{deadline - clock():.1f}s is less than the {admission.needed():.1f}s a first request "
+            f"{deadline - clock():.1f}s is less than the {needed:.1f}s a first request "
             "is allowed (MODELARTS_CLEANUP_CONNECT_TIMEOUT and a margin): no request will start; "
             "give the function more time or lower the connect timeout"
         )
@@ -192,9 +214,13 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
                 deadline=deadline,
                 now_ms=round(wall_clock() * 1000),
                 scope=settings.list_scope,
-                concurrency=settings.concurrency,
+                # Each region has its own `concurrency` requests in flight at most.
+                concurrency=settings.concurrency * max(1, len(where.regions)),
                 protect=protect,
             )
+            selector_reports = [
+                replace(r, region=where.region_of(r.project_id)) for r in selector_reports
+            ]
             recheck = rechecker(client, deadline, wall_clock, protect)
         for selector_report in selector_reports:
             if selector_report.failed:
@@ -218,9 +244,11 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
             recheck=recheck,
             clock=clock,
             sleep=sleep,
+            region_of=where.region_of,
         )
     finally:
-        session.close()
+        for session in sessions:
+            session.close()
     report = Report(
         status=run_status(
             results,
@@ -233,6 +261,7 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
         duration_ms=round((clock() - started) * 1000),
         results=results,
         selectors=tuple(r.to_dict() for r in selector_reports),
+        regions=where.regions,
     )
     log.log(
         "INFO" if report.status.value == "succeeded" else "WARNING",
@@ -246,15 +275,134 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
     return settings, reported
 
 
+@dataclass(frozen=True)
+class _Where:
+    """Where the run's requests go: each project's region, or the one endpoint if set."""
+
+    located: Located
+    # Every project to this one endpoint (MODELARTS_CLEANUP_ENDPOINT), no lookup made.
+    single: str | None = None
+
+    def region_of(self, project_id: str) -> str | None:
+        """The region a project's results report."""
+        return self.located.region(project_id)
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """The regions the run's requests go to."""
+        return tuple(sorted(set(self.located.regions.values())))
+
+
+def _locate(
+    settings: Settings,
+    credentials: Credentials,
+    projects: Sequence[str],
+    invocation: _Invocation,
+    log: JsonLog,
+    deadline: float | None,
+) -> _Where:
+    """Each project's region: the explicit map, the function's own, IAM; or one endpoint."""
+    if settings.endpoint is not None:
+        # One endpoint for everything, as configured: nothing is looked up, and a result's
+        # region is the map's or the configured one, when either says.
+        labels = {p: settings.project_regions.get(p) or settings.region for p in projects}
+        known = {p: region for p, region in labels.items() if region is not None}
+        return _Where(Located(known), settings.endpoint)
+    own_project = FunctionContext(invocation.context).project_id() or _runtime_project(invocation)
+    own = None if own_project is None or settings.region is None else (own_project, settings.region)
+    token = isinstance(credentials, IamToken)
+    reachable: frozenset[str] | None = None
+    unreachable = ""
+    if token:
+        only = settings.region or "none"
+        no_iam = (
+            "an IAM token is scoped to one project and region, and IAM is not asked with one; "
+            f"with MODELARTS_CLEANUP_AUTH_TOKEN only {only}'s projects are reachable: map this "
+            "project in MODELARTS_CLEANUP_PROJECT_REGIONS, or use AK/SK (an agency) for others"
+        )
+        reachable = frozenset() if settings.region is None else frozenset({settings.region})
+        unreachable = (
+            "in region {region}, but an IAM token is scoped to one project: with "
+            f"MODELARTS_CLEANUP_AUTH_TOKEN only {only} is reachable; use AK/SK (an agency)"
+        )
+        log.info(
+            f"an IAM token works in one region only: requests go to {only}; "
+            "projects in other regions are refused (region_unknown)"
+        )
+        ask = None
+    else:
+        no_iam = ""
+
+        def ask() -> Mapping[str, str]:
+            return _ask_iam(settings, credentials, invocation, deadline)
+
+    located = locate(
+        projects,
+        explicit=settings.project_regions,
+        own=own,
+        ask_iam=ask,
+        no_iam=no_iam,
+        reachable=reachable,
+        unreachable=unreachable,
+    )
+    for project, why in located.unknown.items():
+        log.warning(f"project {project}: region unknown, not touched: {why}", project_id=project)
+    return _Where(located)
+
+
+def _runtime_project(invocation: _Invocation) -> str | None:
+    environ = os.environ if invocation.environ is None else invocation.environ
+    value = environ.get("RUNTIME_PROJECT_ID", "").strip()
+    return value or None
+
+
+# IAM's answers, kept across the invocations of a warm container (ProjectRegionCache's clock).
+IAM_CACHE = ProjectRegionCache()
+
+
+def _ask_iam(
+    settings: Settings,
+    credentials: Credentials,
+    invocation: _Invocation,
+    deadline: float | None,
+) -> Mapping[str, str]:
+    """Project ID -> region from IAM, or from a recent enough answer; asked once per run."""
+    caller = credentials.access_key if isinstance(credentials, AkSk) else ""
+    cache = invocation.iam_cache
+    kept = cache.get(settings.iam_url, caller)
+    if kept is not None:
+        return kept
+    session = invocation.session_factory(1, credentials.auth())
+    try:
+        transport = Transport(
+            session=session,
+            endpoint=settings.iam_url,
+            retry=RetryPolicy(max_attempts=settings.max_attempts),
+            timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
+            clock=invocation.clock,
+            sleep=invocation.sleep,
+            secrets=credentials.secret_values(),
+            admission=Admission(first_guess=settings.connect_timeout, clock=invocation.clock),
+        )
+        answer = IamClient(transport).project_regions(deadline=deadline)
+    finally:
+        session.close()
+    cache.put(settings.iam_url, caller, answer)
+    return answer
+
+
 def _client(
     settings: Settings,
-    session: requests.Session,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
+    where: _Where,
+    auth: requests.auth.AuthBase,
+    invocation: _Invocation,
     secrets: Sequence[str],
     log: JsonLog,
-    admission: Admission,
-) -> ModelArtsClient:
+    sessions: list[requests.Session],
+) -> tuple[ModelArtsClient, list[Admission]]:
+    """A client whose requests go to each project's region: a transport (connection pool,
+    admission) per endpoint. Sessions opened are added to `sessions`, for the caller to close."""
+
     def log_retry(retry: RetryDetails) -> None:
         log.debug(
             f"retrying {retry.request}",
@@ -265,18 +413,42 @@ def _client(
             http_status=retry.http_status,
         )
 
-    transport = Transport(
-        session=session,
-        endpoint=settings.base_url,
-        retry=RetryPolicy(max_attempts=settings.max_attempts),
-        timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
-        clock=clock,
-        sleep=sleep,
-        secrets=secrets,
-        on_retry=log_retry,
-        admission=admission,
+    clock = invocation.clock
+    urls = (
+        {"": where.single}
+        if where.single is not None
+        else {region: settings.region_url(region) for region in where.regions}
     )
-    return ModelArtsClient(transport, api=settings.api)
+    if not urls:
+        # Nothing reachable: a transport that is never used keeps the client whole.
+        urls = {"": settings.base_url or settings.iam_url}
+    transports: dict[str, Transport] = {}
+    admissions: list[Admission] = []
+    for key, url in urls.items():
+        session = invocation.session_factory(settings.concurrency, auth)
+        sessions.append(session)
+        # Until a request has been answered, one may take as long as connecting may.
+        admission = Admission(first_guess=settings.connect_timeout, clock=clock)
+        admissions.append(admission)
+        transports[key] = Transport(
+            session=session,
+            endpoint=url,
+            retry=RetryPolicy(max_attempts=settings.max_attempts),
+            timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
+            clock=clock,
+            sleep=invocation.sleep,
+            secrets=secrets,
+            on_retry=log_retry,
+            admission=admission,
+        )
+    routes = {} if where.single is not None else dict(where.located.regions)
+    regional = RegionalTransport(
+        transports,
+        routes,
+        limit=settings.concurrency,
+        default="" if where.single is not None else None,
+    )
+    return ModelArtsClient(regional, api=settings.api), admissions
 
 
 def _check_generation(payload: Payload, api: ApiGeneration) -> None:
@@ -300,9 +472,10 @@ def _check_generation(payload: Payload, api: ApiGeneration) -> None:
         raise PayloadError(problems)
 
 
-def _policy(settings: Settings) -> Policy:
+def _policy(settings: Settings, located: Located) -> Policy:
     return Policy(
         allowed_projects=settings.allowed_projects,
         protected_instances=settings.protected_instances,
         max_deletions=settings.max_deletions,
+        unknown_regions=located.unknown,
     )

@@ -54,6 +54,7 @@ class Reason(str, Enum):
     STOP_FAILED = "stop_failed"
     RECHECK_FAILED = "recheck_failed"
     MARK_UNREADABLE = "mark_unreadable"
+    REGION_UNKNOWN = "region_unknown"
 
 
 # Outcomes of targets the run acted on (a dry run acts by reporting).
@@ -98,6 +99,8 @@ class Result:
     pool: Mapping[str, str | None] | None = None
     # A grace period's mark: when the instance may be deleted (RFC 3339, UTC).
     delete_after: str | None = None
+    # The region of the target's project (None: not found, or one endpoint and no region set).
+    region: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as it appears in the report."""
@@ -167,6 +170,8 @@ class Report:
     duration_ms: int
     results: tuple[Result, ...]
     selectors: tuple[dict[str, Any], ...] = ()
+    # The regions the run sent requests to, sorted.
+    regions: tuple[str, ...] = ()
     counts: dict[str, int] = field(init=False)
     failed_by: dict[str, int] = field(init=False)
     answers_lost: int = field(init=False)
@@ -187,6 +192,7 @@ class Report:
             "counts": dict(self.counts),
             "failed_by": dict(self.failed_by),
             "answers_lost": self.answers_lost,
+            "regions": list(self.regions),
             "results": [r.to_dict() for r in self.results],
             "selectors": [dict(s) for s in self.selectors],
         }
@@ -268,4 +274,5 @@ def summary_log_fields(report: Report) -> dict[str, Any]:
         "counts": dict(report.counts),
         "failed_by": dict(report.failed_by),
         "answers_lost": report.answers_lost,
+        "regions": list(report.regions),
     }
