@@ -167,14 +167,12 @@ class Settings(BaseSettings):
     def _lists(cls, value: object) -> object:
         return _split_list(value)
 
-    @field_validator("endpoints", "project_regions", mode="before")
+    @field_validator("project_regions", mode="before")
     @classmethod
-    def _objects(cls, value: object) -> object:
-        return _json_object(value)
-
-    @field_validator("project_regions")
-    @classmethod
-    def _project_regions(cls, value: dict[str, str]) -> dict[str, str]:
+    def _project_regions(cls, value: object) -> object:
+        value = _json_object(value)
+        if not isinstance(value, dict):
+            return value
         bad_keys = sorted(k for k in value if not is_project_id(k))
         if bad_keys:
             raise ValueError(
@@ -185,10 +183,13 @@ class Settings(BaseSettings):
             raise ValueError(f"values must be {_REGION_EXPECTED}; not for {bad[:5]}")
         return value
 
-    @field_validator("endpoints")
+    @field_validator("endpoints", mode="before")
     @classmethod
-    def _endpoints(cls, value: dict[str, str]) -> dict[str, str]:
-        bad_keys = sorted(k for k in value if not is_region(k))
+    def _endpoints(cls, value: object) -> object:
+        value = _json_object(value)
+        if not isinstance(value, dict):
+            return value
+        bad_keys = sorted(str(k) for k in value if not is_region(k))
         if bad_keys:
             raise ValueError(f"keys must be {_REGION_EXPECTED}: {bad_keys[:5]}")
         return {region: _checked_url(region, url) for region, url in value.items()}

@@ -144,13 +144,16 @@ def run_status(
     """Succeeded, partial, failed or refused, as DESIGN.md defines them.
 
     A selector that could not be applied (its project's listing failed) counts as a failed
-    attempt: the run did not do all it was asked to.
+    attempt: the run did not do all it was asked to. So does a target left alone because its
+    project's region could not be found (not a failure: nothing was tried).
     """
     if refused:
         return RunStatus.REFUSED
+    results = list(results)
     outcomes = [r.outcome for r in results]
     failed = outcomes.count(Outcome.FAILED) + failed_selectors
-    unfinished = failed + outcomes.count(Outcome.NOT_ATTEMPTED)
+    lost = sum(1 for r in results if r.reason == Reason.REGION_UNKNOWN.value)
+    unfinished = failed + outcomes.count(Outcome.NOT_ATTEMPTED) + lost
     if unfinished == 0:
         return RunStatus.SUCCEEDED
     attempted = sum(1 for o in outcomes if o in _ATTEMPTED) + failed_selectors
