@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import scenarios
+from benchmarks import regions, scenarios
 from benchmarks.fake_process import FakeProcess
 from benchmarks.table import HEADLINE_CONCURRENCY, SDK_SIZE, Results, progress, render
 from benchmarks.unpacked import unpacked_cold_starts
@@ -66,9 +66,12 @@ def main(argv: list[str] | None = None) -> int:
             scenarios.fleet_plan(fake, size, workspaces, concurrency)
             for size, workspaces, concurrency in FLEETS
         ]
+    progress("regions")
+    by_region = regions.render(regions.measure())
     text = render(
         Results(rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, fleet, command, unpacked)
     )
+    text += "\n\n" + by_region
     print(text)
     if args.out is not None:
         args.out.write_text(text + "\n", encoding="utf-8")

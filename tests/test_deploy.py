@@ -186,7 +186,11 @@ def test_timer_carries_no_payload_so_the_settings_say_what_it_deletes(
     (rule,) = payload.selectors
     assert rule.project_id == template["vars"]["projectId"]
     assert rule.grace_hours is not None  # the default rule warns before it deletes
-    assert settings.allowed_projects == {template["vars"]["projectId"]}
+    other = template["vars"]["otherProjectId"]
+    assert settings.allowed_projects == {template["vars"]["projectId"], other}
+    # The allowlist spans two regions; the other project's is known without asking IAM.
+    assert settings.project_regions == {other: template["vars"]["otherRegion"]}
+    assert template["vars"]["otherRegion"] != template["vars"]["region"]
 
 
 def test_template_settings_fit_the_functions_limits(props: dict[str, Any]) -> None:

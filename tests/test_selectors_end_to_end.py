@@ -143,6 +143,7 @@ def test_selector_deletes_exactly_what_the_rule_says_across_pages(
             "error_msg": None,
             "http_status": None,
             "failed_workspace": None,
+            "region": None,
         }
     ]
     remaining = {i for _, i in fake.instance_ids(P)}

@@ -50,6 +50,8 @@ def test_defaults_match_the_design() -> None:
     assert s.list_scope == "all"
     assert s.protect == (TagCondition("modelarts-cleanup:keep"),)
     assert (s.topic, s.notify_on, s.smn_base_url) == (None, "changes", None)
+    assert s.project_regions == {} and s.endpoints == {}
+    assert s.iam_url == "https://iam.myhuaweicloud.com"
 
 
 DESIGNED = """
@@ -61,6 +63,7 @@ MODELARTS_CLEANUP_MAX_ATTEMPTS MODELARTS_CLEANUP_CONNECT_TIMEOUT MODELARTS_CLEAN
 MODELARTS_CLEANUP_LOG_LEVEL MODELARTS_CLEANUP_AUTH_TOKEN
 MODELARTS_CLEANUP_LIST_SCOPE MODELARTS_CLEANUP_PROTECT_TAGS
 MODELARTS_CLEANUP_NOTIFY_TOPIC MODELARTS_CLEANUP_NOTIFY_ON MODELARTS_CLEANUP_SMN_ENDPOINT
+MODELARTS_CLEANUP_PROJECT_REGIONS MODELARTS_CLEANUP_ENDPOINTS MODELARTS_CLEANUP_IAM_ENDPOINT
 HUAWEICLOUD_SDK_AK HUAWEICLOUD_SDK_SK HUAWEICLOUD_SDK_SECURITY_TOKEN
 """
 

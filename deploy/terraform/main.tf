@@ -40,11 +40,14 @@ locals {
     MODELARTS_CLEANUP_LIST_SCOPE          = var.list_scope
     MODELARTS_CLEANUP_NOTIFY_TOPIC        = var.notify_topic
     MODELARTS_CLEANUP_NOTIFY_ON           = var.notify_on
+    MODELARTS_CLEANUP_PROJECT_REGIONS     = jsonencode(var.project_regions)
   }
   # Set only when given: unset, the function uses its own default.
   optional_settings = {
     MODELARTS_CLEANUP_PROTECT_TAGS = var.protect_tags
     MODELARTS_CLEANUP_SMN_ENDPOINT = var.smn_endpoint
+    MODELARTS_CLEANUP_ENDPOINTS    = length(var.endpoints) > 0 ? jsonencode(var.endpoints) : null
+    MODELARTS_CLEANUP_IAM_ENDPOINT = var.iam_endpoint
   }
   function_settings = merge(
     local.settings,

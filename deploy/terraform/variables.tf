@@ -128,8 +128,26 @@ variable "targets" {
   default = []
 }
 
+variable "project_regions" {
+  description = "MODELARTS_CLEANUP_PROJECT_REGIONS: project ID -> region ID, for projects in other regions than var.region (known without asking IAM). Grant the agency its policies in each of those projects too."
+  type        = map(string)
+  default     = {}
+}
+
+variable "endpoints" {
+  description = "MODELARTS_CLEANUP_ENDPOINTS: region ID -> ModelArts base URL, over a region's own (regions on other domains). Empty: each region's public endpoint."
+  type        = map(string)
+  default     = {}
+}
+
+variable "iam_endpoint" {
+  description = "MODELARTS_CLEANUP_IAM_ENDPOINT: IAM base URL, asked which region a project is in. Null: https://iam.myhuaweicloud.com."
+  type        = string
+  default     = null
+}
+
 variable "allowed_projects" {
-  description = "MODELARTS_CLEANUP_ALLOWED_PROJECTS: the projects the function may touch. Empty: project_id only."
+  description = "MODELARTS_CLEANUP_ALLOWED_PROJECTS: the projects the function may touch, in any region (add those of project_regions). Empty: project_id only."
   type        = list(string)
   default     = []
 }

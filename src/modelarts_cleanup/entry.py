@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -19,14 +19,15 @@ from .cleanup.execution import Recheck, execute
 from .cleanup.planning import Candidate, Policy, make_plan
 from .cleanup.report import JsonLog, Report, run_status, summary_log_fields
 from .cloud.admission import Admission
-from .cloud.client import ModelArtsClient
-from .cloud.credentials import resolve_credentials
+from .cloud.credentials import Credentials, resolve_credentials
+from .cloud.iam import ProjectRegionCache
+from .cloud.regions import Located
 from .cloud.session import new_session
-from .cloud.transport import RetryDetails, RetryPolicy, Timeouts, Transport
 from .events.envelopes import Envelope, Received
 from .events.intake import Expectations, accept, receive
 from .exceptions import ConfigurationError, PayloadError
 from .functiongraph import FunctionContext
+from .routing import IAM_CACHE, SessionFactory, locate_projects, regional_client, transport_to
 from .settings import Settings, function_environment, load_settings
 
 if TYPE_CHECKING:
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 # Requests cap their own timeouts at the deadline, so the margin only has to cover building and
 # returning the report; a quarter of a very short budget at most, so a 3 s function still works.
 DEADLINE_MARGIN_SECONDS = 2.0
-
-SessionFactory = Callable[[int, requests.auth.AuthBase], requests.Session]
 
 _cold_start = True
 
@@ -58,6 +57,7 @@ def run_function(
     sleep: Callable[[float], None] = time.sleep,
     wall_clock: Callable[[], float] = time.time,
     on_report: Callable[[dict[str, Any]], None] | None = None,
+    iam_cache: ProjectRegionCache | None = None,
     publish: bool = True,
 ) -> dict[str, Any]:
     """Run one invocation and return what the handler returns: the report, or APIG's answer.
@@ -86,6 +86,7 @@ def run_function(
         sleep=sleep,
         wall_clock=wall_clock,
         on_report=on_report,
+        iam_cache=IAM_CACHE if iam_cache is None else iam_cache,
         publish=publish,
     )
     log = JsonLog(invocation.stream, context=invocation.log_context)
@@ -106,7 +107,7 @@ def run_function(
         if not isinstance(exc, (ConfigurationError, PayloadError)):  # logged already, with why
             _log_unexpected(log, exc)
         return error_answer(exc, request_id)
-    return report_answer(report, endpoint=settings.base_url)
+    return report_answer(report, endpoint=_endpoints_named(settings))
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,20 @@ class _Invocation:
     sleep: Callable[[float], None]
     wall_clock: Callable[[], float]
     on_report: Callable[[dict[str, Any]], None] | None
+    iam_cache: ProjectRegionCache
     publish: bool
+
+
+def _endpoints_named(settings: Settings) -> list[str]:
+    """Every endpoint a setting names, which an answer to API Gateway's caller does not."""
+    named = [
+        settings.endpoint,
+        settings.base_url,
+        *settings.endpoints.values(),
+        settings.iam_url,
+        settings.smn_base_url,
+    ]
+    return [url for url in dict.fromkeys(named) if url]
 
 
 def _log_unexpected(log: JsonLog, exc: Exception) -> None:
@@ -149,31 +163,41 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
         payload = accept(received, Expectations(settings.api, settings.targets, settings.selectors))
         credentials = resolve_credentials(settings, context)
         auth = credentials.auth()
-        session = invocation.session_factory(settings.concurrency, auth)
-        # Until a request has been answered, one may take as long as connecting may.
-        admission = Admission(first_guess=settings.connect_timeout, clock=clock)
-        try:
-            client = _client(
-                settings, session, clock, sleep, credentials.secret_values(), log, admission
-            )
-        except ConfigurationError:
-            session.close()
-            raise
     except (ConfigurationError, PayloadError) as exc:
         log.error(str(exc), error_type=type(exc).__name__, envelope=received.envelope.value)
         raise
 
-    began = wall_clock()  # when the run ran, as its digest tells people
     # Each source can only make the run safer: any one of them asking for a dry run wins.
     dry_run = settings.dry_run or payload.dry_run or invocation.force_dry_run
-    policy = _policy(settings)
     budget = invocation.budget
     deadline = (
         None if budget is None else started + budget - min(DEADLINE_MARGIN_SECONDS, budget / 4)
     )
-    if deadline is not None and not admission.admits(deadline):
+    # The allowlist comes first: a project outside it is not even looked up.
+    projects = [
+        p
+        for p in dict.fromkeys(
+            [t.project_id for t in payload.targets] + [s.project_id for s in payload.selectors]
+        )
+        if not settings.allowed_projects or p in settings.allowed_projects
+    ]
+    began = wall_clock()  # when the run ran, as its digest tells people
+    where = locate_projects(settings, credentials, projects, invocation, log, deadline)
+    policy = _policy(settings, where.located)
+    sessions: list[requests.Session] = []
+    try:
+        client, admissions = regional_client(
+            settings, where, auth, invocation, credentials.secret_values(), log, sessions
+        )
+    except ConfigurationError as exc:
+        for session in sessions:
+            session.close()
+        log.error(str(exc), error_type=type(exc).__name__, envelope=received.envelope.value)
+        raise
+    if deadline is not None and not all(a.admits(deadline) for a in admissions):
+        needed = max(a.needed() for a in admissions)
         log.warning(
-            f"{deadline - clock():.1f}s is less than the {admission.needed():.1f}s a first request "
+            f"{deadline - clock():.1f}s is less than the {needed:.1f}s a first request "
             "is allowed (MODELARTS_CLEANUP_CONNECT_TIMEOUT and a margin): no request will start; "
             "give the function more time or lower the connect timeout"
         )
@@ -193,9 +217,13 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
                 deadline=deadline,
                 now_ms=round(wall_clock() * 1000),
                 scope=settings.list_scope,
-                concurrency=settings.concurrency,
+                # Each region has its own `concurrency` requests in flight at most.
+                concurrency=settings.concurrency * max(1, len(where.regions)),
                 protect=protect,
             )
+            selector_reports = [
+                replace(r, region=where.region_of(r.project_id)) for r in selector_reports
+            ]
             recheck = rechecker(client, deadline, wall_clock, protect)
         for selector_report in selector_reports:
             if selector_report.failed:
@@ -219,6 +247,7 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
             recheck=recheck,
             clock=clock,
             sleep=sleep,
+            region_of=where.region_of,
         )
         status = run_status(
             results,
@@ -236,6 +265,7 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
                 duration_ms=round((clock() - started) * 1000),
                 results=results,
                 selectors=selectors,
+                regions=where.regions,
                 notification=notification,
             )
 
@@ -245,16 +275,16 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
             notification = _notify(
                 report_of(None).to_dict(),
                 settings,
-                session,
                 invocation,
+                credentials,
                 log,
-                admission,
                 deadline,
-                credentials.secret_values(),
                 began,
+                sessions,
             )
     finally:
-        session.close()
+        for session in sessions:
+            session.close()
     report = report_of(notification)
     log.log(
         "INFO" if report.status.value == "succeeded" else "WARNING",
@@ -271,13 +301,12 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
 def _notify(
     report: Mapping[str, Any],
     settings: Settings,
-    session: requests.Session,
     invocation: _Invocation,
+    credentials: Credentials,
     log: JsonLog,
-    admission: Admission,
     deadline: float | None,
-    secrets: Sequence[str],
     began: float,
+    sessions: list[requests.Session],
 ) -> dict[str, Any]:
     """The run's digest published to the topic set: the report's `notification` entry."""
     from datetime import datetime, timezone
@@ -288,9 +317,12 @@ def _notify(
     topic, base_url = settings.topic, settings.smn_base_url
     if topic is None or base_url is None:
         return {}
+    session = invocation.session_factory(1, credentials.auth())
+    sessions.append(session)
+    admission = Admission(first_guess=settings.connect_timeout, clock=invocation.clock)
     try:
-        transport = _transport(
-            settings, base_url, session, invocation.clock, invocation.sleep, secrets, log, admission
+        transport = transport_to(
+            settings, base_url, session, invocation, credentials.secret_values(), log, admission
         )
     except ConfigurationError as exc:  # the setting was checked; the run's results stand
         log.error("notification failed", topic=str(topic), error_type=type(exc).__name__)
@@ -313,59 +345,10 @@ def _notify(
     )
 
 
-def _client(
-    settings: Settings,
-    session: requests.Session,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    secrets: Sequence[str],
-    log: JsonLog,
-    admission: Admission,
-) -> ModelArtsClient:
-    transport = _transport(
-        settings, settings.base_url, session, clock, sleep, secrets, log, admission
-    )
-    return ModelArtsClient(transport, api=settings.api)
-
-
-def _transport(
-    settings: Settings,
-    base_url: str,
-    session: requests.Session,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    secrets: Sequence[str],
-    log: JsonLog,
-    admission: Admission,
-) -> Transport:
-    """A transport to `base_url` on the run's session, retry policy, timeouts and admission."""
-
-    def log_retry(retry: RetryDetails) -> None:
-        log.debug(
-            f"retrying {retry.request}",
-            attempt=retry.attempt,
-            max_attempts=retry.max_attempts,
-            delay=round(retry.delay, 3),
-            reason=retry.reason,
-            http_status=retry.http_status,
-        )
-
-    return Transport(
-        session=session,
-        endpoint=base_url,
-        retry=RetryPolicy(max_attempts=settings.max_attempts),
-        timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
-        clock=clock,
-        sleep=sleep,
-        secrets=secrets,
-        on_retry=log_retry,
-        admission=admission,
-    )
-
-
-def _policy(settings: Settings) -> Policy:
+def _policy(settings: Settings, located: Located) -> Policy:
     return Policy(
         allowed_projects=settings.allowed_projects,
         protected_instances=settings.protected_instances,
         max_deletions=settings.max_deletions,
+        unknown_regions=located.unknown,
     )

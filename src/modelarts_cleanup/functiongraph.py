@@ -27,6 +27,10 @@ class FunctionContext:
         """The invocation's request ID."""
         return self._text("getRequestID") or None
 
+    def project_id(self) -> str | None:
+        """The project the function runs in (`getProjectID`), when the context says."""
+        return self._text("getProjectID") or None
+
     def remaining_seconds(self) -> float | None:
         """Seconds left before the platform ends the invocation, when it says so."""
         getter = getattr(self.raw, "getRemainingTimeInMilliSeconds", None)

@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .cloud.endpoint import endpoint_for_region, parse_endpoint
+from .cloud.endpoint import endpoint_for_region, is_region, parse_endpoint
 from .events.payload import MAX_SELECTORS, Target, decode_json
 from .events.problems import describe_errors, type_name
 from .exceptions import ConfigurationError, PayloadError
@@ -37,6 +37,9 @@ DEFAULT_PROTECT_TAG = "modelarts-cleanup:keep"
 _ENV = {
     "region": PREFIX + "REGION",
     "endpoint": PREFIX + "ENDPOINT",
+    "endpoints": PREFIX + "ENDPOINTS",
+    "project_regions": PREFIX + "PROJECT_REGIONS",
+    "iam_endpoint": PREFIX + "IAM_ENDPOINT",
     "allow_http": PREFIX + "ALLOW_HTTP",
     "api": PREFIX + "API",
     "dry_run": PREFIX + "DRY_RUN",
@@ -87,6 +90,34 @@ def _split_list(value: object) -> object:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _json_object(value: object) -> object:
+    """A mapping setting: a JSON object (blank is empty)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"must be a JSON object, not {type_name(data)}")
+    return data
+
+
+def _checked_url(region: str, url: object) -> str:
+    if not isinstance(url, str):
+        raise ValueError(f"{region}: must be a URL string, not {type_name(url)}")
+    try:
+        return parse_endpoint(url).base_url
+    except ValueError as exc:
+        raise ValueError(f"{region}: {exc}") from None
+
+
+_REGION_EXPECTED = "region IDs (lowercase letters, digits and hyphens, such as 'cn-north-4')"
+
+
 class Settings(BaseSettings):
     """Every setting of the function, validated."""
 
@@ -94,6 +125,11 @@ class Settings(BaseSettings):
 
     region: str | None = None
     endpoint: str | None = None
+    # Region ID -> ModelArts base URL, over the region's own (other domains, local use).
+    endpoints: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    # Project ID -> region ID, before the function's own project and IAM are asked.
+    project_regions: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    iam_endpoint: str | None = None
     allow_http: bool = False
     api: ApiGeneration = Field(ApiGeneration.NOTEBOOK)
     dry_run: bool = False
@@ -141,6 +177,33 @@ class Settings(BaseSettings):
     def _lists(cls, value: object) -> object:
         return _split_list(value)
 
+    @field_validator("project_regions", mode="before")
+    @classmethod
+    def _project_regions(cls, value: object) -> object:
+        value = _json_object(value)
+        if not isinstance(value, dict):
+            return value
+        bad_keys = sorted(k for k in value if not is_project_id(k))
+        if bad_keys:
+            raise ValueError(
+                f"keys must be project IDs (32 lowercase hex characters): {bad_keys[:5]}"
+            )
+        bad = sorted(k for k, v in value.items() if not is_region(v))
+        if bad:
+            raise ValueError(f"values must be {_REGION_EXPECTED}; not for {bad[:5]}")
+        return value
+
+    @field_validator("endpoints", mode="before")
+    @classmethod
+    def _endpoints(cls, value: object) -> object:
+        value = _json_object(value)
+        if not isinstance(value, dict):
+            return value
+        bad_keys = sorted(str(k) for k in value if not is_region(k))
+        if bad_keys:
+            raise ValueError(f"keys must be {_REGION_EXPECTED}: {bad_keys[:5]}")
+        return {region: _checked_url(region, url) for region, url in value.items()}
+
     @field_validator("protect_tags", mode="before")
     @classmethod
     def _conditions(cls, value: object) -> object:
@@ -170,7 +233,13 @@ class Settings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator(
-        "region", "endpoint", "access_key", "notify_topic", "smn_endpoint", mode="before"
+        "region",
+        "endpoint",
+        "iam_endpoint",
+        "access_key",
+        "notify_topic",
+        "smn_endpoint",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -194,7 +263,7 @@ class Settings(BaseSettings):
             raise ValueError(f"not {expected}: {bad[:5]}")
         return value
 
-    @field_validator("endpoint")
+    @field_validator("endpoint", "iam_endpoint")
     @classmethod
     def _endpoint_shape(cls, value: str | None) -> str | None:
         return None if value is None else parse_endpoint(value).base_url
@@ -215,12 +284,27 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        if self.endpoint is None and self.region is None:
-            raise ValueError(f"set {_ENV['region']} (e.g. cn-north-4) or {_ENV['endpoint']}")
-        insecure = self.endpoint is not None and parse_endpoint(self.endpoint).plain_http
-        if insecure and not self.allow_http:
+        if self.endpoint is None and self.region is None and not self.endpoints:
             raise ValueError(
-                f"{_ENV['endpoint']} is plain http://; credentials would travel unencrypted. "
+                f"set {_ENV['region']} (e.g. cn-north-4), {_ENV['endpoints']} or {_ENV['endpoint']}"
+            )
+        if self.endpoint is not None and self.endpoints:
+            raise ValueError(
+                f"{_ENV['endpoint']} sends every request to one endpoint; "
+                f"{_ENV['endpoints']} says where each region's go: set one of them"
+            )
+        plain = [
+            name
+            for name, urls in (
+                ("endpoint", [self.endpoint]),
+                ("endpoints", list(self.endpoints.values())),
+                ("iam_endpoint", [self.iam_endpoint]),
+            )
+            if any(u is not None and parse_endpoint(u).plain_http for u in urls)
+        ]
+        if plain and not self.allow_http:
+            raise ValueError(
+                f"{_ENV[plain[0]]} is plain http://; credentials would travel unencrypted. "
                 f"Use https://, or set {_ENV['allow_http']}=true for local testing only"
             )
         smn_insecure = (
@@ -269,12 +353,22 @@ class Settings(BaseSettings):
         return self.smn_endpoint or smn_endpoint_for_region(topic.region)
 
     @property
-    def base_url(self) -> str:
-        """The ModelArts endpoint requests go to."""
+    def base_url(self) -> str | None:
+        """The endpoint given outright, else the configured region's (None: no region set)."""
         if self.endpoint is not None:
             return self.endpoint
-        assert self.region is not None  # noqa: S101  (guaranteed by _consistent)
-        return endpoint_for_region(self.region)
+        return None if self.region is None else self.region_url(self.region)
+
+    def region_url(self, region: str) -> str:
+        """A region's ModelArts endpoint: the one given for it, else the region's public one."""
+        return self.endpoints.get(region) or endpoint_for_region(region)
+
+    @property
+    def iam_url(self) -> str:
+        """IAM's endpoint."""
+        from .cloud.iam import IAM_ENDPOINT
+
+        return self.iam_endpoint or IAM_ENDPOINT
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:

@@ -50,6 +50,7 @@ class SelectorReport:
     error_msg: str | None = None
     http_status: int | None = None
     failed_workspace: str | None = None  # the workspace whose listing failed, if one did
+    region: str | None = None  # the project's region, when it is known
 
     @property
     def failed(self) -> bool:
@@ -70,6 +71,7 @@ class SelectorReport:
             "error_msg": self.error_msg,
             "http_status": self.http_status,
             "failed_workspace": self.failed_workspace,
+            "region": self.region,
         }
 
 
@@ -94,7 +96,8 @@ def discover(
     allowed = [
         (label, s)
         for label, s in zip(labels, selectors, strict=True)
-        if not policy.allowed_projects or s.project_id in policy.allowed_projects
+        if (not policy.allowed_projects or s.project_id in policy.allowed_projects)
+        and s.project_id not in policy.unknown_regions
     ]
     lister = client.fleet(scope=scope, concurrency=concurrency, deadline=deadline)
     every = lister.workspaces({s.project_id for _, s in allowed if not s.workspace_ids})
@@ -114,6 +117,19 @@ def discover(
     unmarks: list[tuple[str, Selector, ListedInstance]] = []
     for label, selector in zip(labels, selectors, strict=True):
         project = selector.project_id
+        if label not in covered and project in policy.unknown_regions:
+            why = policy.unknown_regions[project]
+            reports.append(
+                SelectorReport(
+                    label,
+                    project,
+                    None,
+                    0,
+                    error_code=Reason.REGION_UNKNOWN.value,
+                    error_msg=f"project {project}: {why}; not listed",
+                )
+            )
+            continue
         if label not in covered:
             reports.append(
                 SelectorReport(

@@ -33,14 +33,21 @@ def execute(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     stop_policy: StopPolicy | None = None,
+    region_of: Callable[[str], str | None] | None = None,
 ) -> tuple[Result, ...]:
     """Carry the plan out; one result per target, in the payload's order, whatever happens.
 
     `recheck` is asked about each selected instance just before it is deleted; a reason it
     gives keeps the instance (refused), and a failure to ask fails that target only.
+    `region_of` names each project's region: each region has its own `concurrency` workers,
+    so that one region's slow answers hold up no other, and each result says its region.
     """
+
+    def regional(result: Result) -> Result:
+        return result if region_of is None else replace(result, region=region_of(result.project_id))
+
     done: dict[Target, Result] = {}
-    for result in plan.refused:
+    for result in map(regional, plan.refused):
         done[Target(project_id=result.project_id, instance_id=result.instance_id)] = result
         _log_result(log, result)
 
@@ -50,7 +57,7 @@ def execute(
             result = _carry_out(candidate)
         except Exception as exc:  # noqa: BLE001  (one target's surprise must not cost the others)
             result = _unexpected(candidate.target, exc, started, clock)
-        result = described(result, candidate)
+        result = regional(described(result, candidate))
         _log_result(log, result)  # as it happens, so a run cut short still leaves its lines
         return result
 
@@ -92,17 +99,47 @@ def execute(
             before_stopping=guard,
         )
 
-    workers = min(concurrency, len(plan.to_delete))
+    lanes: dict[str | None, list[Candidate]] = {}
+    for candidate in plan.to_delete:
+        key = None if region_of is None else region_of(candidate.target.project_id)
+        lanes.setdefault(key, []).append(candidate)
+    workers = sum(min(concurrency, len(lane)) for lane in lanes.values())
     if workers <= 1 or plan.dry_run:
         # One at a time, or a dry run that sends nothing, needs no pool: this thread, in order.
         done.update((c.target, one(c)) for c in plan.to_delete)
     else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cleanup") as pool:
-            results = pool.map(one, plan.to_delete)
-            done.update(zip((c.target for c in plan.to_delete), results, strict=True))
+        done.update(_in_lanes(one, list(lanes.values()), concurrency))
     return tuple(done[t] for t in plan.order)
+
+
+def _in_lanes(
+    one: Callable[[Candidate], Result], lanes: list[list[Candidate]], concurrency: int
+) -> dict[Target, Result]:
+    """Each lane (a region) worked by its own `concurrency` workers, every lane at once."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    finished: dict[Target, Result] = {}
+    lock = threading.Lock()
+
+    def drain(queue: list[Candidate], taken: list[int]) -> None:
+        while True:
+            with lock:
+                if taken[0] >= len(queue):
+                    return
+                candidate = queue[taken[0]]
+                taken[0] += 1
+            result = one(candidate)
+            with lock:
+                finished[candidate.target] = result
+
+    jobs = [(lane, [0]) for lane in lanes]
+    workers = [job for job in jobs for _ in range(min(concurrency, len(job[0])))]
+    with ThreadPoolExecutor(max_workers=len(workers), thread_name_prefix="cleanup") as pool:
+        futures = [pool.submit(drain, queue, taken) for queue, taken in workers]
+        for future in futures:
+            future.result()
+    return finished
 
 
 def _write_mark(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..events.payload import Target
@@ -20,6 +20,8 @@ class Policy:
     allowed_projects: frozenset[str] = frozenset()
     protected_instances: frozenset[str] = frozenset()
     max_deletions: int = 50
+    # Projects whose region could not be found (project ID -> why): never touched.
+    unknown_regions: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,10 @@ def make_plan(candidates: Sequence[Target | Candidate], policy: Policy, *, dry_r
     kept: list[Result] = []
     for candidate in unique.values():
         reason = _policy_reason(candidate.target, policy)
-        if reason is not None:
+        if reason is Reason.REGION_UNKNOWN:
+            why = policy.unknown_regions[candidate.target.project_id]
+            kept.append(replace(refused(candidate, reason.value), error_msg=why))
+        elif reason is not None:
             kept.append(refused(candidate, reason.value))
         elif candidate.refusal is not None:
             kept.append(refused(candidate, candidate.refusal))
@@ -92,6 +97,8 @@ def _policy_reason(target: Target, policy: Policy) -> Reason | None:
         return Reason.PROTECTED
     if policy.allowed_projects and target.project_id not in policy.allowed_projects:
         return Reason.PROJECT_NOT_ALLOWED
+    if target.project_id in policy.unknown_regions:
+        return Reason.REGION_UNKNOWN
     return None
 
 

@@ -45,6 +45,7 @@ class Reason(str, Enum):
     STOP_FAILED = "stop_failed"
     RECHECK_FAILED = "recheck_failed"
     MARK_UNREADABLE = "mark_unreadable"
+    REGION_UNKNOWN = "region_unknown"
 
 
 # Outcomes of targets the run acted on (a dry run acts by reporting).
@@ -89,6 +90,8 @@ class Result:
     pool: Mapping[str, str | None] | None = None
     # A grace period's mark: when the instance may be deleted (RFC 3339, UTC).
     delete_after: str | None = None
+    # The region of the target's project (None: not found, or one endpoint and no region set).
+    region: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as it appears in the report."""
@@ -132,13 +135,16 @@ def run_status(
     """Succeeded, partial, failed or refused, as DESIGN.md defines them.
 
     A selector that could not be applied (its project's listing failed) counts as a failed
-    attempt: the run did not do all it was asked to.
+    attempt: the run did not do all it was asked to. So does a target left alone because its
+    project's region could not be found (not a failure: nothing was tried).
     """
     if refused:
         return RunStatus.REFUSED
+    results = list(results)
     outcomes = [r.outcome for r in results]
     failed = outcomes.count(Outcome.FAILED) + failed_selectors
-    unfinished = failed + outcomes.count(Outcome.NOT_ATTEMPTED)
+    lost = sum(1 for r in results if r.reason == Reason.REGION_UNKNOWN.value)
+    unfinished = failed + outcomes.count(Outcome.NOT_ATTEMPTED) + lost
     if unfinished == 0:
         return RunStatus.SUCCEEDED
     attempted = sum(1 for o in outcomes if o in _ATTEMPTED) + failed_selectors
@@ -160,6 +166,8 @@ class Report:
     selectors: tuple[dict[str, Any], ...] = ()
     # What became of the run's digest (cleanup.notification); None: no topic is set.
     notification: Mapping[str, Any] | None = None
+    # The regions the run sent requests to, sorted.
+    regions: tuple[str, ...] = ()
     counts: dict[str, int] = field(init=False)
     failed_by: dict[str, int] = field(init=False)
     answers_lost: int = field(init=False)
@@ -180,6 +188,7 @@ class Report:
             "counts": dict(self.counts),
             "failed_by": dict(self.failed_by),
             "answers_lost": self.answers_lost,
+            "regions": list(self.regions),
             "results": [r.to_dict() for r in self.results],
             "selectors": [dict(s) for s in self.selectors],
             "notification": None if self.notification is None else dict(self.notification),
@@ -262,4 +271,5 @@ def summary_log_fields(report: Report) -> dict[str, Any]:
         "counts": dict(report.counts),
         "failed_by": dict(report.failed_by),
         "answers_lost": report.answers_lost,
+        "regions": list(report.regions),
     }

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..exceptions import ApiError
 from ..vocabulary import INCONSISTENT_LISTING, ApiGeneration, is_instance_id, is_project_id
 from .answers import MALFORMED_RESPONSE
-from .transport import Transport
+from .transport import Sender
 
 if TYPE_CHECKING:
     from .instances import ListedInstance
@@ -34,7 +34,7 @@ class DeleteResult:
 class ModelArtsClient:
     """Calls ModelArts for one API generation; every call goes through one retrying transport."""
 
-    def __init__(self, transport: Transport, *, api: ApiGeneration) -> None:
+    def __init__(self, transport: Sender, *, api: ApiGeneration) -> None:
         self._transport = transport
         self._api = ApiGeneration(api)
 

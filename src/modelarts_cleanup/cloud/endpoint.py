@@ -24,6 +24,11 @@ class Endpoint:
         return self.base_url.startswith("http://")
 
 
+def is_region(value: object) -> bool:
+    """Whether a value is shaped like a region ID (`cn-north-4`)."""
+    return isinstance(value, str) and _REGION.fullmatch(value) is not None
+
+
 def endpoint_for_region(region: str) -> str:
     """The public ModelArts endpoint of a Huawei Cloud region."""
     # Unknown but well-formed regions pass: new regions appear before any list is updated.

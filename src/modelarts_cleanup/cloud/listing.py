@@ -23,7 +23,7 @@ from ..exceptions import ApiError
 from ..vocabulary import INCONSISTENT_LISTING, ApiGeneration, is_project_id
 from .answers import MALFORMED_RESPONSE, parse_error
 from .instances import ListedInstance, listed_devenviron, listed_notebook
-from .transport import Transport
+from .transport import Sender
 
 LISTING_TOO_LARGE = "ListingTooLarge"
 DEFAULT_WORKSPACE = "0"
@@ -127,7 +127,7 @@ class FleetLister:
 
     def __init__(
         self,
-        transport: Transport,
+        transport: Sender,
         api: ApiGeneration,
         *,
         scope: Scope,

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
@@ -103,6 +103,24 @@ class Answer:
     absent: bool
 
 
+class Sender(Protocol):
+    """What a client needs of a transport: one logical request, and where requests go."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        project_id: str | None,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        deadline: float | None = None,
+    ) -> Answer: ...
+
+
 class Transport:
     """Sends requests to one endpoint; retries what is transient, within attempts and deadline."""
 
@@ -155,15 +173,20 @@ class Transport:
         method: str,
         path: str,
         *,
-        project_id: str,
+        project_id: str | None,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         deadline: float | None = None,
     ) -> Answer:
-        """Send one logical request, retrying what is transient; raise ApiError otherwise."""
-        if not is_project_id(project_id):
-            raise ValueError("project_id must be 32 lowercase hexadecimal characters")
-        headers = {"X-Project-Id": project_id}
+        """Send one logical request, retrying what is transient; raise ApiError otherwise.
+
+        `project_id` None: a request outside any project (IAM's), sent without X-Project-Id.
+        """
+        headers: dict[str, str] = {}
+        if project_id is not None:
+            if not is_project_id(project_id):
+                raise ValueError("project_id must be 32 lowercase hexadecimal characters")
+            headers["X-Project-Id"] = project_id
         data: bytes | None = None
         if json_body is not None:
             # Serialised here so the bytes signed are the bytes sent.

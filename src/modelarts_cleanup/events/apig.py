@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,10 +97,11 @@ def _check_size(size: int, unit: str) -> None:
         raise PayloadTooLarge([f"body: {size} {unit}, more than the {MAX_BODY_BYTES} allowed"])
 
 
-def report_answer(report: Mapping[str, Any], *, endpoint: str) -> dict[str, Any]:
+def report_answer(report: Mapping[str, Any], *, endpoint: str | Sequence[str]) -> dict[str, Any]:
     """A run's answer: its report as the JSON body, with the status code its status calls for.
 
-    Errors that name the ModelArts endpoint (`endpoint`, a setting) name it generically here.
+    Errors that name a ModelArts endpoint (`endpoint`, a setting; one per region, or IAM's)
+    name it generically here.
     """
     return _answer(STATUS_CODES[RunStatus(report["status"])], _without_endpoint(report, endpoint))
 
@@ -128,10 +129,13 @@ def _answer(
     }
 
 
-def _without_endpoint(report: Mapping[str, Any], endpoint: str) -> dict[str, Any]:
-    parts = urlsplit(endpoint)
-    # Longest first: the URL holds the host and port, which hold the host name.
-    names = [name for name in (endpoint, parts.netloc, parts.hostname) if name]
+def _without_endpoint(report: Mapping[str, Any], endpoint: str | Sequence[str]) -> dict[str, Any]:
+    names: list[str] = []
+    for url in [endpoint] if isinstance(endpoint, str) else endpoint:
+        parts = urlsplit(url)
+        # Longest first: the URL holds the host and port, which hold the host name.
+        names.extend(name for name in (url, parts.netloc, parts.hostname) if name)
+    names.sort(key=len, reverse=True)
 
     def cleaned(entry: Mapping[str, Any]) -> dict[str, Any]:
         message = entry.get("error_msg")

@@ -7,7 +7,9 @@ Used by `make demo`, the end-to-end tests and the benchmarks; never part of the 
 from __future__ import annotations
 
 from .faults import Fault, FaultKind
+from .iam import FakeIam
 from .recording import REDACTED, RecordedRequest
+from .regions import LocalCloud
 from .server import FakeModelArts
 from .state import CALLER, DEFAULT_WORKSPACE, DEVENVIRON, NOTEBOOK, User
 
@@ -17,9 +19,11 @@ __all__ = [
     "DEVENVIRON",
     "NOTEBOOK",
     "REDACTED",
+    "FakeIam",
     "FakeModelArts",
     "Fault",
     "FaultKind",
+    "LocalCloud",
     "RecordedRequest",
     "User",
 ]

@@ -12,6 +12,7 @@ from modelarts_cleanup.cleanup.tables import render_plan, render_table
 from modelarts_cleanup.entry import run_function
 
 from .faults import Fault
+from .regions import LocalCloud
 from .server import FakeModelArts
 from .state import User
 
@@ -44,7 +45,9 @@ def run_demo(out: TextIO | None = None) -> int:
     by_rule = _by_rule(out)
     print(file=out)
     grace = _grace_period(out)
-    return 0 if named and by_rule and grace else 1
+    print(file=out)
+    regions = _regions(out)
+    return 0 if named and by_rule and grace and regions else 1
 
 
 def _environ(fake: FakeModelArts, **extra: str) -> dict[str, str]:
@@ -223,5 +226,59 @@ def _grace_period(out: TextIO) -> bool:
         return False
     print(
         "grace period OK: marked, waited, deleted what still matched, unmarked the rest", file=out
+    )
+    return True
+
+
+NORTH_PROJECT, SOUTHEAST_PROJECT = "1a" * 16, "3c" * 16
+STRANGER_PROJECT = "9f" * 16  # a project IAM does not list for these credentials
+
+
+def _regions(out: TextIO) -> bool:
+    """One payload over two regions, each project found by IAM, and one IAM does not know."""
+    regions = {"cn-north-4": [NORTH_PROJECT], "ap-southeast-3": [SOUTHEAST_PROJECT]}
+    with LocalCloud(regions, access_key=DEMO_AK, secret_key=DEMO_SK) as cloud:
+        pairs = [
+            (NORTH_PROJECT, cloud["cn-north-4"].add_instance(NORTH_PROJECT, name="north-box")),
+            (
+                SOUTHEAST_PROJECT,
+                cloud["ap-southeast-3"].add_instance(SOUTHEAST_PROJECT, name="southeast-box"),
+            ),
+            (STRANGER_PROJECT, GONE),
+        ]
+        event = {"targets": [{"project_id": p, "instance_id": i} for p, i in pairs]}
+        environ = {
+            **cloud.environ(),
+            "MODELARTS_CLEANUP_REGION": "cn-north-4",
+            "HUAWEICLOUD_SDK_AK": DEMO_AK,
+            "HUAWEICLOUD_SDK_SK": DEMO_SK,
+        }
+        print("# 4. one payload over two regions; each project's region found by IAM", file=out)
+        for region, fake in cloud.regions.items():
+            print(f"# {region}: local ModelArts endpoint at {fake.url}", file=out)
+        print(f"# IAM (GET /v3/auth/projects) at {cloud.iam.url}\n", file=out)
+        report = run_function(event, None, environ=environ, log_stream=io.StringIO())
+        asked = len(cloud.iam.requests)
+        left = {r: fake.instance_ids() for r, fake in cloud.regions.items()}
+    columns = ("project_id", "region", "outcome", "reason", "http_status")
+    print(render_table(report["results"], columns), file=out)
+    print(
+        f"\nrun {report['status']}: regions {', '.join(report['regions'])}; "
+        f"IAM asked {asked} time(s)",
+        file=out,
+    )
+    got = [(r["region"], r["outcome"], r["reason"]) for r in report["results"]]
+    want = [
+        ("cn-north-4", "deleted", None),
+        ("ap-southeast-3", "deleted", None),
+        (None, "refused", "region_unknown"),
+    ]
+    if got != want or asked != 1 or any(left.values()) or report["status"] != "partial":
+        print(f"demo FAILED: expected {want}, got {got}", file=out)
+        return False
+    print(
+        "regions OK: each project went to its own region; the one IAM does not know was "
+        "left alone (region_unknown)",
+        file=out,
     )
     return True

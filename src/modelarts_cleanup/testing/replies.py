@@ -20,6 +20,9 @@ DE_NOT_FOUND = ("ModelArts.6309", "The instance does not exist.")
 NOTEBOOK_NOT_FOUND = "ModelArts.6404"
 NOT_AUTHORISED = ("ModelArts.0108", "Insufficient permissions: the policy does not allow this.")
 PROJECT_MISMATCH = ("ModelArts.0210", "The project ID in the URL does not match the token.")
+# Not documented: how the local endpoint answers a project of another region (a misrouted
+# request must fail loudly here, never read as "not found").
+FOREIGN_PROJECT = ("ModelArts.0210", "The project does not belong to this region.")
 BUSY = ("ModelArts.6101", "The system is busy. Please try again later.")
 NO_SUCH_API = ("APIGW.0101", "The API does not exist or has not been published in the environment.")
 BAD_SIGNATURE = "APIGW.0301"

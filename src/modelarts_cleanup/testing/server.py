@@ -26,7 +26,15 @@ from .faults import ANSWER_FAULTS, BODY_FAULTS, Fault, Faults
 from .gateway import Gateway
 from .http_server import Listener
 from .recording import RecordedRequest, RequestLog, redacted
-from .replies import BUSY, NO_SUCH_API, NOT_AUTHORISED, PROJECT_MISMATCH, Reply, gateway_error
+from .replies import (
+    BUSY,
+    FOREIGN_PROJECT,
+    NO_SUCH_API,
+    NOT_AUTHORISED,
+    PROJECT_MISMATCH,
+    Reply,
+    gateway_error,
+)
 from .smn import PublishedMessage, Topics
 from .state import CALLER, DEFAULT_WORKSPACE, NOTEBOOK, Fleet, Instance, User
 
@@ -57,7 +65,11 @@ class FakeModelArts:
         legacy_error_message: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         permissions: Iterable[str] | None = None,
+        projects: Iterable[str] | None = None,
     ) -> None:
+        """`projects`, when given, are this region's: a request for any other is refused (403),
+        as a region's gateway refuses a project of another region."""
+        self._projects = None if projects is None else frozenset(projects)
         self._gateway = Gateway(
             access_key=access_key,
             secret_key=secret_key,
@@ -105,6 +117,15 @@ class FakeModelArts:
     @rate_limit.setter
     def rate_limit(self, value: float | None) -> None:
         self._gateway.rate_limit = value
+
+    @property
+    def projects(self) -> frozenset[str] | None:
+        """The projects this region serves (None: every project, as one endpoint for all)."""
+        return self._projects
+
+    @projects.setter
+    def projects(self, value: Iterable[str] | None) -> None:
+        self._projects = None if value is None else frozenset(value)
 
     @property
     def permissions(self) -> frozenset[str] | None:
@@ -421,6 +442,8 @@ class FakeModelArts:
         claimed = {k.lower(): v for k, v in headers.items()}.get("x-project-id")
         if claimed is not None and claimed.strip() != route.project_id:
             return self._api.error(route, 403, *PROJECT_MISMATCH)
+        if self._projects is not None and route.project_id not in self._projects:
+            return self._api.error(route, 403, *FOREIGN_PROJECT)
         if not self._gateway.allows(IAM_ACTIONS[route.action]):
             return self._api.error(route, 403, *NOT_AUTHORISED)
         with self._lock:
