@@ -27,7 +27,7 @@ from .events.envelopes import Envelope, Received, receive, unwrap
 from .events.payload import Payload
 from .exceptions import ConfigurationError, PayloadError
 from .functiongraph import FunctionContext
-from .settings import Settings, function_environment, load_settings
+from .settings import Settings, function_environment, load_settings, text_logs
 from .vocabulary import ApiGeneration
 
 if TYPE_CHECKING:
@@ -85,8 +85,9 @@ def run_function(
         sleep=sleep,
         wall_clock=wall_clock,
         on_report=on_report,
+        text_logs=_text_logs(context, environ),
     )
-    log = JsonLog(invocation.stream, context=invocation.log_context)
+    log = JsonLog(invocation.stream, context=invocation.log_context, text=invocation.text_logs)
     try:
         received = receive(event)
     except PayloadError as exc:
@@ -124,6 +125,15 @@ class _Invocation:
     sleep: Callable[[float], None]
     wall_clock: Callable[[], float]
     on_report: Callable[[dict[str, Any]], None] | None
+    text_logs: bool
+
+
+def _text_logs(context: object | None, environ: Mapping[str, str] | None) -> bool:
+    """Text log lines for people, if MODELARTS_CLEANUP_LOG_FORMAT says so; JSON otherwise."""
+    try:
+        return text_logs(function_environment(context, environ))
+    except ConfigurationError:  # RUNTIME_USERDATA unreadable: reported, in JSON, with the rest
+        return False
 
 
 def _log_unexpected(log: JsonLog, exc: Exception) -> None:
@@ -139,10 +149,13 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
     """Settings, payload, credentials, then the run; invalid input is logged, then raised."""
     context, started, clock = invocation.context, invocation.started, invocation.clock
     sleep, wall_clock = invocation.sleep, invocation.wall_clock
-    log = JsonLog(invocation.stream, context=invocation.log_context)
+    text = invocation.text_logs
+    log = JsonLog(invocation.stream, context=invocation.log_context, text=text)
     try:
         settings = load_settings(function_environment(context, invocation.environ))
-        log = JsonLog(invocation.stream, level=settings.log_level, context=invocation.log_context)
+        log = JsonLog(
+            invocation.stream, level=settings.log_level, context=invocation.log_context, text=text
+        )
         payload = unwrap(
             received, default_targets=settings.targets, default_selectors=settings.selectors
         )
