@@ -296,12 +296,13 @@ def text_line(level: str, message: str, fields: Mapping[str, Any]) -> str:
     shown = []
     for key in TEXT_FIELDS:
         value = _plain(fields.get(key))
-        if isinstance(value, Mapping):
-            # counts and the like: what is there, not the zeros
-            value = " ".join(f"{k}={_plain(v)}" for k, v in value.items() if v)
-        if value is None or value == "":
-            continue
-        shown.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+        # counts and the like: what is there, not the zeros
+        pairs = value.items() if isinstance(value, Mapping) else [(key, value)]
+        shown.extend(
+            f"{k}={str(v).lower() if isinstance(v, bool) else _plain(v)}"
+            for k, v in pairs
+            if v is not None and v != "" and (v or not isinstance(value, Mapping))
+        )
     return f"{level.lower()}: {message}" + (f" ({', '.join(shown)})" if shown else "")
 
 

@@ -58,7 +58,7 @@ def render_table(
     table fits, as far as their minimum widths allow.
     """
     rows = [[_text(r.get(c)) or MISSING for c in columns] for r in results]
-    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
+    widths = [max([len(c), *(len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
     if width is not None:
         _fit(columns, widths, width)
     lines = [list(columns), ["-" * w for w in widths], *rows]
@@ -190,7 +190,7 @@ def _wide_columns(results: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _table_width(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> int:
-    widths = [max(len(c), *(len(_text(r.get(c)) or MISSING) for r in rows)) for c in columns]
+    widths = [max([len(c), *(len(_text(r.get(c)) or MISSING) for r in rows)]) for c in columns]
     return sum(widths) + 2 * (len(widths) - 1)
 
 
