@@ -49,7 +49,7 @@ def on_terminal(*args: str, stdin: str | None = "", **env: str) -> tuple[int, st
     }
     child_env.update(env)
     leader, follower = pty.openpty()
-    child = subprocess.Popen(  # noqa: S603  (our own module, fixed arguments)
+    child = subprocess.Popen(
         [sys.executable, "-m", "modelarts_cleanup", *args],
         stdin=follower if stdin is None else subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -279,7 +279,8 @@ def test_an_error_on_a_terminal_is_text_with_its_line_breaks(fake: FakeModelArts
     status, out, err = on_terminal("invoke", "--event", "-", stdin=NAMED, **environ)
     assert (status, out) == (2, "")
     assert err == (
-        "error: invalid configuration:\n  - MODELARTS_CLEANUP_MAX_ATTEMPTS: must be a whole number\n"
+        "error: invalid configuration:\n"
+        "  - MODELARTS_CLEANUP_MAX_ATTEMPTS: must be a whole number\n"
     )
 
 
@@ -401,7 +402,8 @@ def test_an_event_file_that_cannot_be_read_is_named(tmp_path: Any) -> None:
     )
     assert done.returncode == 2
     assert done.stderr == (
-        f"error: cannot read the event file {tmp_path / 'missing.json'}: no such file or directory\n"
+        f"error: cannot read the event file {tmp_path / 'missing.json'}: "
+        "no such file or directory\n"
     )
 
 
