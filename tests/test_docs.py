@@ -69,7 +69,7 @@ def test_every_report_and_summary_key_is_documented(doc: str) -> None:
 
 
 def test_every_command_and_flag_is_documented() -> None:
-    parser, commands = _parsers()
+    _, commands = _parsers()
     for name, command in commands.items():
         assert f"python -m modelarts_cleanup {name}" in README
         assert f"python -m modelarts_cleanup {name}" in DESIGN
