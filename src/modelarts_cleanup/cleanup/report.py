@@ -293,7 +293,7 @@ def _plain(value: Any) -> Any:
 
 def text_line(level: str, message: str, fields: Mapping[str, Any]) -> str:
     """A log line for people: `error: message (key=value, ...)`, only TEXT_FIELDS shown."""
-    shown = []
+    shown: list[str] = []
     for key in TEXT_FIELDS:
         value = _plain(fields.get(key))
         # counts and the like: what is there, not the zeros
