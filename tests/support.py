@@ -56,6 +56,7 @@ def run_command(
     """`python -m modelarts_cleanup ARGS` in a child process, as a user runs it.
 
     The settings are `env`; the test run's own MODELARTS_/HUAWEICLOUD_ variables are left out.
+    Without `stdin`, standard input is empty (not the test run's own).
     """
     child_env = {
         k: v for k, v in os.environ.items() if not k.startswith(("MODELARTS_", "HUAWEICLOUD_"))
@@ -63,7 +64,7 @@ def run_command(
     child_env.update(env)
     return subprocess.run(
         [sys.executable, "-m", "modelarts_cleanup", *args],
-        input=stdin,
+        input="" if stdin is None else stdin,
         capture_output=True,
         text=True,
         env=child_env,

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from modelarts_cleanup.__main__ import _parser
+from modelarts_cleanup.__main__ import _parsers
 from modelarts_cleanup.cleanup.report import Outcome, Result, RunStatus
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.events.apig import ERRORS
@@ -253,7 +253,7 @@ def test_every_make_target_shown_exists(page: Path) -> None:
 
 
 def _subcommands() -> dict[str, Any]:
-    return _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr,no-any-return]
+    return _parsers()[1]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
@@ -267,9 +267,10 @@ def test_every_command_shown_exists_with_its_flags(page: Path) -> None:
                 assert flag in known, f"{page.name}: {shown}: {flag}"
         else:
             try:
-                _parser().parse_args(shlex.split(shown)[3:])
-            except SystemExit:
-                pytest.fail(f"{page.name}: `{shown}` is not a command the command line takes")
+                _parsers()[0].parse_args(shlex.split(shown)[3:])
+            except SystemExit as exc:  # --version and --help end the parse, successfully
+                if exc.code != 0:
+                    pytest.fail(f"{page.name}: `{shown}` is not a command the command line takes")
 
 
 def test_every_subcommand_is_documented_on_the_command_line_page() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelarts_cleanup.__main__ import _parser
+from modelarts_cleanup.__main__ import _parsers
 from modelarts_cleanup.cleanup.report import Outcome, Reason, Report, RunStatus, summary_log_fields
 from modelarts_cleanup.events.apig import ERRORS, STATUS_CODES
 from modelarts_cleanup.events.envelopes import parse_event
@@ -82,11 +82,17 @@ def test_every_report_and_summary_key_is_documented(doc: str) -> None:
     assert not [k for k in sorted(keys) if f"`{k}`" not in text and f'"{k}"' not in text]
 
 
-def test_every_command_is_documented() -> None:
-    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    for name in commands:
+def test_every_command_and_flag_is_documented() -> None:
+    _, commands = _parsers()
+    for name, command in commands.items():
         assert f"python -m modelarts_cleanup {name}" in COMMAND_LINE
         assert f"python -m modelarts_cleanup {name}" in DESIGN
+        flags = {f for action in command._actions for f in action.option_strings}
+        for flag in flags - {"-h", "--help", "--verbose", "--json"}:
+            assert flag in COMMAND_LINE, flag
+            assert flag in DESIGN, flag
+    assert "python -m modelarts_cleanup --version" in COMMAND_LINE
+    assert "python -m modelarts_cleanup --version" in DESIGN
 
 
 @pytest.mark.parametrize("doc", ["docs/payload.md", "DESIGN.md"])

@@ -32,8 +32,9 @@ I = "6fa459ea-ee8a-3ca4-894e-db77e160355e"  # noqa: E741
 LIMIT = "more than the 1048576 allowed"
 BAD_PROJECT = "project_id: must be 32 lowercase hexadecimal characters"
 BAD_INSTANCE = "instance_id: must be a lowercase UUID, optionally prefixed 'DE-'"
-NOT_A_STRING = "Input should be a valid string"
-NOT_A_BOOLEAN = "dry_run: Input should be a valid boolean"
+NOT_A_STRING = "must be a string"
+NOT_UNICODE = "must be valid Unicode text"
+NOT_A_BOOLEAN = "dry_run: must be true or false"
 
 GOOD = json.dumps({"targets": [{"project_id": P, "instance_id": I}]})
 
@@ -112,15 +113,15 @@ CASES: dict[str, Hostile] = {
     ),
     "no_keys": Hostile(j({}), "nothing to do"),
     "targets_empty": Hostile(j({"targets": []}), "nothing to do"),
-    "targets_null": Hostile(j({"targets": None}), "targets: Input should be a valid list"),
+    "targets_null": Hostile(j({"targets": None}), "targets: must be a list"),
     "targets_object": Hostile(
-        j({"targets": {"project_id": P, "instance_id": I}}), "targets: Input should be a valid list"
+        j({"targets": {"project_id": P, "instance_id": I}}), "targets: must be a list"
     ),
-    "targets_string": Hostile(j({"targets": f"{P}/{I}"}), "targets: Input should be a valid list"),
-    "target_as_list": Hostile(j({"targets": [[P, I]]}), "targets[0]: Input should be a valid"),
-    "target_as_path": Hostile(j({"targets": [f"{P}/{I}"]}), "targets[0]: Input should be a valid"),
+    "targets_string": Hostile(j({"targets": f"{P}/{I}"}), "targets: must be a list"),
+    "target_as_list": Hostile(j({"targets": [[P, I]]}), "targets[0]: must be an object"),
+    "target_as_path": Hostile(j({"targets": [f"{P}/{I}"]}), "targets[0]: must be an object"),
     "target_without_instance": Hostile(
-        j({"targets": [{"project_id": P}]}), "targets[0].instance_id: Field required"
+        j({"targets": [{"project_id": P}]}), "targets[0].instance_id: required"
     ),
     "project_null": Hostile(targets(project=None), f"targets[0].project_id: {NOT_A_STRING}"),
     "instance_null": Hostile(targets(instance=None), f"targets[0].instance_id: {NOT_A_STRING}"),
@@ -168,7 +169,7 @@ CASES: dict[str, Hostile] = {
     "zero_width_space": Hostile(targets(instance=I[:8] + "\u200b" + I[8:]), BAD_INSTANCE),
     "right_to_left_override": Hostile(targets(instance="\u202e" + I), BAD_INSTANCE),
     "lone_surrogate": Hostile(
-        GOOD.replace(I, I[:-1] + "\\ud800").encode(), f"targets[0].instance_id: {NOT_A_STRING}"
+        GOOD.replace(I, I[:-1] + "\\ud800").encode(), f"targets[0].instance_id: {NOT_UNICODE}"
     ),
     "uuid_without_dashes": Hostile(targets(instance=I.replace("-", "")), BAD_INSTANCE),
     "braced_uuid": Hostile(targets(instance="{" + I + "}"), BAD_INSTANCE),
@@ -348,7 +349,7 @@ def test_hostile_event_is_refused_before_any_request(fake: FakeModelArts, case: 
 def test_a_text_event_with_a_lone_surrogate_is_refused(fake: FakeModelArts) -> None:
     # Text handed over as a str (not bytes) can hold what UTF-8 cannot encode.
     event = GOOD.replace(I, I[:-1] + "\ud800")
-    assert_refused(fake, event, f"targets[0].instance_id: {NOT_A_STRING}")
+    assert_refused(fake, event, f"targets[0].instance_id: {NOT_UNICODE}")
 
 
 def test_there_are_enough_hostile_cases() -> None:

@@ -175,7 +175,7 @@ def test_selectors_are_accepted_alone_or_with_targets() -> None:
 @pytest.mark.parametrize(
     ("sel", "start"),
     [
-        ({"project_id": P}, "selectors[0].statuses: Field required"),
+        ({"project_id": P}, "selectors[0].statuses: required"),
         ({"project_id": P, "statuses": []}, "selectors[0].statuses: "),
         ({"project_id": P, "statuses": ["stopped"]}, "selectors[0].statuses[0]: "),
         ({"project_id": P, "statuses": ["STOPPED"], "idle_hours": 0}, "selectors[0].idle_hours: "),
@@ -229,6 +229,9 @@ class Lister:
 
     def workspaces(self, projects: Any) -> dict[str, list[str] | ApiError]:
         return {p: self.workspace_ids.get(p, ["0"]) for p in projects}
+
+    def workspace_name(self, project_id: str, workspace_id: str) -> str | None:
+        return None
 
     def instances(self, pairs: Any) -> list[WorkspaceListing]:
         found = []

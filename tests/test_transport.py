@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 import responses
-from urllib3.exceptions import ProtocolError
+from urllib3.exceptions import NameResolutionError, ProtocolError
 
 from modelarts_cleanup.cloud.client import DeleteResult, ModelArtsClient
 from modelarts_cleanup.cloud.session import new_session
@@ -190,6 +190,24 @@ def test_connection_error_names_its_root_cause(
         )
     assert "ConnectionResetError" in (caught.value.error_msg or "")
     assert "modelarts.example.invalid" in (caught.value.error_msg or "")
+
+
+def test_a_host_that_does_not_resolve_is_said_so_with_the_settings_to_check(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    unresolved = NameResolutionError(
+        "modelarts.example.invalid", None, socket.gaierror(-2, "Name or service not known")
+    )
+    mocked.delete(NOTEBOOK_URL, body=requests.ConnectionError(unresolved))
+    with pytest.raises(ApiError) as caught:
+        mocked_client(fake_time, retry=RetryPolicy(max_attempts=1)).delete_instance(
+            PROJECT, INSTANCE
+        )
+    assert caught.value.error_code == "ConnectionError"
+    assert caught.value.error_msg == (
+        "the host modelarts.example.invalid does not resolve: "
+        "check MODELARTS_CLEANUP_REGION or MODELARTS_CLEANUP_ENDPOINT"
+    )
 
 
 def test_tls_failure_is_not_retried(mocked: responses.RequestsMock, fake_time: FakeTime) -> None:

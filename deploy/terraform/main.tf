@@ -37,6 +37,7 @@ locals {
     MODELARTS_CLEANUP_CONNECT_TIMEOUT     = tostring(var.connect_timeout)
     MODELARTS_CLEANUP_READ_TIMEOUT        = tostring(var.read_timeout)
     MODELARTS_CLEANUP_LOG_LEVEL           = var.log_level
+    MODELARTS_CLEANUP_LOG_FORMAT          = var.log_format
     MODELARTS_CLEANUP_LIST_SCOPE          = var.list_scope
     MODELARTS_CLEANUP_NOTIFY_TOPIC        = var.notify_topic
     MODELARTS_CLEANUP_NOTIFY_ON           = var.notify_on

@@ -164,6 +164,12 @@ variable "protect_tags" {
   default     = null
 }
 
+variable "log_format" {
+  description = "MODELARTS_CLEANUP_LOG_FORMAT: json (one object per line, what LTS indexes) or text (lines for people)."
+  type        = string
+  default     = "json"
+}
+
 variable "notify_topic" {
   description = "MODELARTS_CLEANUP_NOTIFY_TOPIC: an SMN topic URN (urn:smn:<region>:<project_id>:<name>) that receives a digest of each run; empty: none. Add \"notify\" to policies when set."
   type        = string

@@ -28,7 +28,7 @@ from .events.intake import Expectations, accept, receive
 from .exceptions import ConfigurationError, PayloadError
 from .functiongraph import FunctionContext
 from .routing import IAM_CACHE, SessionFactory, locate_projects, regional_client, transport_to
-from .settings import Settings, function_environment, load_settings
+from .settings import Settings, function_environment, load_settings, text_logs
 
 if TYPE_CHECKING:
     from .cleanup.discovery import SelectorReport
@@ -88,8 +88,9 @@ def run_function(
         on_report=on_report,
         iam_cache=IAM_CACHE if iam_cache is None else iam_cache,
         publish=publish,
+        text_logs=_text_logs(context, environ),
     )
-    log = JsonLog(invocation.stream, context=invocation.log_context)
+    log = JsonLog(invocation.stream, context=invocation.log_context, text=invocation.text_logs)
     try:
         received = receive(event)
     except PayloadError as exc:
@@ -129,6 +130,7 @@ class _Invocation:
     on_report: Callable[[dict[str, Any]], None] | None
     iam_cache: ProjectRegionCache
     publish: bool
+    text_logs: bool
 
 
 def _endpoints_named(settings: Settings) -> list[str]:
@@ -141,6 +143,14 @@ def _endpoints_named(settings: Settings) -> list[str]:
         settings.smn_base_url,
     ]
     return [url for url in dict.fromkeys(named) if url]
+
+
+def _text_logs(context: object | None, environ: Mapping[str, str] | None) -> bool:
+    """Text log lines for people, if MODELARTS_CLEANUP_LOG_FORMAT says so; JSON otherwise."""
+    try:
+        return text_logs(function_environment(context, environ))
+    except ConfigurationError:  # RUNTIME_USERDATA unreadable: reported, in JSON, with the rest
+        return False
 
 
 def _log_unexpected(log: JsonLog, exc: Exception) -> None:
@@ -156,10 +166,13 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
     """Settings, payload, credentials, then the run; invalid input is logged, then raised."""
     context, started, clock = invocation.context, invocation.started, invocation.clock
     sleep, wall_clock = invocation.sleep, invocation.wall_clock
-    log = JsonLog(invocation.stream, context=invocation.log_context)
+    text = invocation.text_logs
+    log = JsonLog(invocation.stream, context=invocation.log_context, text=text)
     try:
         settings = load_settings(function_environment(context, invocation.environ))
-        log = JsonLog(invocation.stream, level=settings.log_level, context=invocation.log_context)
+        log = JsonLog(
+            invocation.stream, level=settings.log_level, context=invocation.log_context, text=text
+        )
         payload = accept(received, Expectations(settings.api, settings.targets, settings.selectors))
         credentials = resolve_credentials(settings, context)
         auth = credentials.auth()

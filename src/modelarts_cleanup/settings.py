@@ -53,6 +53,7 @@ _ENV = {
     "connect_timeout": PREFIX + "CONNECT_TIMEOUT",
     "read_timeout": PREFIX + "READ_TIMEOUT",
     "log_level": PREFIX + "LOG_LEVEL",
+    "log_format": PREFIX + "LOG_FORMAT",
     "list_scope": PREFIX + "LIST_SCOPE",
     "protect_tags": PREFIX + "PROTECT_TAGS",
     "notify_topic": PREFIX + "NOTIFY_TOPIC",
@@ -145,6 +146,8 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(5.0, gt=0, le=60)
     read_timeout: float = Field(30.0, gt=0, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    # JSON lines (what LTS indexes), or text for people; the command line picks by the terminal.
+    log_format: Literal["json", "text"] = "json"
     # Whose notebooks a selector lists: everyone's (ListAllNotebooks) or the caller's own.
     list_scope: Literal["all", "own"] = "all"
     # Tag conditions that keep a selected instance (TagCondition); None: the default one.
@@ -216,6 +219,13 @@ class Settings(BaseSettings):
         if not isinstance(items, list):
             raise ValueError("a JSON list or comma-separated tag conditions")
         return parse_conditions(items)
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or "json"
+        return value
 
     @field_validator("list_scope", "notify_on", mode="before")
     @classmethod
@@ -371,6 +381,17 @@ class Settings(BaseSettings):
         return self.iam_endpoint or IAM_ENDPOINT
 
 
+def variable(name: str) -> str:
+    """The environment variable of a setting (a field name of Settings)."""
+    return _ENV[name]
+
+
+def text_logs(environ: Mapping[str, str]) -> bool:
+    """Whether MODELARTS_CLEANUP_LOG_FORMAT asks for text logs; read before the other settings,
+    so that even a line saying they are invalid comes in the format asked for."""
+    return environ.get(_ENV["log_format"], "").strip().lower() == "text"
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Settings from an environment-like mapping; a bad value names its variable, never a secret.
 
@@ -385,7 +406,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     except ConfigurationError as exc:  # a malformed region, from endpoint_for_region
         problems = [f"{_ENV['region']}: {exc}", *problems]
     if problems:
-        raise ConfigurationError("invalid configuration:\n" + "\n".join(problems)) from None
+        listed = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigurationError(f"invalid configuration:\n{listed}") from None
     return settings
 
 

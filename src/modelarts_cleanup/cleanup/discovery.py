@@ -45,7 +45,8 @@ class SelectorReport:
     project_id: str
     listed: int | None
     picked: int
-    workspaces: tuple[tuple[str, int], ...] | None = None  # (workspace_id, listed) covered
+    # (workspace_id, name or None, listed) of each workspace covered
+    workspaces: tuple[tuple[str, str | None, int], ...] | None = None
     error_code: str | None = None
     error_msg: str | None = None
     http_status: int | None = None
@@ -66,7 +67,10 @@ class SelectorReport:
             "picked": self.picked,
             "workspaces": None
             if self.workspaces is None
-            else [{"workspace_id": w, "listed": n} for w, n in self.workspaces],
+            else [
+                {"workspace_id": w, "workspace_name": name, "listed": n}
+                for w, name, n in self.workspaces
+            ],
             "error_code": self.error_code,
             "error_msg": self.error_msg,
             "http_status": self.http_status,
@@ -172,7 +176,14 @@ def discover(
                 project,
                 len(instances),
                 len(picks),
-                workspaces=tuple((x.workspace_id, len(x.instances)) for x in mine),
+                workspaces=tuple(
+                    (
+                        x.workspace_id,
+                        lister.workspace_name(project, x.workspace_id),
+                        len(x.instances),
+                    )
+                    for x in mine
+                ),
             )
         )
     # A mark comes off only where no rule of this run acts on the instance otherwise: these

@@ -202,8 +202,33 @@ def _utc_now() -> datetime:
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 
 
+# What a text line shows besides the level and the message, in this order: what a person needs
+# to see why; the JSON line has everything.
+TEXT_FIELDS = (
+    "selector",
+    "matched_by",
+    "reason",
+    "http_status",
+    "error_code",
+    "error_msg",
+    "failed_workspace",
+    "delete_after",
+    "attempt",
+    "max_attempts",
+    "delay",
+    "status",
+    "dry_run",
+    "counts",
+    "where",
+)
+
+
 class JsonLog:
-    """One JSON object per line, null values dropped; thread-safe; level-filtered."""
+    """One JSON object per line, null values dropped; thread-safe; level-filtered.
+
+    With `text`, a line for people instead: `level: message (the fields that matter)`, the
+    message's own line breaks kept.
+    """
 
     def __init__(
         self,
@@ -212,17 +237,28 @@ class JsonLog:
         level: str = "INFO",
         context: Mapping[str, Any] | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        text: bool = False,
     ) -> None:
         self._stream = stream
         self._threshold = _LEVELS[level]
         self._context = dict(context or {})
         self._clock = clock
+        self._text = text
         self._lock = threading.Lock()
 
     def log(self, level: str, message: str, **fields: Any) -> None:
         """Write one line, if the level passes."""
         if _LEVELS[level] < self._threshold:
             return
+        if self._text:
+            line = text_line(level, message, fields)
+        else:
+            line = self._json_line(level, message, fields)
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def _json_line(self, level: str, message: str, fields: Mapping[str, Any]) -> str:
         record: dict[str, Any] = {
             "timestamp": self._clock().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": level,
@@ -231,14 +267,11 @@ class JsonLog:
         }
         record.update(self._context)
         record.update(fields)
-        line = json.dumps(
+        return json.dumps(
             {k: _plain(v) for k, v in record.items() if v is not None},
             ensure_ascii=False,
             separators=(",", ":"),
         )
-        with self._lock:
-            self._stream.write(line + "\n")
-            self._stream.flush()
 
     def debug(self, message: str, **fields: Any) -> None:
         """Log at DEBUG."""
@@ -259,6 +292,21 @@ class JsonLog:
 
 def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
+
+
+def text_line(level: str, message: str, fields: Mapping[str, Any]) -> str:
+    """A log line for people: `error: message (key=value, ...)`, only TEXT_FIELDS shown."""
+    shown: list[str] = []
+    for key in TEXT_FIELDS:
+        value = _plain(fields.get(key))
+        # counts and the like: what is there, not the zeros
+        pairs = value.items() if isinstance(value, Mapping) else [(key, value)]
+        shown.extend(
+            f"{k}={str(v).lower() if isinstance(v, bool) else _plain(v)}"
+            for k, v in pairs
+            if v is not None and v != "" and (v or not isinstance(value, Mapping))
+        )
+    return f"{level.lower()}: {message}" + (f" ({', '.join(shown)})" if shown else "")
 
 
 def summary_log_fields(report: Report) -> dict[str, Any]:

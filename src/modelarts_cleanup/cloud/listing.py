@@ -139,6 +139,8 @@ class FleetLister:
         self._scope = scope
         self._concurrency = max(1, concurrency)
         self._deadline = deadline
+        # (project, workspace ID) -> the name ListWorkspace gave it; for people, never for rules.
+        self._names: dict[tuple[str, str], str] = {}
 
     def workspaces(self, project_ids: Iterable[str]) -> dict[str, list[str] | ApiError]:
         """Every workspace of each project (the default one always among them), or the error."""
@@ -149,6 +151,10 @@ class FleetLister:
             for project, future in futures.items():
                 found[project] = _outcome(future)
         return found
+
+    def workspace_name(self, project_id: str, workspace_id: str) -> str | None:
+        """The workspace's name, if `workspaces` listed it."""
+        return self._names.get((project_id, workspace_id))
 
     def instances(self, pairs: Iterable[tuple[str, str]]) -> list[WorkspaceListing]:
         """Each (project, workspace) listed whole, in the order given, or with its error.
@@ -243,6 +249,9 @@ class FleetLister:
                 if not isinstance(workspace_id, str) or not _plausible_workspace(workspace_id):
                     raise _malformed(answer, what, "a workspace has no usable `id`")
                 ids.append(workspace_id)
+                name = item.get("name")
+                if isinstance(name, str) and name:
+                    self._names[(project_id, workspace_id)] = name
             total = page_total if total is None else total
             if page_total != total or len(set(ids)) != len(ids) or len(ids) > total:
                 raise _inconsistent(what, f"{len(ids)} workspaces seen, total now {page_total}")

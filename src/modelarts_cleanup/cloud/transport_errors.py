@@ -9,6 +9,9 @@ and whose answer the deadline cut short.
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+
 import requests
 import urllib3
 
@@ -73,6 +76,17 @@ _TRANSPORT_ERRORS: tuple[tuple[tuple[type[BaseException], ...], str, bool, str],
 )
 
 
+# urllib3 2 says NameResolutionError (the gaierror its cause); urllib3 1 only the gaierror.
+_UNRESOLVED_TYPES: tuple[type[BaseException], ...] = (
+    socket.gaierror,
+    getattr(urllib3.exceptions, "NameResolutionError", socket.gaierror),
+)
+# A host name that does not resolve, said so, with where the name comes from.
+UNRESOLVED = (
+    "the host {host} does not resolve: check MODELARTS_CLEANUP_REGION or MODELARTS_CLEANUP_ENDPOINT"
+)
+
+
 def transport_error(
     exc: BaseException, what: str, attempts: int, *, host: str, timeout: tuple[float, float]
 ) -> ApiError:
@@ -81,6 +95,9 @@ def transport_error(
         (row[1:] for row in _TRANSPORT_ERRORS if isinstance(exc, row[0])),
         (REQUEST_ERROR, False, "request to {host} failed ({kind})"),
     )
+    if code == CONNECTION_ERROR and any(isinstance(e, _UNRESOLVED_TYPES) for e in _chain(exc)):
+        # Almost always a misspelled region or endpoint; still retried: DNS can fail for a moment.
+        template = UNRESOLVED
     description = template.format(
         host=host,
         connect=timeout[0],
@@ -163,7 +180,17 @@ def again(error: ApiError, message: str, attempts: int) -> ApiError:
 
 def root_cause(exc: BaseException) -> str:
     """The innermost exception's class name (its text may hold the URL, so never the text)."""
+    return type(_innermost(exc)).__name__
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    return list(_chain(exc))[-1]
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, then what caused it, and so on (ten deep at most)."""
     current = exc
+    yield current
     for _ in range(10):
         inner: BaseException | None = None
         reason = getattr(current, "reason", None)
@@ -176,4 +203,4 @@ def root_cause(exc: BaseException) -> str:
         if inner is None or inner is current:
             break
         current = inner
-    return type(current).__name__
+        yield current

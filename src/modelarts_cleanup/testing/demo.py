@@ -32,6 +32,7 @@ RULE = {
 }
 # Three teams' workspaces besides the default one, and three people who create notebooks.
 WORKSPACES = ("0", "a1" * 16, "b2" * 16, "c3" * 16)
+WORKSPACE_NAMES = {"a1" * 16: "team-vision", "b2" * 16: "team-nlp", "c3" * 16: "course-2026"}
 OWNERS = (User("a" * 32, "alice"), User("b" * 32, "bob"), User("c" * 32, "chen"))
 FLEET_SIZE = 300
 TOPIC = f"urn:smn:cn-north-4:{FLEET_PROJECT}:modelarts-cleanup"
@@ -48,6 +49,13 @@ def run_demo(out: TextIO | None = None) -> int:
     print(file=out)
     regions = _regions(out)
     return 0 if named and by_rule and grace and regions else 1
+
+
+def seed_demo_fleet(fake: FakeModelArts, count: int = FLEET_SIZE, seed: int = 0) -> None:
+    """The demo's fleet: `count` notebooks of three people in four named workspaces."""
+    for workspace_id, name in WORKSPACE_NAMES.items():
+        fake.add_workspace(FLEET_PROJECT, workspace_id, name=name)
+    fake.seed_fleet(FLEET_PROJECT, count, workspaces=WORKSPACES, owners=OWNERS, seed=seed)
 
 
 def _environ(fake: FakeModelArts, **extra: str) -> dict[str, str]:
@@ -114,7 +122,7 @@ def _named_targets(out: TextIO) -> bool:
 def _by_rule(out: TextIO) -> bool:
     """A fleet of several workspaces and users, with tags; the plan, then a run that deletes it."""
     with FakeModelArts(access_key=DEMO_AK, secret_key=DEMO_SK) as fake:
-        fake.seed_fleet(FLEET_PROJECT, FLEET_SIZE, workspaces=WORKSPACES, owners=OWNERS)
+        seed_demo_fleet(fake)
         environ = _environ(fake, MODELARTS_CLEANUP_MAX_DELETIONS="200")
         event = {"selectors": [RULE]}
         print("# 2. cleanup by rule: " + json.dumps(RULE), file=out)
@@ -160,7 +168,7 @@ def _grace_period(out: TextIO) -> bool:
     rule = {**RULE, "exclude_tags": [], "grace_hours": 48}
     digests: list[str] = []
     with FakeModelArts(access_key=DEMO_AK, secret_key=DEMO_SK) as fake:
-        fake.seed_fleet(FLEET_PROJECT, 60, workspaces=WORKSPACES, owners=OWNERS, seed=11)
+        seed_demo_fleet(fake, 60, seed=11)
         # The local endpoint answers SMN too: each run's digest goes to this topic.
         topic = fake.add_topic(TOPIC)
         environ = _environ(
