@@ -91,6 +91,7 @@ def test_report_counts_every_outcome() -> None:
         "counts",
         "failed_by",
         "answers_lost",
+        "earliest_delete_after",
         "results",
         "selectors",
     ]

@@ -49,6 +49,8 @@ def test_defaults_match_the_design() -> None:
     assert s.access_key is s.secret_key is s.security_token is s.auth_token is None
     assert s.list_scope == "all"
     assert s.protect == (TagCondition("modelarts-cleanup:keep"),)
+    assert s.over_cap == "refuse"
+    assert s.fail_on == {"refused", "failed"}
 
 
 DESIGNED = """
@@ -59,6 +61,7 @@ MODELARTS_CLEANUP_PROTECTED_INSTANCES MODELARTS_CLEANUP_MAX_DELETIONS MODELARTS_
 MODELARTS_CLEANUP_MAX_ATTEMPTS MODELARTS_CLEANUP_CONNECT_TIMEOUT MODELARTS_CLEANUP_READ_TIMEOUT
 MODELARTS_CLEANUP_LOG_LEVEL MODELARTS_CLEANUP_AUTH_TOKEN
 MODELARTS_CLEANUP_LIST_SCOPE MODELARTS_CLEANUP_PROTECT_TAGS
+MODELARTS_CLEANUP_OVER_CAP MODELARTS_CLEANUP_FAIL_ON
 HUAWEICLOUD_SDK_AK HUAWEICLOUD_SDK_SK HUAWEICLOUD_SDK_SECURITY_TOKEN
 """
 
@@ -98,6 +101,8 @@ def test_every_variable_is_read() -> None:
             "MODELARTS_CLEANUP_AUTH_TOKEN": "iam",
             "MODELARTS_CLEANUP_LIST_SCOPE": "OWN",
             "MODELARTS_CLEANUP_PROTECT_TAGS": "keep,owner=platform",
+            "MODELARTS_CLEANUP_OVER_CAP": " Defer ",
+            "MODELARTS_CLEANUP_FAIL_ON": "FAILED, partial",
         }
     )
     assert s.base_url == "https://modelarts.example.com"
@@ -114,6 +119,8 @@ def test_every_variable_is_read() -> None:
     assert s.security_token is not None and s.auth_token is not None
     assert s.list_scope == "own"
     assert s.protect == (TagCondition("keep"), TagCondition("owner", "platform"))
+    assert s.over_cap == "defer"
+    assert s.fail_on == {"failed", "partial"}
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typing import Any
 
 from .cleanup.tables import render_plan
 from .events.payload import payload_schema
-from .exceptions import CleanupError
+from .exceptions import CleanupError, RunNotClean
 
 EXIT_OK, EXIT_NOT_CLEAN, EXIT_INVALID = 0, 1, 2
 
@@ -101,7 +101,7 @@ def _invoke(event_path: str | None, *, dry_run: bool, deadline: float | None, sh
         return EXIT_INVALID
     reports: list[dict[str, Any]] = []
     try:
-        returned = run_function(
+        returned: dict[str, Any] = run_function(
             event,
             None,
             log_stream=sys.stderr,
@@ -109,6 +109,9 @@ def _invoke(event_path: str | None, *, dry_run: bool, deadline: float | None, sh
             force_dry_run=dry_run,
             on_report=reports.append,
         )
+    except RunNotClean as raised:
+        # A timer or SMN run FunctionGraph would count as an error: the report all the same.
+        returned = raised.report
     except CleanupError:
         # run_function has already logged why, as one JSON line on stderr.
         return EXIT_INVALID

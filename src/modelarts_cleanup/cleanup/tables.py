@@ -55,12 +55,34 @@ def render_plan(report: Mapping[str, Any], *, now: datetime | None = None) -> st
             f"{where}: {selector['listed']} listed, {selector['picked']} picked"
             + (f" (by workspace: {spread})" if spread else "")
         )
-    counts = report["counts"]
-    lines.append(
-        f"would delete {counts['would_delete']}, refused {counts['refused']}; "
-        f"status {report['status']}"
-    )
+    lines.append(summary_line(report))
     return "\n".join(lines)
+
+
+def summary_line(report: Mapping[str, Any]) -> str:
+    """The run in one line: deletions, marks (with the earliest `delete_after`), unmarks,
+    refusals, and what was left; a dry run says what would be done."""
+    counts = report["counts"]
+    when = report.get("earliest_delete_after")
+    first = f" (earliest delete_after {when})" if when else ""
+    if report["dry_run"]:
+        parts = [
+            f"would delete {counts['would_delete']}",
+            f"would mark {counts['would_mark']}{first}",
+            f"marks waiting {counts['marked']}",
+            f"would unmark {counts['would_unmark']}",
+        ]
+    else:
+        parts = [
+            f"deleted {counts['deleted']}",
+            f"marked {counts['marked']}{first}",
+            f"unmarked {counts['unmarked']}",
+        ]
+    parts.append(f"refused {counts['refused']}")
+    for outcome in ("already_absent", "failed", "not_attempted"):
+        if counts[outcome]:
+            parts.append(f"{outcome.replace('_', ' ')} {counts[outcome]}")
+    return ", ".join(parts) + f"; status {report['status']}"
 
 
 def _plan_row(result: Mapping[str, Any], now: datetime) -> dict[str, Any]:
