@@ -226,11 +226,12 @@ SECRET_ENV_NAMES: frozenset[str] = frozenset(
 def unknown_settings(environ: Mapping[str, str]) -> list[str]:
     """A problem for each MODELARTS_CLEANUP_ variable that is no setting: a typo would otherwise
     be ignored (DRYRUN for DRY_RUN, and the run deletes). Names only, never a value."""
-    known = sorted(n for n in ENV_NAMES if n.startswith(PREFIX))
+    # Compared without the prefix, which every name shares and would make anything look close.
+    known = sorted(n.removeprefix(PREFIX) for n in ENV_NAMES if n.startswith(PREFIX))
     problems = []
     for name in sorted(n for n in environ if n.startswith(PREFIX) and n not in ENV_NAMES):
-        near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean {near[0]}?" if near else ""
+        near = difflib.get_close_matches(name.removeprefix(PREFIX), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {PREFIX}{near[0]}?" if near else ""
         problems.append(f"{name}: not a setting{hint}")
     return problems
 
