@@ -56,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             scenarios.fleet_plan(fake, size, workspaces, concurrency)
             for size, workspaces, concurrency in FLEETS
         ]
-    text = render(Results(rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, fleet, command))
+        progress("protect tags on named targets")
+        guard = scenarios.guard_cost(fake, max(SIZES) // 5, HEADLINE_CONCURRENCY)
+    results = Results(rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, fleet, command, guard)
+    text = render(results)
     print(text)
     if args.out is not None:
         args.out.write_text(text + "\n", encoding="utf-8")

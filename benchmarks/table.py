@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from benchmarks.coldstart import Starter
-from benchmarks.scenarios import LATENCY, ColdStarts, FleetPlan, Throttled, Throughput
+from benchmarks.scenarios import (
+    LATENCY,
+    ColdStarts,
+    FleetPlan,
+    GuardCost,
+    Throttled,
+    Throughput,
+)
 
 HEADLINE_CONCURRENCY = 16
 SDK_SIZE = 200
@@ -29,6 +36,7 @@ class Results:
     throttled: list[Throttled]  # shortest run first
     fleet: list[FleetPlan]  # the headline first
     command: str
+    guard: GuardCost | None = None  # protect tags on named targets: off and on
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,8 @@ def render(results: Results) -> str:
     lines += _cold(results.cold)
     lines += _throttled(results.throttled)
     lines += _fleet(results.fleet)
+    if results.guard is not None:
+        lines += _guard(results.guard)
     lines += ["### Targets", ""]
     lines += _table(
         ("target", "measured", "required", "verdict"),
@@ -374,6 +384,31 @@ def _fleet(runs: Sequence[FleetPlan]) -> list[str]:
             ),
             rows,
         ),
+        "",
+    ]
+
+
+def _guard(cost: GuardCost) -> list[str]:
+    off, on = cost.off, cost.on
+    rows = [
+        (
+            label,
+            str(run.targets),
+            str(run.served.requests),
+            f"{cost.requests_per_target(run):.2f}",
+            f"{run.wall:.3f}",
+            f"{run.wall / off.wall:.2f}",
+        )
+        for label, run in (("off (`[]`)", off), ("on (default)", on))
+    ]
+    return [
+        f"### 7. Protect tags on named targets: a read before each DELETE, 50 ms server latency, "
+        f"concurrency {cost.concurrency} (median of alternating runs)",
+        "",
+        *_table(("guard", "targets", "requests", "per target", "wall s", "x off"), rows),
+        "",
+        "The sections above run with the guard off, as before it read named targets; with it, "
+        "each named target costs one GET more (at most one extra request per target).",
         "",
     ]
 

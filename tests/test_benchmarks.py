@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks import scenarios
+from benchmarks import scenarios, table
 from benchmarks.coldstart import start_once
 from benchmarks.contenders import run_floor, run_ours, run_sdk
 from benchmarks.fake_process import FakeProcess
@@ -68,3 +68,12 @@ def test_the_fleet_listing_scenario_lists_every_page_once(fake: FakeProcess) -> 
     assert result.wall > 0 and result.floor_wall > 0 and result.runs == 2
     assert 0 < result.picked < 300
     assert result.limit >= 3 * scenarios.LATENCY
+
+
+def test_the_guard_scenario_counts_one_read_per_named_target(fake: FakeProcess) -> None:
+    cost = scenarios.guard_cost(fake, 20, concurrency=4, runs=1)
+    assert (cost.off.served.requests, cost.on.served.requests) == (20, 40)
+    assert (cost.requests_per_target(cost.off), cost.requests_per_target(cost.on)) == (1.0, 2.0)
+    assert cost.off.deleted == cost.on.deleted == 20
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table._guard(cost)]
+    assert ["on (default)", "20", "40", "2.00"] in [row[:4] for row in rows]
