@@ -21,7 +21,13 @@ from modelarts_cleanup.cloud.instances import ListedInstance
 from modelarts_cleanup.entry import run_function
 from modelarts_cleanup.events.payload import Target
 from modelarts_cleanup.events.tags import TagCondition
-from modelarts_cleanup.exceptions import ConfigurationError, RunNotClean
+from modelarts_cleanup.exceptions import (
+    AnswerLost,
+    ApiError,
+    ConfigurationError,
+    DeadlineExceeded,
+    RunNotClean,
+)
 from modelarts_cleanup.settings import ENV_NAMES, function_environment, load_settings
 from modelarts_cleanup.testing import FakeModelArts, Fault
 from tests.support import (
@@ -548,3 +554,156 @@ def test_invoke_prints_the_report_of_a_refused_timer_run_and_exits_1(fake: FakeM
 
 def test_reason_cap_is_a_reason() -> None:
     assert Reason.CAP.value == "cap"
+
+
+# --- the read before a named DELETE, unit by unit (execution) ---------------------------------
+
+
+class Deleting:
+    """A client whose DELETEs all succeed, recording them."""
+
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+
+    def delete_instance(
+        self, project_id: str, instance_id: str, *, deadline: float | None = None
+    ) -> Any:
+        from modelarts_cleanup.cloud.client import DeleteResult
+
+        self.deleted.append(instance_id)
+        return DeleteResult("deleted", 200, "req", 1, "DELETING")
+
+
+def execute_named(
+    read: Callable[[Target], Reading | None],
+    *,
+    dry_run: bool = False,
+    deadline: float | None = None,
+    clock: Callable[[], float] = lambda: 0.0,
+    concurrency: int = 1,
+    count: int = 1,
+) -> tuple[list[Result], Deleting]:
+    from modelarts_cleanup.cleanup.execution import execute
+    from modelarts_cleanup.cleanup.report import JsonLog
+
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(count)]
+    plan = make_plan([Target(project_id=P, instance_id=i) for i in ids], Policy(), dry_run=dry_run)
+    client = Deleting()
+    results = execute(
+        plan,
+        client,  # type: ignore[arg-type]
+        concurrency=concurrency,
+        deadline=deadline,
+        log=JsonLog(io.StringIO()),
+        clock=clock,
+        read_named=read,
+    )
+    return list(results), client
+
+
+DETAILS = {"listed_status": "STOPPED", "workspace_id": "0", "tags": []}
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_read_that_finds_nothing_keeping_it_carries_what_it_read(dry_run: bool) -> None:
+    (result,), client = execute_named(lambda t: Reading(None, "nb", DETAILS), dry_run=dry_run)
+    outcome = Outcome.WOULD_DELETE if dry_run else Outcome.DELETED
+    assert (result.outcome, result.instance_name, result.listed_status) == (
+        outcome,
+        "nb",
+        "STOPPED",
+    )
+    assert (result.workspace_id, result.tags, result.matched_by) == ("0", [], "targets")
+    assert client.deleted == ([] if dry_run else [result.instance_id])
+
+
+def test_a_read_that_gives_a_reason_refuses_and_one_that_finds_it_gone_sends_no_delete() -> None:
+    (kept,), client = execute_named(lambda t: Reading("protected", "nb", DETAILS))
+    assert (kept.outcome, kept.reason, kept.instance_name, kept.attempts) == (
+        Outcome.REFUSED,
+        "protected",
+        "nb",
+        0,
+    )
+    assert kept.listed_status == "STOPPED"
+    now = [1.0]
+
+    def read_gone(target: Target) -> Reading | None:
+        now[0] += 0.25  # the read takes a quarter of a second
+        return None
+
+    (gone,), client_two = execute_named(read_gone, clock=lambda: now[0])
+    assert (gone.outcome, gone.attempts, gone.duration_ms) == (Outcome.ALREADY_ABSENT, 0, 250)
+    assert client.deleted == client_two.deleted == []
+
+
+@pytest.mark.parametrize(
+    ("raised", "outcome", "reason", "code", "message"),
+    [
+        (
+            ApiError("no", http_status=403, error_code="ModelArts.0108", error_msg="denied"),
+            Outcome.FAILED,
+            "recheck_failed",
+            "ModelArts.0108",
+            "denied",
+        ),
+        (DeadlineExceeded("late", attempts=0), Outcome.NOT_ATTEMPTED, "deadline", None, None),
+        (
+            AnswerLost("lost", error_code="DeadlineExceeded", error_msg="cut", attempts=1),
+            Outcome.FAILED,
+            "deadline",
+            "DeadlineExceeded",
+            "cut",
+        ),
+        (
+            DeadlineExceeded("late", attempts=1, http_status=503, error_code="ModelArts.6102"),
+            Outcome.FAILED,
+            "recheck_failed",
+            "ModelArts.6102",
+            "late",
+        ),
+    ],
+)
+def test_a_read_that_cannot_answer_deletes_nothing(
+    raised: Exception, outcome: Outcome, reason: str, code: str | None, message: str | None
+) -> None:
+    def read(target: Target) -> Reading | None:
+        raise raised
+
+    (result,), client = execute_named(read)
+    assert (result.outcome, result.reason, result.error_code, result.error_msg) == (
+        outcome,
+        reason,
+        code,
+        message,
+    )
+    assert (result.attempts, client.deleted) == (0, [])
+
+
+def test_a_read_reached_at_the_deadline_itself_is_not_attempted() -> None:
+    asked: list[Target] = []
+
+    def read(target: Target) -> Reading | None:
+        asked.append(target)
+        return Reading(None, None, {})
+
+    results, client = execute_named(read, deadline=5.0, clock=lambda: 5.0, dry_run=True)
+    assert [(r.outcome, r.reason) for r in results] == [(Outcome.NOT_ATTEMPTED, "deadline")]
+    assert (asked, client.deleted) == ([], [])
+    before, _ = execute_named(read, deadline=5.0, clock=lambda: 4.99, dry_run=True)
+    assert [r.outcome for r in before] == [Outcome.WOULD_DELETE]
+
+
+def test_dry_runs_that_read_do_so_in_parallel_and_keep_the_payload_order() -> None:
+    import threading
+
+    started, gate = [], threading.Barrier(3, timeout=5)
+
+    def read(target: Target) -> Reading | None:
+        started.append(target.instance_id)
+        gate.wait()  # only passes when three reads are in flight at once
+        return Reading(None, target.instance_id[-1], {})
+
+    results, _ = execute_named(read, dry_run=True, concurrency=3, count=3)
+    assert [r.instance_name for r in results] == ["0", "1", "2"]
+    assert len(started) == 3
