@@ -707,3 +707,44 @@ def test_dry_runs_that_read_do_so_in_parallel_and_keep_the_payload_order() -> No
     results, _ = execute_named(read, dry_run=True, concurrency=3, count=3)
     assert [r.instance_name for r in results] == ["0", "1", "2"]
     assert len(started) == 3
+
+
+def test_deletions_run_in_parallel_without_reads() -> None:
+    import threading
+
+    from modelarts_cleanup.cleanup.execution import execute
+    from modelarts_cleanup.cleanup.report import JsonLog
+
+    gate = threading.Barrier(3, timeout=5)
+
+    class Parallel(Deleting):
+        def delete_instance(
+            self, project_id: str, instance_id: str, *, deadline: float | None = None
+        ) -> Any:
+            gate.wait()  # only passes when three deletes are in flight at once
+            return super().delete_instance(project_id, instance_id, deadline=deadline)
+
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(3)]
+    plan = make_plan([Target(project_id=P, instance_id=i) for i in ids], Policy(), dry_run=False)
+    client = Parallel()
+    results = execute(
+        plan,
+        client,  # type: ignore[arg-type]
+        concurrency=3,
+        deadline=None,
+        log=JsonLog(io.StringIO()),
+    )
+    assert [r.outcome for r in results] == [Outcome.DELETED] * 3
+    assert sorted(client.deleted) == ids
+
+
+def test_at_exactly_the_cap_defer_keeps_the_order_actions_came_in() -> None:
+    ids = [f"{n:08x}-ee8a-3ca4-894e-db77e160355e" for n in range(3)]
+    recent = selected(ids[0], "2026-11-20T00:00:00Z")
+    oldest = selected(ids[1], "2026-01-01T00:00:00Z")
+    named = Target(project_id=P, instance_id=ids[2])
+    plan = make_plan(
+        [recent, oldest, named], Policy(max_deletions=3, over_cap="defer"), dry_run=False
+    )
+    assert [c.target.instance_id for c in plan.to_delete] == ids
+    assert plan.refused == ()
