@@ -634,6 +634,7 @@ def test_a_read_that_gives_a_reason_refuses_and_one_that_finds_it_gone_sends_no_
 
     (gone,), client_two = execute_named(read_gone, clock=lambda: now[0])
     assert (gone.outcome, gone.attempts, gone.duration_ms) == (Outcome.ALREADY_ABSENT, 0, 250)
+    assert (gone.project_id, gone.matched_by) == (P, "targets")
     assert client.deleted == client_two.deleted == []
 
 
