@@ -66,11 +66,14 @@ def main(argv: list[str] | None = None) -> int:
             scenarios.fleet_plan(fake, size, workspaces, concurrency)
             for size, workspaces, concurrency in FLEETS
         ]
+        progress("protect tags on named targets")
+        guard = scenarios.guard_cost(fake, max(SIZES) // 5, HEADLINE_CONCURRENCY)
     progress("regions")
     by_region = regions.render(regions.measure())
-    text = render(
-        Results(rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, fleet, command, unpacked)
+    results = Results(
+        rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, fleet, command, unpacked, guard
     )
+    text = render(results)
     text += "\n\n" + by_region
     print(text)
     if args.out is not None:

@@ -46,9 +46,16 @@ class Run:
             )
 
 
-def function_environment(url: str, *, concurrency: int, max_attempts: int = 5) -> dict[str, str]:
-    """The settings a deployed function would have, pointed at the local endpoint."""
+def function_environment(
+    url: str, *, concurrency: int, max_attempts: int = 5, protect_tags: str = "[]"
+) -> dict[str, str]:
+    """The settings a deployed function would have, pointed at the local endpoint.
+
+    Protect tags off by default: named targets straight to DELETE, as the figures have always
+    measured; `protect_tags=""` is the default guard (a read before each DELETE).
+    """
     return {
+        "MODELARTS_CLEANUP_PROTECT_TAGS": protect_tags,
         "MODELARTS_CLEANUP_ENDPOINT": url,
         "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
         "HUAWEICLOUD_SDK_AK": ACCESS_KEY,
@@ -65,10 +72,18 @@ def event_for(ids: Sequence[str]) -> dict[str, object]:
 
 
 def run_ours(
-    fake: FakeProcess, url: str, ids: Sequence[str], *, concurrency: int, max_attempts: int = 5
+    fake: FakeProcess,
+    url: str,
+    ids: Sequence[str],
+    *,
+    concurrency: int,
+    max_attempts: int = 5,
+    protect_tags: str = "[]",
 ) -> Run:
     """Our function, invoked as FunctionGraph would; logs go where stdout would, formatted."""
-    environ = function_environment(url, concurrency=concurrency, max_attempts=max_attempts)
+    environ = function_environment(
+        url, concurrency=concurrency, max_attempts=max_attempts, protect_tags=protect_tags
+    )
     event = event_for(ids)
     with open(os.devnull, "w", encoding="utf-8") as log_stream:
         fake.served()

@@ -99,6 +99,43 @@ def throughput(
     return rows
 
 
+@dataclass(frozen=True)
+class GuardCost:
+    """The same named deletions with protect tags off (DELETE only) and on (a read first)."""
+
+    concurrency: int
+    off: Run
+    on: Run
+
+    def requests_per_target(self, run: Run) -> float:
+        """Requests the endpoint answered per named target."""
+        return run.served.requests / run.targets
+
+
+def guard_cost(fake: FakeProcess, size: int, concurrency: int, runs: int = 3) -> GuardCost:
+    """Named deletions at 50 ms, guard off then on, alternating; the median wall of each."""
+    url = fake.start(latency=LATENCY)
+    off: list[Run] = []
+    on: list[Run] = []
+    for _ in range(runs):
+        for protect, kept in (("[]", off), ("", on)):
+            run = run_ours(
+                fake, url, fake.seed(size), concurrency=concurrency, protect_tags=protect
+            )
+            reads = 0 if protect == "[]" else size
+            if run.deleted != size or run.served.statuses != {200: size + reads}:
+                raise RuntimeError(
+                    f"guard {'on' if reads else 'off'}: {run.deleted}/{size} deleted, endpoint "
+                    f"answered {run.served.statuses}"
+                )
+            kept.append(run)
+    return GuardCost(concurrency, _median_wall(off), _median_wall(on))
+
+
+def _median_wall(runs: Sequence[Run]) -> Run:
+    return sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
+
+
 def floor(fake: FakeProcess, size: int, concurrencies: Sequence[int]) -> list[Throughput]:
     """The endpoint's own floor: pre-signed requests, no client work (see `run_floor`)."""
     url = fake.start(latency=LATENCY)

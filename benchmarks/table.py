@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from benchmarks.coldstart import Starter
-from benchmarks.scenarios import LATENCY, ColdStarts, FleetPlan, Throttled, Throughput
+from benchmarks.scenarios import (
+    LATENCY,
+    ColdStarts,
+    FleetPlan,
+    GuardCost,
+    Throttled,
+    Throughput,
+)
 from benchmarks.unpacked import Kind, UnpackedStarts
 
 HEADLINE_CONCURRENCY = 16
@@ -31,6 +38,7 @@ class Results:
     fleet: list[FleetPlan]  # the headline first
     command: str
     unpacked: UnpackedStarts
+    guard: GuardCost | None = None  # protect tags on named targets: off and on
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,8 @@ def render(results: Results) -> str:
     lines += _throttled(results.throttled)
     lines += _fleet(results.fleet)
     lines += _unpacked(results.unpacked)
+    if results.guard is not None:
+        lines += _guard(results.guard)
     lines += ["### Targets", ""]
     lines += _table(
         ("target", "measured", "required", "verdict"),
@@ -435,6 +445,31 @@ def _unpacked(unpacked: UnpackedStarts) -> list[str]:
         *_table(("process", "median ms", "range ms", "median peak RSS MiB"), rows),
         f"Ours / floor, both with bytecode: {floor_ratio:.2f}x. Ours with bytecode / ours from "
         f"sources: {sources_ratio:.2f}x.",
+        "",
+    ]
+
+
+def _guard(cost: GuardCost) -> list[str]:
+    off, on = cost.off, cost.on
+    rows = [
+        (
+            label,
+            str(run.targets),
+            str(run.served.requests),
+            f"{cost.requests_per_target(run):.2f}",
+            f"{run.wall:.3f}",
+            f"{run.wall / off.wall:.2f}",
+        )
+        for label, run in (("off (`[]`)", off), ("on (default)", on))
+    ]
+    return [
+        f"### 8. Protect tags on named targets: a read before each DELETE, 50 ms server latency, "
+        f"concurrency {cost.concurrency} (median of alternating runs)",
+        "",
+        *_table(("guard", "targets", "requests", "per target", "wall s", "x off"), rows),
+        "",
+        "The sections above run with the guard off, as before it read named targets; with it, "
+        "each named target costs one GET more (at most one extra request per target).",
         "",
     ]
 

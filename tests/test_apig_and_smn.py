@@ -25,6 +25,7 @@ from modelarts_cleanup.exceptions import (
     MethodNotAllowed,
     PayloadError,
     PayloadTooLarge,
+    RunNotClean,
 )
 from modelarts_cleanup.testing import FakeModelArts, Fault
 from tests.support import (
@@ -55,15 +56,23 @@ class Invocation:
 
     def __init__(self, fake: FakeModelArts, event: object, **env: str) -> None:
         self.reports: list[dict[str, Any]] = []
+        # A timer or SMN run in a MODELARTS_CLEANUP_FAIL_ON status raises, its report made.
+        self.raised: RunNotClean | None = None
         stream = io.StringIO()
-        self.returned = run_function(
-            event,
-            FunctionGraphContext(request_id="fg-apig-1"),
-            environ=endpoint_environ(fake.url, **{"MODELARTS_CLEANUP_MAX_ATTEMPTS": "1", **env}),
-            log_stream=stream,
-            sleep=no_sleep,
-            on_report=self.reports.append,
-        )
+        try:
+            self.returned = run_function(
+                event,
+                FunctionGraphContext(request_id="fg-apig-1"),
+                environ=endpoint_environ(
+                    fake.url, **{"MODELARTS_CLEANUP_MAX_ATTEMPTS": "1", **env}
+                ),
+                log_stream=stream,
+                sleep=no_sleep,
+                on_report=self.reports.append,
+            )
+        except RunNotClean as exc:
+            self.raised = exc
+            self.returned = {}
         self.log = [json.loads(line) for line in stream.getvalue().splitlines()]
 
     @property
@@ -309,8 +318,10 @@ def test_smn_records_make_one_run_each_target_once(fake: FakeModelArts) -> None:
     assert sorted((r["instance_id"], r["outcome"]) for r in report["results"]) == sorted(
         [(a, "deleted"), (b, "deleted"), (MISSING, "already_absent")]
     )
-    deletes = [r for r in fake.requests if r.method == "DELETE"]
-    assert len(deletes) == 3
+    # Each named target read first (protect tags): the missing one is never sent a DELETE.
+    deletes = {r.instance_id for r in fake.requests if r.method == "DELETE"}
+    assert deletes == {a, b}
+    assert {r.instance_id for r in fake.requests if r.method == "GET"} == {a, b, MISSING}
     assert call.log[-1]["envelope"] == "smn"
 
 
@@ -374,7 +385,7 @@ def test_no_envelope_lifts_a_configured_dry_run(fake: FakeModelArts, wrap: Any) 
     report = report_of(call)
     assert report["dry_run"] is True
     assert [r["outcome"] for r in report["results"]] == ["would_delete"]
-    assert fake.requests == []
+    assert [(r.method, r.instance_id) for r in fake.requests] == [("GET", instance)]
     assert fake.instance_ids(P) == {(P, instance)}
 
 
@@ -401,6 +412,8 @@ def test_allowlist_protection_and_cap_hold_in_every_envelope(
     assert reasons == {protected: "protected", outsider: "project_not_allowed"}
     capped = Invocation(fake, wrap(payload(protected)), MODELARTS_CLEANUP_MAX_DELETIONS="0")
     assert report_of(capped)["status"] == "refused"
+    # Asynchronous invocations end in an error FunctionGraph sees (MODELARTS_CLEANUP_FAIL_ON).
+    assert (capped.raised is not None) == (wrap in (ENVELOPES["timer"], ENVELOPES["smn"]))
     assert fake.requests == []
 
 
@@ -497,7 +510,8 @@ def test_invoke_with_an_apig_event_prints_its_answer_and_exits_by_it(
 def test_plan_with_an_apig_event_prints_the_table(fake: FakeModelArts) -> None:
     instance = fake.add_instance(P)
     event = json.dumps(apig_event(payload(instance)))
-    done = invoke(fake, "plan", "--event", "-", stdin=event)
+    # --wide: whole IDs, whatever the width the read's columns take
+    done = invoke(fake, "plan", "--event", "-", "--wide", stdin=event)
     assert done.returncode == 0, done.stderr
     assert instance in done.stdout
     assert "would delete 1" in done.stdout

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks import scenarios
+from benchmarks import scenarios, table
 from benchmarks.coldstart import start_once
 from benchmarks.contenders import run_floor, run_ours, run_sdk
 from benchmarks.fake_process import FakeProcess
@@ -82,3 +82,12 @@ def test_cold_starts_from_the_unpacked_package_delete_for_real_and_write_nothing
     for kind in KINDS:
         (start,) = result.starts[kind]
         assert start.wall > 0 and start.peak_rss_kib > 0, kind
+
+
+def test_the_guard_scenario_counts_one_read_per_named_target(fake: FakeProcess) -> None:
+    cost = scenarios.guard_cost(fake, 20, concurrency=4, runs=1)
+    assert (cost.off.served.requests, cost.on.served.requests) == (20, 40)
+    assert (cost.requests_per_target(cost.off), cost.requests_per_target(cost.on)) == (1.0, 2.0)
+    assert cost.off.deleted == cost.on.deleted == 20
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table._guard(cost)]
+    assert ["on (default)", "20", "40", "2.00"] in [row[:4] for row in rows]

@@ -154,6 +154,8 @@ def run_scenario(scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
         before = fake.instance_ids()
         env = endpoint_environ(
             fake.url,
+            # What the DELETE path tells (the read before it: test_guards.py).
+            MODELARTS_CLEANUP_PROTECT_TAGS="[]",
             MODELARTS_CLEANUP_MAX_DELETIONS=str(scenario.max_deletions),
             MODELARTS_CLEANUP_CONCURRENCY=str(scenario.concurrency),
             MODELARTS_CLEANUP_MAX_ATTEMPTS=str(scenario.max_attempts),
@@ -244,7 +246,13 @@ def check(scenario: Scenario, report: dict[str, Any], seen: dict[str, Any]) -> C
         if reason is not None:
             assert (result["outcome"], result["reason"]) == ("refused", reason)
         elif dry_run:
-            assert result["outcome"] == "would_delete"
+            # Each named target read: there or not, or the read failed or could not start.
+            assert result["outcome"] in (
+                "would_delete",
+                "already_absent",
+                "failed",
+                "not_attempted",
+            )
         else:
             assert result["outcome"] in ("deleted", "already_absent", "failed", "not_attempted")
     assert report["status"] == expected_status(counts, refused_run)
@@ -270,22 +278,27 @@ def check(scenario: Scenario, report: dict[str, Any], seen: dict[str, Any]) -> C
         (r.path.split("/")[2], r.instance_id) for r in seen["requests"] if r.method == "DELETE"
     )
     touched = {(r.path.split("/")[2], r.instance_id) for r in seen["requests"]}
+    written = {(r.path.split("/")[2], r.instance_id) for r in seen["requests"] if r.method != "GET"}
     for result in results:
         target = (result["project_id"], result["instance_id"])
         assert deletes[target] == result["attempts"], result
-        if result["outcome"] in ("refused", "would_delete", "not_attempted"):
+        if result["outcome"] in ("refused", "not_attempted"):
             assert target not in touched
+        if result["outcome"] in ("refused", "would_delete", "not_attempted"):
+            assert target not in written
             assert result["attempts"] == 0
         if result["outcome"] == "not_attempted":
             assert result["reason"] == "deadline"
-        if result["outcome"] == "failed":
+        if result["outcome"] == "failed" and not dry_run:
             assert result["attempts"] >= 1, result  # failed means tried; untried is not_attempted
             # Why, in words, always; a code or status when there was one (not for a deadline).
             assert result["error_msg"], result
             assert result["error_code"] or result["http_status"] or result["reason"], result
     assert touched <= set(eligible)
-    if dry_run or refused_run:
+    if refused_run:
         assert seen["requests"] == []
+    if dry_run:  # reads only
+        assert {r.method for r in seen["requests"]} <= {"GET"}
     if scenario.budget is None:
         assert counts["not_attempted"] == 0
     return counts

@@ -132,6 +132,7 @@ def run_scenario(scenario: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
         None,
         environ=endpoint_environ(
             URL,
+            MODELARTS_CLEANUP_PROTECT_TAGS="[]",  # the DELETE path (the read: test_guards.py)
             MODELARTS_CLEANUP_CONCURRENCY=str(scenario.concurrency),
             MODELARTS_CLEANUP_MAX_ATTEMPTS=str(scenario.max_attempts),
             MODELARTS_CLEANUP_CONNECT_TIMEOUT=str(scenario.connect_timeout),

@@ -34,7 +34,7 @@ def check_against_the_endpoint(
         if outcome == "deleted":
             assert iid not in left, result
         if outcome == "not_attempted":
-            assert iid not in touched, result  # nothing was sent: certain
+            assert iid not in touched, result  # nothing that changes it was sent: certain
             assert (result["attempts"], result["reason"]) == (0, "deadline")
         if outcome in ("failed", "not_attempted") and iid not in left:
             # Only a request the deadline cut may have gone through unseen, and it says so.
@@ -69,7 +69,10 @@ def test_a_run_against_the_deadline_reports_only_what_it_knows(count: int) -> No
         # A DELETE the client gave up on is still carried out when its second is over.
         assert slow.wait_until_idle(timeout=30)
         left = {i for _, i in slow.instance_ids(PROJECT)}
-        touched = {r.instance_id for r in slow.requests if r.instance_id is not None}
+        # What could change a target: anything but the read before its delete (protect tags).
+        touched = {
+            r.instance_id for r in slow.requests if r.instance_id is not None and r.method != "GET"
+        }
 
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)

@@ -28,6 +28,7 @@ from modelarts_cleanup.events.apig import ERRORS
 from modelarts_cleanup.events.envelopes import parse_event
 from modelarts_cleanup.events.payload import parse_payload, payload_schema
 from modelarts_cleanup.events.rules import Selector
+from modelarts_cleanup.exceptions import ConfigurationError
 from modelarts_cleanup.settings import ENV_NAMES, load_settings
 from modelarts_cleanup.testing import FakeModelArts, User
 from tests.support import AK, SK, endpoint_environ, local_endpoint
@@ -124,6 +125,7 @@ def make_targets(page: Path) -> list[str]:
 
 FLEET = "0123456789abcdef0123456789abcdef"
 NAMED = "ed43aef64dff4e5c81cb84b71adcb3fd"
+EVENT_INSTANCES = ("6fa459ea-ee8a-3ca4-894e-db77e160355e", "0b1f3c2a-4d5e-4f60-8a7b-9c8d7e6f5a4b")
 NOW_MS = int(time.time() * 1000)
 HOUR = 3_600_000
 
@@ -138,6 +140,9 @@ def populate(fake: FakeModelArts) -> None:
     fake.add_instance(FLEET, name="fresh", status="STOPPED", updated_ms=NOW_MS - HOUR)
     fake.add_instance(FLEET, name="training", status="RUNNING", updated_ms=NOW_MS - 300 * HOUR)
     fake.add_instance(NAMED, name="named", status="STOPPED")
+    # The notebooks the example events name (events/*.json), so that their plans delete something.
+    for instance_id in EVENT_INSTANCES:
+        fake.add_instance(NAMED, instance_id, name="from-an-event", status="STOPPED")
 
 
 @pytest.fixture(scope="module")
@@ -363,12 +368,24 @@ def test_the_readmes_first_rule_needs_only_the_listing_policy() -> None:
 # -- settings ----------------------------------------------------------------------------------
 
 _SETTING = re.compile(r"\b(?:MODELARTS_CLEANUP|HUAWEICLOUD_SDK)_[A-Z][A-Z0-9_]*[A-Z0-9]")
+# A name shown as the mistake it is: the function's own words for a variable that is no setting.
+_NOT_A_SETTING = re.compile(r"\b(MODELARTS_CLEANUP_[A-Z0-9_]+): not a setting")
 
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
 def test_every_setting_named_exists(page: Path) -> None:
-    named = set(_SETTING.findall(page.read_text(encoding="utf-8")))
+    text = page.read_text(encoding="utf-8")
+    named = set(_SETTING.findall(text)) - set(_NOT_A_SETTING.findall(text))
     assert not named - ENV_NAMES, sorted(named - ENV_NAMES)
+
+
+def test_a_misspelt_setting_shown_in_the_docs_is_refused_in_those_words() -> None:
+    shown = {n for page in PAGES for n in _NOT_A_SETTING.findall(page.read_text(encoding="utf-8"))}
+    assert shown, "the settings page shows what a misspelt name gets"
+    for name in shown:
+        assert name not in ENV_NAMES
+        with pytest.raises(ConfigurationError, match=f"{name}: not a setting; did you mean"):
+            load_settings({"MODELARTS_CLEANUP_REGION": "cn-north-4", name: "true"})
 
 
 def test_the_settings_page_has_a_row_for_every_setting() -> None:

@@ -55,7 +55,8 @@ def test_mixed_batch_gives_one_right_result_per_target(fake: FakeModelArts) -> N
     )
     ids = [*plain, flaky, forbidden, MISSING]
 
-    report, log = run(fake, payload(*ids, *ids[:2]))
+    # The DELETE path itself: named targets straight to DELETE (test_guards.py: with the read).
+    report, log = run(fake, payload(*ids, *ids[:2]), MODELARTS_CLEANUP_PROTECT_TAGS="[]")
 
     outcomes = {r["instance_id"]: (r["outcome"], r["attempts"]) for r in report["results"]}
     assert outcomes == {
@@ -80,7 +81,9 @@ def test_mixed_batch_gives_one_right_result_per_target(fake: FakeModelArts) -> N
 def test_every_request_is_signed_and_names_its_project(fake: FakeModelArts) -> None:
     instance = fake.add_instance(PROJECT)
     run(fake, payload(instance))
-    (request,) = fake.requests
+    read, request = fake.requests
+    assert (read.method, read.path) == ("GET", f"/v1/{PROJECT}/notebooks/{instance}")
+    assert read.headers["Authorization"].startswith(f"SDK-HMAC-SHA256 Access={AK},")
     assert request.method == "DELETE"
     assert request.path == f"/v1/{PROJECT}/notebooks/{instance}"
     assert request.headers["Authorization"].startswith(f"SDK-HMAC-SHA256 Access={AK},")
@@ -118,7 +121,12 @@ def test_invalid_payload_sends_nothing(fake: FakeModelArts) -> None:
 
 def test_wrong_secret_key_fails_once_without_retry_storm(fake: FakeModelArts) -> None:
     instances = [fake.add_instance(PROJECT) for _ in range(3)]
-    report, log = run(fake, payload(*instances), HUAWEICLOUD_SDK_SK="not-the-right-secret-key")
+    report, log = run(
+        fake,
+        payload(*instances),
+        HUAWEICLOUD_SDK_SK="not-the-right-secret-key",
+        MODELARTS_CLEANUP_PROTECT_TAGS="[]",
+    )
     assert {(r["outcome"], r["error_code"], r["attempts"]) for r in report["results"]} == {
         ("failed", "APIGW.0301", 1)
     }
@@ -139,19 +147,19 @@ def test_iam_token_is_accepted(fake: FakeModelArts) -> None:
     assert "fake-iam-token" not in log.getvalue()
 
 
-def test_dry_run_from_the_payload_sends_nothing(fake: FakeModelArts) -> None:
+def test_dry_run_from_the_payload_deletes_nothing(fake: FakeModelArts) -> None:
     instance = fake.add_instance(PROJECT)
     report, _ = run(fake, payload(instance, dry_run=True))
     assert report["results"][0]["outcome"] == "would_delete"
     assert report["dry_run"] is True
-    assert fake.requests == []
+    assert [r.method for r in fake.requests] == ["GET"]  # the read, nothing written
 
 
 def test_configured_dry_run_cannot_be_switched_off_by_the_payload(fake: FakeModelArts) -> None:
     instance = fake.add_instance(PROJECT)
     report, _ = run(fake, payload(instance, dry_run=False), MODELARTS_CLEANUP_DRY_RUN="true")
     assert report["results"][0]["outcome"] == "would_delete"
-    assert fake.requests == []
+    assert [r.method for r in fake.requests] == ["GET"]  # the read, nothing written
 
 
 def test_timer_event_with_empty_user_event_uses_default_targets(fake: FakeModelArts) -> None:
@@ -318,7 +326,7 @@ def test_invoke_dry_run_flag_overrides_the_event(fake: FakeModelArts) -> None:
     done = invoke(fake, "--event", "-", "--dry-run", stdin=json.dumps(payload(instance)))
     assert done.returncode == 0
     assert json.loads(done.stdout)["results"][0]["outcome"] == "would_delete"
-    assert fake.requests == []
+    assert [r.method for r in fake.requests] == ["GET"]  # the read, nothing written
 
 
 def test_handler_returns_before_the_platform_would_stop_it() -> None:

@@ -327,10 +327,9 @@ def test_every_selected_result_says_what_the_rules_read(fake: FakeModelArts) -> 
         "2027-01-12T20:00:00Z",
         "2027-01-13T08:00:00Z",
     )
-    # A named target is deleted as named, with no extra read: there is nothing to show.
-    assert all(
-        by_id[named][k] is None for k in ("listed_status", "owner", "tags", "pool", "created")
-    )
+    # A named target is read too (a dry run says what the run would do): what the read gave.
+    assert by_id[named]["outcome"] == "would_delete"
+    assert all(by_id[named][k] is not None for k in ("listed_status", "owner", "tags", "created"))
 
     table = render_plan(report, now=datetime.fromtimestamp(NOW_MS / 1000, tz=timezone.utc))
     header = table.splitlines()[0].split()

@@ -92,6 +92,7 @@ def test_report_counts_every_outcome() -> None:
         "failed_by",
         "answers_lost",
         "regions",
+        "earliest_delete_after",
         "results",
         "selectors",
         "notification",

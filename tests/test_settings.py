@@ -52,6 +52,8 @@ def test_defaults_match_the_design() -> None:
     assert (s.topic, s.notify_on, s.smn_base_url) == (None, "changes", None)
     assert s.project_regions == {} and s.endpoints == {}
     assert s.iam_url == "https://iam.myhuaweicloud.com"
+    assert s.over_cap == "refuse"
+    assert s.fail_on == {"refused", "failed"}
 
 
 DESIGNED = """
@@ -64,6 +66,7 @@ MODELARTS_CLEANUP_LOG_LEVEL MODELARTS_CLEANUP_LOG_FORMAT MODELARTS_CLEANUP_AUTH_
 MODELARTS_CLEANUP_LIST_SCOPE MODELARTS_CLEANUP_PROTECT_TAGS
 MODELARTS_CLEANUP_NOTIFY_TOPIC MODELARTS_CLEANUP_NOTIFY_ON MODELARTS_CLEANUP_SMN_ENDPOINT
 MODELARTS_CLEANUP_PROJECT_REGIONS MODELARTS_CLEANUP_ENDPOINTS MODELARTS_CLEANUP_IAM_ENDPOINT
+MODELARTS_CLEANUP_OVER_CAP MODELARTS_CLEANUP_FAIL_ON
 HUAWEICLOUD_SDK_AK HUAWEICLOUD_SDK_SK HUAWEICLOUD_SDK_SECURITY_TOKEN
 """
 
@@ -103,6 +106,8 @@ def test_every_variable_is_read() -> None:
             "MODELARTS_CLEANUP_AUTH_TOKEN": "iam",
             "MODELARTS_CLEANUP_LIST_SCOPE": "OWN",
             "MODELARTS_CLEANUP_PROTECT_TAGS": "keep,owner=platform",
+            "MODELARTS_CLEANUP_OVER_CAP": " Defer ",
+            "MODELARTS_CLEANUP_FAIL_ON": "FAILED, partial",
         }
     )
     assert s.base_url == "https://modelarts.example.com"
@@ -119,6 +124,8 @@ def test_every_variable_is_read() -> None:
     assert s.security_token is not None and s.auth_token is not None
     assert s.list_scope == "own"
     assert s.protect == (TagCondition("keep"), TagCondition("owner", "platform"))
+    assert s.over_cap == "defer"
+    assert s.fail_on == {"failed", "partial"}
 
 
 @pytest.mark.parametrize(

@@ -413,7 +413,9 @@ def test_a_body_cut_short_is_a_connection_error_and_asked_again() -> None:
 def run_with_one_retry(fake: FakeModelArts, **env: str) -> list[dict[str, Any]]:
     """Delete one instance whose first DELETE meets a 503; the run's log, line by line."""
     instance = fake.add_instance(PROJECT)
-    fake.add_fault(Fault("status", status=503, times=1), instance_id=instance)
+    fake.add_fault(
+        Fault("status", status=503, times=1), instance_id=instance, action="notebook_delete"
+    )
     log = io.StringIO()
     report = run_function(
         {"targets": [{"project_id": PROJECT, "instance_id": instance}]},

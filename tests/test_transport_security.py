@@ -42,13 +42,15 @@ WOULD_BE_SWITCHES = {
     "CURL_CA_BUNDLE": "",
     "REQUESTS_CA_BUNDLE": "",
 }
+OURS = {k: v for k, v in WOULD_BE_SWITCHES.items() if k.startswith("MODELARTS_CLEANUP_")}
+OTHERS = {k: v for k, v in WOULD_BE_SWITCHES.items() if k not in OURS}
 
 
 def environ(url: str, **extra: str) -> dict[str, str]:
     """Settings for `url` that, unlike a local test's, do not permit plain HTTP by default."""
-    return endpoint_environ(
-        url, allow_http=False, **{"MODELARTS_CLEANUP_MAX_ATTEMPTS": "3", **extra}
-    )
+    # Named targets straight to DELETE: the one request whose handshake these tests watch.
+    settings = {"MODELARTS_CLEANUP_MAX_ATTEMPTS": "3", "MODELARTS_CLEANUP_PROTECT_TAGS": "[]"}
+    return endpoint_environ(url, allow_http=False, **{**settings, **extra})
 
 
 def event(instance: str) -> dict[str, Any]:
@@ -127,7 +129,12 @@ def test_no_setting_can_switch_verification_off() -> None:
     fields = " ".join([*Settings.model_fields, *ENV_NAMES]).lower()
     for word in ("verify", "insecure", "ssl", "tls", "cert", "ca_bundle"):
         assert word not in fields
-    settings = load_settings({"MODELARTS_CLEANUP_REGION": "cn-north-4", **WOULD_BE_SWITCHES})
+    # Ours are refused outright (not a setting); the others are no business of the settings.
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings({"MODELARTS_CLEANUP_REGION": "cn-north-4", **WOULD_BE_SWITCHES})
+    for name in OURS:
+        assert f"{name}: not a setting" in str(raised.value)
+    settings = load_settings({"MODELARTS_CLEANUP_REGION": "cn-north-4", **OTHERS})
     assert settings.base_url == "https://modelarts.cn-north-4.myhuaweicloud.com"
     assert not set(WOULD_BE_SWITCHES) & set(settings.model_dump())
 
@@ -219,6 +226,11 @@ def test_no_environment_variable_switches_verification_off(
     value = WOULD_BE_SWITCHES[name]
     monkeypatch.setenv(name, value)
     instance = tls_fake.add_instance(PROJECT)
+    if name in OURS:
+        with pytest.raises(ConfigurationError, match=f"{name}: not a setting"):
+            run(tls_fake.url, instance, **{name: value})
+        assert tls_fake.requests == []
+        return
     assert_tls_refused(run(tls_fake.url, instance, **{name: value}), tls_fake, instance)
 
 
@@ -228,7 +240,9 @@ def test_all_would_be_switches_at_once_switch_nothing_off(
     for name, value in WOULD_BE_SWITCHES.items():
         monkeypatch.setenv(name, value)
     instance = tls_fake.add_instance(PROJECT)
-    assert_tls_refused(run(tls_fake.url, instance, **WOULD_BE_SWITCHES), tls_fake, instance)
+    with pytest.raises(ConfigurationError):
+        run(tls_fake.url, instance, **WOULD_BE_SWITCHES)
+    assert_tls_refused(run(tls_fake.url, instance, **OTHERS), tls_fake, instance)
 
 
 def test_trusting_the_certificate_explicitly_lets_the_same_run_through(

@@ -32,6 +32,8 @@ locals {
     MODELARTS_CLEANUP_ALLOWED_PROJECTS    = jsonencode(length(var.allowed_projects) > 0 ? var.allowed_projects : [var.project_id])
     MODELARTS_CLEANUP_PROTECTED_INSTANCES = jsonencode(var.protected_instances)
     MODELARTS_CLEANUP_MAX_DELETIONS       = tostring(var.max_deletions)
+    MODELARTS_CLEANUP_OVER_CAP            = var.over_cap
+    MODELARTS_CLEANUP_FAIL_ON             = join(",", var.fail_on)
     MODELARTS_CLEANUP_CONCURRENCY         = tostring(var.concurrency)
     MODELARTS_CLEANUP_MAX_ATTEMPTS        = tostring(var.max_attempts)
     MODELARTS_CLEANUP_CONNECT_TIMEOUT     = tostring(var.connect_timeout)

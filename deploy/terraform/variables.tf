@@ -164,6 +164,18 @@ variable "protect_tags" {
   default     = null
 }
 
+variable "over_cap" {
+  description = "MODELARTS_CLEANUP_OVER_CAP: over max_deletions, refuse the whole run, or defer: do the first max_deletions (named first, then the longest idle) and leave the rest to later runs."
+  type        = string
+  default     = "refuse"
+}
+
+variable "fail_on" {
+  description = "MODELARTS_CLEANUP_FAIL_ON: run statuses that end a timer or SMN invocation in a function error, so FunctionGraph's metrics, retries and failure destination see them. Empty: never."
+  type        = list(string)
+  default     = ["refused", "failed"]
+}
+
 variable "log_format" {
   description = "MODELARTS_CLEANUP_LOG_FORMAT: json (one object per line, what LTS indexes) or text (lines for people)."
   type        = string

@@ -13,7 +13,7 @@ from . import __version__
 from .cleanup.report import JsonLog
 from .cleanup.tables import FORMATS, render_plan
 from .events.payload import payload_schema
-from .exceptions import CleanupError, ConfigurationError
+from .exceptions import CleanupError, ConfigurationError, RunNotClean
 from .settings import function_environment, text_logs, variable
 
 EXIT_OK, EXIT_NOT_CLEAN, EXIT_INVALID = 0, 1, 2
@@ -195,7 +195,7 @@ def _invoke(
         event = {"trigger_type": "TIMER", "user_event": ""}
     reports: list[dict[str, Any]] = []
     try:
-        returned = run_function(
+        returned: dict[str, Any] = run_function(
             event,
             None,
             environ=environ,
@@ -205,6 +205,9 @@ def _invoke(
             on_report=reports.append,
             publish=publish,
         )
+    except RunNotClean as raised:
+        # A timer or SMN run FunctionGraph would count as an error: the report all the same.
+        returned = raised.report
     except CleanupError:
         # run_function has already logged why, on stderr.
         return EXIT_INVALID

@@ -19,25 +19,30 @@ from .cleanup.execution import Recheck, execute
 from .cleanup.planning import Candidate, Policy, make_plan
 from .cleanup.report import JsonLog, Report, run_status, summary_log_fields
 from .cloud.admission import Admission
+from .cloud.client import ModelArtsClient
 from .cloud.credentials import Credentials, resolve_credentials
 from .cloud.iam import ProjectRegionCache
 from .cloud.regions import Located
 from .cloud.session import new_session
 from .events.envelopes import Envelope, Received
 from .events.intake import Expectations, accept, receive
-from .exceptions import ConfigurationError, PayloadError
+from .exceptions import ConfigurationError, PayloadError, RunNotClean
 from .functiongraph import FunctionContext
 from .routing import IAM_CACHE, SessionFactory, locate_projects, regional_client, transport_to
 from .settings import Settings, function_environment, load_settings, text_logs
+from .vocabulary import ApiGeneration
 
 if TYPE_CHECKING:
     from .cleanup.discovery import SelectorReport
+    from .cleanup.guard import ReadNamed
 
 # Requests cap their own timeouts at the deadline, so the margin only has to cover building and
 # returning the report; a quarter of a very short budget at most, so a 3 s function still works.
 DEADLINE_MARGIN_SECONDS = 2.0
 
 _cold_start = True
+# Envelopes whose invocations are asynchronous: their status is what FunctionGraph counts.
+_ASYNC = frozenset({Envelope.TIMER, Envelope.SMN})
 
 
 def _default_session(pool_size: int, auth: requests.auth.AuthBase) -> requests.Session:
@@ -97,7 +102,14 @@ def run_function(
         log.error(str(exc), error_type=type(exc).__name__)
         raise
     if received.envelope is not Envelope.APIG:
-        return _run(received, invocation)[1]
+        settings, report = _run(received, invocation)
+        if received.envelope in _ASYNC and report["status"] in settings.fail_on:
+            # Asynchronous invocations: only an error reaches FunctionGraph's error metrics,
+            # retries and failure destination. The report and summary are logged already.
+            error = RunNotClean(report["status"], report)
+            log.error(str(error), error_type=type(error).__name__, status=error.status)
+            raise error
+        return report
 
     # Only API Gateway events load its code (cold start).
     from .events.apig import error_answer, report_answer
@@ -238,6 +250,7 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
                 replace(r, region=where.region_of(r.project_id)) for r in selector_reports
             ]
             recheck = rechecker(client, deadline, wall_clock, protect)
+        read_named = _named_reader(settings, client, deadline, dry_run=dry_run)
         for selector_report in selector_reports:
             if selector_report.failed:
                 log.error("selector not applied", **selector_report.to_dict())
@@ -261,6 +274,7 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
             clock=clock,
             sleep=sleep,
             region_of=where.region_of,
+            read_named=read_named,
         )
         status = run_status(
             results,
@@ -364,4 +378,19 @@ def _policy(settings: Settings, located: Located) -> Policy:
         protected_instances=settings.protected_instances,
         max_deletions=settings.max_deletions,
         unknown_regions=located.unknown,
+        over_cap=settings.over_cap,
     )
+
+
+def _named_reader(
+    settings: Settings, client: ModelArtsClient, deadline: float | None, *, dry_run: bool
+) -> ReadNamed | None:
+    """Whether named targets are read first: in every dry run (a plan says what the run would
+    do), and while protect tags are set on the notebook API. The old API shows no tags: there
+    the guard has nothing to read, and named targets go straight to DELETE."""
+    guarded = bool(settings.protect) and settings.api is ApiGeneration.NOTEBOOK
+    if not (dry_run or guarded):
+        return None
+    from .cleanup.guard import named_reader
+
+    return named_reader(client, deadline, settings.protect if guarded else ())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class CleanupError(Exception):
@@ -33,6 +34,19 @@ class PayloadTooLarge(PayloadError):
 
 class MethodNotAllowed(PayloadError):
     """An API Gateway request with a method other than POST: it carries no cleanup."""
+
+
+class RunNotClean(CleanupError):
+    """A timer or SMN run ended in a status MODELARTS_CLEANUP_FAIL_ON names: raised after its
+    report and summary are logged, so that the platform counts the invocation as failed."""
+
+    def __init__(self, status: str, report: dict[str, Any]) -> None:
+        super().__init__(
+            f"the run ended {status}, a status MODELARTS_CLEANUP_FAIL_ON makes an invocation "
+            "error; its report and summary are in the log"
+        )
+        self.status = status
+        self.report = report
 
 
 class ApiError(CleanupError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -30,45 +31,9 @@ if TYPE_CHECKING:
     from .events.tags import TagCondition
 
 PREFIX = "MODELARTS_CLEANUP_"
+RunStatusName = Literal["succeeded", "partial", "failed", "refused"]
 # The tag that keeps a notebook from every selector, unless MODELARTS_CLEANUP_PROTECT_TAGS says.
 DEFAULT_PROTECT_TAG = "modelarts-cleanup:keep"
-
-# Field name -> environment variable. Everything else in the package uses field names.
-_ENV = {
-    "region": PREFIX + "REGION",
-    "endpoint": PREFIX + "ENDPOINT",
-    "endpoints": PREFIX + "ENDPOINTS",
-    "project_regions": PREFIX + "PROJECT_REGIONS",
-    "iam_endpoint": PREFIX + "IAM_ENDPOINT",
-    "allow_http": PREFIX + "ALLOW_HTTP",
-    "api": PREFIX + "API",
-    "dry_run": PREFIX + "DRY_RUN",
-    "targets": PREFIX + "TARGETS",
-    "selectors": PREFIX + "SELECTORS",
-    "allowed_projects": PREFIX + "ALLOWED_PROJECTS",
-    "protected_instances": PREFIX + "PROTECTED_INSTANCES",
-    "max_deletions": PREFIX + "MAX_DELETIONS",
-    "concurrency": PREFIX + "CONCURRENCY",
-    "max_attempts": PREFIX + "MAX_ATTEMPTS",
-    "connect_timeout": PREFIX + "CONNECT_TIMEOUT",
-    "read_timeout": PREFIX + "READ_TIMEOUT",
-    "log_level": PREFIX + "LOG_LEVEL",
-    "log_format": PREFIX + "LOG_FORMAT",
-    "list_scope": PREFIX + "LIST_SCOPE",
-    "protect_tags": PREFIX + "PROTECT_TAGS",
-    "notify_topic": PREFIX + "NOTIFY_TOPIC",
-    "notify_on": PREFIX + "NOTIFY_ON",
-    "smn_endpoint": PREFIX + "SMN_ENDPOINT",
-    "access_key": "HUAWEICLOUD_SDK_AK",
-    "secret_key": "HUAWEICLOUD_SDK_SK",
-    "security_token": "HUAWEICLOUD_SDK_SECURITY_TOKEN",
-    "auth_token": PREFIX + "AUTH_TOKEN",
-}
-ENV_NAMES: frozenset[str] = frozenset(_ENV.values())
-SECRET_ENV_NAMES: frozenset[str] = frozenset(
-    _ENV[name] for name in ("secret_key", "security_token", "auth_token")
-)
-
 
 _ID_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "allowed_projects": (is_project_id, "project IDs (32 lowercase hex characters)"),
@@ -141,6 +106,10 @@ class Settings(BaseSettings):
     allowed_projects: Annotated[frozenset[str], NoDecode] = Field(frozenset())
     protected_instances: Annotated[frozenset[str], NoDecode] = Field(frozenset())
     max_deletions: int = Field(50, ge=0)
+    # Over the cap: refuse the whole run, or carry out the first max_deletions actions.
+    over_cap: Literal["refuse", "defer"] = "refuse"
+    # Run statuses that make a timer or SMN invocation end in a function error; empty: never.
+    fail_on: Annotated[frozenset[RunStatusName], NoDecode] = Field(frozenset({"refused", "failed"}))
     concurrency: int = Field(8, ge=1, le=64)
     max_attempts: int = Field(5, ge=1, le=10)
     connect_timeout: float = Field(5.0, gt=0, le=60)
@@ -227,7 +196,15 @@ class Settings(BaseSettings):
             return value.strip().lower() or "json"
         return value
 
-    @field_validator("list_scope", "notify_on", mode="before")
+    @field_validator("fail_on", mode="before")
+    @classmethod
+    def _statuses(cls, value: object) -> object:
+        items = _split_list(value)
+        if isinstance(items, list):
+            return [i.strip().lower() if isinstance(i, str) else i for i in items]
+        return items
+
+    @field_validator("list_scope", "notify_on", "over_cap", mode="before")
     @classmethod
     def _lower_scope(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -392,12 +369,42 @@ def text_logs(environ: Mapping[str, str]) -> bool:
     return environ.get(_ENV["log_format"], "").strip().lower() == "text"
 
 
+# Field name -> environment variable, derived from the model: a field `foo` is read from
+# MODELARTS_CLEANUP_FOO, except the credentials, which keep the names Huawei's SDKs use.
+_OWN_NAMES = {
+    "access_key": "HUAWEICLOUD_SDK_AK",
+    "secret_key": "HUAWEICLOUD_SDK_SK",
+    "security_token": "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+}
+_ENV: dict[str, str] = {
+    name: _OWN_NAMES.get(name, PREFIX + name.upper()) for name in Settings.model_fields
+}
+ENV_NAMES: frozenset[str] = frozenset(_ENV.values())
+SECRET_ENV_NAMES: frozenset[str] = frozenset(
+    _ENV[name] for name in ("secret_key", "security_token", "auth_token")
+)
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """A problem for each MODELARTS_CLEANUP_ variable that is no setting: a typo would otherwise
+    be ignored (DRYRUN for DRY_RUN, and the run deletes). Names only, never a value."""
+    # Compared without the prefix, which every name shares and would make anything look close.
+    known = sorted(n.removeprefix(PREFIX) for n in ENV_NAMES if n.startswith(PREFIX))
+    problems = []
+    for name in sorted(n for n in environ if n.startswith(PREFIX) and n not in ENV_NAMES):
+        near = difflib.get_close_matches(name.removeprefix(PREFIX), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {PREFIX}{near[0]}?" if near else ""
+        problems.append(f"{name}: not a setting{hint}")
+    return problems
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Settings from an environment-like mapping; a bad value names its variable, never a secret.
 
     Every problem is listed, default selectors' too, each located (`VARIABLE[i].key`).
     """
     values: dict[str, Any] = {name: environ[var] for name, var in _ENV.items() if var in environ}
+    unknown = unknown_settings(environ)
     selectors, problems = _default_selectors(values.pop("selectors", ""))
     try:
         settings = Settings(**values, selectors=selectors)
@@ -405,6 +412,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         problems = describe_errors(exc, roots=_ENV) + problems
     except ConfigurationError as exc:  # a malformed region, from endpoint_for_region
         problems = [f"{_ENV['region']}: {exc}", *problems]
+    problems = unknown + problems
     if problems:
         listed = "\n".join(f"  - {p}" for p in problems)
         raise ConfigurationError(f"invalid configuration:\n{listed}") from None
@@ -445,7 +453,10 @@ def function_environment(
     merged = dict(os.environ if environ is None else environ)
     user_data = _runtime_user_data(merged.get("RUNTIME_USERDATA"))
     function = FunctionContext(context)
-    for name in ENV_NAMES:
+    # Every MODELARTS_CLEANUP_ name in the user data, settings or not: load_settings refuses
+    # those that are no setting rather than let a typo pass unseen.
+    names = ENV_NAMES | {n for n in user_data if n.startswith(PREFIX)}
+    for name in sorted(names):
         if name in merged:
             continue
         if name in user_data:

@@ -16,6 +16,7 @@ from .report import JsonLog, Outcome, Reason, Result
 
 if TYPE_CHECKING:
     from ..cloud.interface import DeletingClient
+    from .guard import ReadNamed
     from .stopping import StopPolicy
 
 
@@ -34,6 +35,7 @@ def execute(
     sleep: Callable[[float], None] = time.sleep,
     stop_policy: StopPolicy | None = None,
     region_of: Callable[[str], str | None] | None = None,
+    read_named: ReadNamed | None = None,
 ) -> tuple[Result, ...]:
     """Carry the plan out; one result per target, in the payload's order, whatever happens.
 
@@ -41,6 +43,8 @@ def execute(
     gives keeps the instance (refused), and a failure to ask fails that target only.
     `region_of` names each project's region: each region has its own `concurrency` workers,
     so that one region's slow answers hold up no other, and each result says its region.
+    `read_named` reads each named target first: one gone is `already_absent` (no DELETE), one
+    it gives a reason for is `refused`, and the others carry what the read gave.
     """
 
     def regional(result: Result) -> Result:
@@ -54,12 +58,40 @@ def execute(
     def one(candidate: Candidate) -> Result:
         started = clock()
         try:
-            result = _carry_out(candidate)
+            candidate, early = _read_first(candidate)
+            result = early if early is not None else _carry_out(candidate)
         except Exception as exc:  # noqa: BLE001  (one target's surprise must not cost the others)
             result = _unexpected(candidate.target, exc, started, clock)
         result = regional(described(result, candidate))
         _log_result(log, result)  # as it happens, so a run cut short still leaves its lines
         return result
+
+    def _read_first(candidate: Candidate) -> tuple[Candidate, Result | None]:
+        """A named target read before anything else: its result when the read decides it."""
+        if read_named is None or candidate.selector is not None or candidate.action != "delete":
+            return candidate, None
+        target, started = candidate.target, clock()
+        if deadline is not None and started >= deadline:
+            return candidate, _not_attempted(target)
+        try:
+            reading = read_named(target)
+        except ApiError as exc:
+            if not _deadline_ended(exc):
+                reason = Reason.RECHECK_FAILED.value
+                return candidate, _failed(target, exc, 0, started, clock, reason=reason)
+            if not exc.attempts:
+                return candidate, _not_attempted(target)  # nothing was sent
+            return candidate, _cut(target, exc, 0, started, clock, "reading it")
+        if reading is None:
+            absent = Outcome.ALREADY_ABSENT
+            duration = _ms(clock() - started)
+            return candidate, Result(
+                target.project_id, target.instance_id, absent, duration_ms=duration
+            )
+        candidate = replace(candidate, name=reading.name, details=reading.details)
+        if reading.reason is not None:
+            return candidate, refused(candidate, reading.reason)
+        return candidate, None
 
     def _carry_out(candidate: Candidate) -> Result:
         target = candidate.target
@@ -104,7 +136,7 @@ def execute(
         key = None if region_of is None else region_of(candidate.target.project_id)
         lanes.setdefault(key, []).append(candidate)
     workers = sum(min(concurrency, len(lane)) for lane in lanes.values())
-    if workers <= 1 or plan.dry_run:
+    if workers <= 1 or (plan.dry_run and read_named is None):
         # One at a time, or a dry run that sends nothing, needs no pool: this thread, in order.
         done.update((c.target, one(c)) for c in plan.to_delete)
     else:

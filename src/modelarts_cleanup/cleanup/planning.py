@@ -1,4 +1,5 @@
-"""Planning a run: dedupe, apply the policy, refuse the whole run above the cap. Pure."""
+"""Planning a run: dedupe, apply the policy, refuse the whole run above the cap (or defer what
+is over it). Pure."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ class Policy:
     max_deletions: int = 50
     # Projects whose region could not be found (project ID -> why): never touched.
     unknown_regions: Mapping[str, str] = field(default_factory=dict)
+    # Over the cap: "refuse" the whole run, or "defer" what is over it to a later run.
+    over_cap: Literal["refuse", "defer"] = "refuse"
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,11 @@ def make_plan(candidates: Sequence[Target | Candidate], policy: Policy, *, dry_r
         else:
             to_delete.append(candidate)
     refused_run = None
-    if len(to_delete) > policy.max_deletions:
+    if len(to_delete) > policy.max_deletions and policy.over_cap == "defer":
+        ordered = sorted(to_delete, key=_cap_order)
+        to_delete = ordered[: policy.max_deletions]
+        kept.extend(deferred(c) for c in ordered[policy.max_deletions :])
+    elif len(to_delete) > policy.max_deletions:
         marks = sum(1 for c in to_delete if c.action != "delete")
         what = "deletions" if not marks else f"deletions, marks and unmarks ({marks} of them tags)"
         refused_run = (
@@ -90,6 +97,23 @@ def make_plan(candidates: Sequence[Target | Candidate], policy: Policy, *, dry_r
         kept.extend(refused(c, Reason.MAX_DELETIONS_EXCEEDED.value) for c in to_delete)
         to_delete = []
     return Plan(tuple(to_delete), tuple(kept), refused_run, dry_run, tuple(unique))
+
+
+def _cap_order(candidate: Candidate) -> tuple[bool, bool, str]:
+    """Which actions go first under the cap: named targets (in the payload's order), then
+    selected ones, the longest idle (earliest `updated`) first, those with no time read last.
+    The sort is stable, so equals keep the order they came in."""
+    updated = (candidate.details or {}).get("updated")
+    return (candidate.selector is not None, updated is None, updated or "")
+
+
+def deferred(candidate: Candidate) -> Result:
+    """The result of an action over the cap, left for a later run: nothing was sent for it."""
+    target = candidate.target
+    result = Result(
+        target.project_id, target.instance_id, Outcome.NOT_ATTEMPTED, reason=Reason.CAP.value
+    )
+    return described(result, candidate)
 
 
 def _policy_reason(target: Target, policy: Policy) -> Reason | None:

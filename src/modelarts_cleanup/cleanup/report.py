@@ -46,6 +46,7 @@ class Reason(str, Enum):
     RECHECK_FAILED = "recheck_failed"
     MARK_UNREADABLE = "mark_unreadable"
     REGION_UNKNOWN = "region_unknown"
+    CAP = "cap"
 
 
 # Outcomes of targets the run acted on (a dry run acts by reporting).
@@ -129,6 +130,17 @@ def count_answers_lost(results: Iterable[Result]) -> int:
     )
 
 
+def earliest_mark(results: Iterable[Result]) -> str | None:
+    """The earliest `delete_after` of the instances marked (or that would be): when the first
+    of them may go. RFC 3339 UTC to the second, so the text sorts as the time does."""
+    marks = [
+        r.delete_after
+        for r in results
+        if r.outcome in (Outcome.MARKED, Outcome.WOULD_MARK) and r.delete_after is not None
+    ]
+    return min(marks, default=None)
+
+
 def run_status(
     results: Iterable[Result], *, refused: bool = False, failed_selectors: int = 0
 ) -> RunStatus:
@@ -171,9 +183,11 @@ class Report:
     counts: dict[str, int] = field(init=False)
     failed_by: dict[str, int] = field(init=False)
     answers_lost: int = field(init=False)
+    earliest_delete_after: str | None = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "counts", count_outcomes(self.results))
+        object.__setattr__(self, "earliest_delete_after", earliest_mark(self.results))
         object.__setattr__(self, "failed_by", count_failures(self.results))
         object.__setattr__(self, "answers_lost", count_answers_lost(self.results))
 
@@ -189,6 +203,7 @@ class Report:
             "failed_by": dict(self.failed_by),
             "answers_lost": self.answers_lost,
             "regions": list(self.regions),
+            "earliest_delete_after": self.earliest_delete_after,
             "results": [r.to_dict() for r in self.results],
             "selectors": [dict(s) for s in self.selectors],
             "notification": None if self.notification is None else dict(self.notification),
@@ -320,4 +335,5 @@ def summary_log_fields(report: Report) -> dict[str, Any]:
         "failed_by": dict(report.failed_by),
         "answers_lost": report.answers_lost,
         "regions": list(report.regions),
+        "earliest_delete_after": report.earliest_delete_after,
     }

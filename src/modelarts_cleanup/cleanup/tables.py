@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import textwrap
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -162,11 +163,7 @@ def _notes(report: Mapping[str, Any], names: Mapping[tuple[str, str], str]) -> l
             f"{where}: {selector['listed']} listed, {selector['picked']} picked"
             + (f" (by workspace: {spread})" if spread else "")
         )
-    counts = report["counts"]
-    lines.append(
-        f"would delete {counts['would_delete']}, refused {counts['refused']}; "
-        f"status {report['status']}"
-    )
+    lines.append(summary_line(report))
     return lines
 
 
@@ -260,6 +257,32 @@ def _tag(item: Mapping[str, Any]) -> str:
         value = item.get("value")
         return f"{item['key']}={value}" if value not in (None, "") else str(item["key"])
     return _text(item)
+
+
+def summary_line(report: Mapping[str, Any]) -> str:
+    """The run in one line: deletions, marks (with the earliest `delete_after`), unmarks,
+    refusals, and what was left; a dry run says what would be done."""
+    counts = Counter(report["counts"])  # an outcome not counted is none
+    when = report.get("earliest_delete_after")
+    first = f" (earliest delete_after {when})" if when else ""
+    if report.get("dry_run"):
+        parts = [
+            f"would delete {counts['would_delete']}",
+            f"would mark {counts['would_mark']}{first}",
+            f"marks waiting {counts['marked']}",
+            f"would unmark {counts['would_unmark']}",
+        ]
+    else:
+        parts = [
+            f"deleted {counts['deleted']}",
+            f"marked {counts['marked']}{first}",
+            f"unmarked {counts['unmarked']}",
+        ]
+    parts.append(f"refused {counts['refused']}")
+    for outcome in ("already_absent", "failed", "not_attempted"):
+        if counts[outcome]:
+            parts.append(f"{outcome.replace('_', ' ')} {counts[outcome]}")
+    return ", ".join(parts) + f"; status {report['status']}"
 
 
 def _days_since(when: str | None, now: datetime) -> str | None:

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from modelarts_cleanup.cleanup.tables import render_plan, render_table
 from modelarts_cleanup.entry import run_function
+from modelarts_cleanup.exceptions import RunNotClean
 
 from .faults import Fault
 from .regions import LocalCloud
@@ -47,8 +48,9 @@ def run_demo(out: TextIO | None = None) -> int:
     print(file=out)
     grace = _grace_period(out)
     print(file=out)
+    backlog = _backlog(out)
     regions = _regions(out)
-    return 0 if named and by_rule and grace and regions else 1
+    return 0 if named and by_rule and grace and backlog and regions else 1
 
 
 def seed_demo_fleet(fake: FakeModelArts, count: int = FLEET_SIZE, seed: int = 0) -> None:
@@ -76,7 +78,9 @@ def _named_targets(out: TextIO) -> bool:
             expected[fake.add_instance(PROJECT, name=name, status="STOPPED")] = "deleted"
         flaky = fake.add_instance(PROJECT, name="flaky-notebook", status="STOPPED")
         fake.add_fault(
-            Fault("status", status=503, error_code="ModelArts.6102", times=2), instance_id=flaky
+            Fault("status", status=503, error_code="ModelArts.6102", times=2),
+            instance_id=flaky,
+            action="notebook_delete",
         )
         expected[flaky] = "deleted"
         locked = fake.add_instance(PROJECT, name="someone-elses-notebook", status="STOPPED")
@@ -91,6 +95,9 @@ def _named_targets(out: TextIO) -> bool:
             instance_id=locked,
         )
         expected[locked] = "failed"
+        keep = {"modelarts-cleanup:keep": "owner"}
+        kept = fake.add_instance(PROJECT, name="thesis-notebook", status="STOPPED", tags=keep)
+        expected[kept] = "refused"  # named, but its owner tagged it to keep: read, not deleted
         expected[GONE] = "already_absent"
 
         event = {"targets": [{"project_id": PROJECT, "instance_id": i} for i in expected]}
@@ -99,18 +106,34 @@ def _named_targets(out: TextIO) -> bool:
         report = run_function(event, None, environ=_environ(fake), log_stream=out)
         served = fake.requests
         remaining = {i for _, i in fake.instance_ids(PROJECT)}
+        deletes_of_kept = [r for r in served if r.instance_id == kept and r.method == "DELETE"]
 
     print(file=out)
-    columns = ("instance_id", "outcome", "http_status", "attempts", "error_code", "duration_ms")
+    columns = (
+        "instance_id",
+        "instance_name",
+        "outcome",
+        "reason",
+        "http_status",
+        "attempts",
+        "error_code",
+        "duration_ms",
+    )
     print(render_table(report["results"], columns), file=out)
     counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items() if v)
     print(f"\nrun {report['status']} in {report['duration_ms']} ms: {counts}", file=out)
     signed = sum(1 for r in served if r.headers.get("Authorization", "").startswith("SDK-HMAC"))
     print(f"endpoint served {len(served)} requests, {signed} of them AK/SK signed", file=out)
+    reads = sum(1 for r in served if r.method == "GET")
+    print(
+        f"each named notebook was read first ({reads} GETs; protect tags): {kept} "
+        f"(modelarts-cleanup:keep) was refused, {GONE} (not there) was sent no DELETE",
+        file=out,
+    )
 
     got = {r["instance_id"]: r["outcome"] for r in report["results"]}
     still_there = {i for i, o in expected.items() if o == "deleted"} & remaining
-    if got != expected or still_there:
+    if got != expected or still_there or deletes_of_kept or kept not in remaining:
         print(
             f"demo FAILED: expected {expected}, got {got}; still present: {still_there}", file=out
         )
@@ -261,7 +284,7 @@ def _regions(out: TextIO) -> bool:
             "HUAWEICLOUD_SDK_AK": DEMO_AK,
             "HUAWEICLOUD_SDK_SK": DEMO_SK,
         }
-        print("# 4. one payload over two regions; each project's region found by IAM", file=out)
+        print("# 5. one payload over two regions; each project's region found by IAM", file=out)
         for region, fake in cloud.regions.items():
             print(f"# {region}: local ModelArts endpoint at {fake.url}", file=out)
         print(f"# IAM (GET /v3/auth/projects) at {cloud.iam.url}\n", file=out)
@@ -289,4 +312,44 @@ def _regions(out: TextIO) -> bool:
         "left alone (region_unknown)",
         file=out,
     )
+    return True
+
+
+def _backlog(out: TextIO) -> bool:
+    """Going live on a backlog: over the cap, refused (a timer run FunctionGraph sees fail), or
+    deferred (the first MAX_DELETIONS done, the longest idle first, the rest left for later)."""
+    with FakeModelArts(access_key=DEMO_AK, secret_key=DEMO_SK) as fake:
+        fake.seed_fleet(FLEET_PROJECT, FLEET_SIZE, workspaces=WORKSPACES, owners=OWNERS)
+        rule = {**RULE, "exclude_tags": []}
+        timer = {"trigger_type": "TIMER", "user_event": json.dumps({"selectors": [rule]})}
+        environ = _environ(fake, MODELARTS_CLEANUP_MAX_DELETIONS="20")
+        print("# 4. a backlog over MODELARTS_CLEANUP_MAX_DELETIONS=20, on a timer", file=out)
+        refused: dict[str, Any] = {}
+        try:
+            run_function(timer, None, environ=environ, log_stream=io.StringIO())
+        except RunNotClean as raised:
+            refused = raised.report
+        print(
+            f"OVER_CAP=refuse (default): run {refused.get('status')}, nothing sent; the "
+            "invocation ends in an error (MODELARTS_CLEANUP_FAIL_ON=refused,failed)",
+            file=out,
+        )
+        before = len(fake.instance_ids(FLEET_PROJECT))
+        deferred = run_function(
+            timer,
+            None,
+            environ={**environ, "MODELARTS_CLEANUP_OVER_CAP": "defer"},
+            log_stream=io.StringIO(),
+        )
+        gone = before - len(fake.instance_ids(FLEET_PROJECT))
+        counts = deferred["counts"]
+        print(
+            f"OVER_CAP=defer: run {deferred['status']}, deleted {counts['deleted']} (the longest "
+            f"idle first), {counts['not_attempted']} not_attempted (reason cap) for later runs",
+            file=out,
+        )
+    if refused.get("status") != "refused" or counts["deleted"] != 20 or gone != 20:
+        print("demo FAILED: the cap did not refuse, then defer", file=out)
+        return False
+    print("backlog OK: refused loudly, then worked off 20 at a time", file=out)
     return True
