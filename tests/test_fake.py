@@ -939,7 +939,7 @@ def test_notebook_must_be_stopped_before_delete_when_the_service_insists(
     assert error_of(refused) == (400, "ModelArts.6304")
     assert refused.json()["error_msg"] == "Please stop the instance before deleting."
     assert stop.json()["status"] == "STOPPING"
-    assert error_of(stop_again) == (400, "ModelArts.6357")
+    assert error_of(stop_again) == (400, "ModelArts.6308")
     assert error_of(while_stopping) == (400, "ModelArts.6304")
     assert shown["status"] == "STOPPED"
     assert (deleted.status_code, deleted.json()["status"]) == (200, "DELETING")
@@ -963,7 +963,7 @@ def test_devenviron_instance_must_be_stopped_before_delete_when_the_service_insi
 
     assert error_of(refused) == (400, "ModelArts.6304")
     assert stop.json() == {"current_status": "STOPPING", "previous_state": "RUNNING"}
-    assert error_of(stopped_twice) == (400, "ModelArts.6357")
+    assert error_of(stopped_twice) == (400, "ModelArts.6307")
     assert deleted.json() == {"instance_id": iid}
 
 

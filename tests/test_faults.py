@@ -322,11 +322,12 @@ BATTERY: dict[str, Case] = {
         error_code="ModelArts.6304",
         remains=True,
     ),
+    # Another operation under way (not the deletion: the read shows it STOPPED): wait, delete.
     "operation_in_progress_6357": Case(
         (Fault("status", status=400, error_code="ModelArts.6357", method=D),),
         "deleted",
         2,
-        ((D, 400), (G, 200), (D, 200)),
+        ((D, 400), (G, 200), (G, 200), (D, 200)),
         http_status=200,
     ),
     # Credentials the gateway refuses: never retried (bad signatures lock the AK).

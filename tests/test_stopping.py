@@ -162,7 +162,7 @@ def test_the_stop_is_sent_once_however_long_the_instance_stays_running() -> None
 
 def test_instance_gone_while_waiting_is_already_absent() -> None:
     clock = FakeTime(0.0)
-    instance = Instance(["DELETING", None], [not_now("ModelArts.6357")])
+    instance = Instance(["STARTING", "STARTING", None], [not_now("ModelArts.6357")])
     result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
     assert result.outcome is Outcome.ALREADY_ABSENT
     assert result.attempts == 1
@@ -466,7 +466,8 @@ def test_a_failed_question_before_stopping_stops_nothing() -> None:
 
 def test_what_stop_then_delete_ends_in_names_its_target_and_how_long_it_took() -> None:
     gone = stop_then_delete(
-        Instance(["DELETING", None], [not_now("ModelArts.6357")]), clock=FakeTime(1000.0)
+        Instance(["STARTING", "STARTING", None], [not_now("ModelArts.6357")]),
+        clock=FakeTime(1000.0),
     )
     kept = stop_then_delete(
         Instance(["RUNNING"], [not_now()]), before_stopping=lambda: "state_changed"

@@ -93,6 +93,13 @@ NOT_NOW_CODES: frozenset[str] = frozenset(
     {STOP_FIRST, "ModelArts.6306", "ModelArts.6308", IN_TARGET_STATE}
 )
 
+# Stop answers that mean the stop is done or under way: already stopped (6307), stopping (6308)
+# (OTC appendix/error_codes.rst), another operation or already in the target state (6357,
+# which Terraform's notebook resource reads as "already stopped").
+STOP_UNDER_WAY_CODES: frozenset[str] = frozenset(
+    {"ModelArts.6307", "ModelArts.6308", IN_TARGET_STATE}
+)
+
 # Our own code for a request that was sent and whose answer the run's deadline cut short: whether
 # it took effect is unknown.
 DEADLINE_EXCEEDED = "DeadlineExceeded"
