@@ -199,6 +199,8 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
         for selector_report in selector_reports:
             if selector_report.failed:
                 log.error("selector not applied", **selector_report.to_dict())
+            elif selector_report.incomplete:
+                log.warning("selector applied without some workspaces", **selector_report.to_dict())
         plan = make_plan([*payload.targets, *selected], policy, dry_run=dry_run)
         if plan.refused_run is not None:
             log.error(plan.refused_run)
@@ -226,6 +228,7 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
             results,
             refused=plan.refused_run is not None,
             failed_selectors=sum(1 for r in selector_reports if r.failed),
+            incomplete_selectors=sum(1 for r in selector_reports if r.incomplete),
         ),
         dry_run=dry_run,
         api=settings.api.value,

@@ -100,6 +100,10 @@ STOP_UNDER_WAY_CODES: frozenset[str] = frozenset(
     {"ModelArts.6307", "ModelArts.6308", IN_TARGET_STATE}
 )
 
+# A listing of a workspace that no longer exists (or is being deleted): "The workspace does not
+# exist." (OTC appendix/error_codes.rst). Its notebooks are gone with it: listed, and empty.
+WORKSPACE_GONE = "ModelArts.0102"
+
 # Our own code for a request that was sent and whose answer the run's deadline cut short: whether
 # it took effect is unknown.
 DEADLINE_EXCEEDED = "DeadlineExceeded"

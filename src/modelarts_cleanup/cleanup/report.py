@@ -136,18 +136,23 @@ def count_answers_lost(results: Iterable[Result]) -> int:
 
 
 def run_status(
-    results: Iterable[Result], *, refused: bool = False, failed_selectors: int = 0
+    results: Iterable[Result],
+    *,
+    refused: bool = False,
+    failed_selectors: int = 0,
+    incomplete_selectors: int = 0,
 ) -> RunStatus:
     """Succeeded, partial, failed or refused, as DESIGN.md defines them.
 
     A selector that could not be applied (its project's listing failed) counts as a failed
-    attempt: the run did not do all it was asked to.
+    attempt: the run did not do all it was asked to. One applied without some of its
+    workspaces (they could not be listed) did part of it: the run is partial at best.
     """
     if refused:
         return RunStatus.REFUSED
     outcomes = [r.outcome for r in results]
     failed = outcomes.count(Outcome.FAILED) + failed_selectors
-    unfinished = failed + outcomes.count(Outcome.NOT_ATTEMPTED)
+    unfinished = failed + outcomes.count(Outcome.NOT_ATTEMPTED) + incomplete_selectors
     if unfinished == 0:
         return RunStatus.SUCCEEDED
     attempted = sum(1 for o in outcomes if o in _ATTEMPTED) + failed_selectors

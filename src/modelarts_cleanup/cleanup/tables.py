@@ -30,6 +30,13 @@ def render_table(results: Sequence[Mapping[str, Any]], columns: Sequence[str]) -
     )
 
 
+def _held(workspace: Mapping[str, Any]) -> str:
+    """How many instances a workspace held, or that it could not be listed (and was kept out)."""
+    if workspace.get("listed") is not None:
+        return str(workspace["listed"])
+    return f"not listed ({workspace.get('error_code')}), nothing in it is deleted"
+
+
 def render_plan(report: Mapping[str, Any], *, now: datetime | None = None) -> str:
     """A dry-run report as a table for people: what would go, what stays and why.
 
@@ -50,7 +57,7 @@ def render_plan(report: Mapping[str, Any], *, now: datetime | None = None) -> st
             )
             continue
         covered = selector.get("workspaces") or []
-        spread = ", ".join(f"{w['workspace_id']}: {w['listed']}" for w in covered)
+        spread = ", ".join(f"{w['workspace_id']}: {_held(w)}" for w in covered)
         lines.append(
             f"{where}: {selector['listed']} listed, {selector['picked']} picked"
             + (f" (by workspace: {spread})" if spread else "")
