@@ -46,9 +46,16 @@ class Run:
             )
 
 
-def function_environment(url: str, *, concurrency: int, max_attempts: int = 5) -> dict[str, str]:
-    """The settings a deployed function would have, pointed at the local endpoint."""
+def function_environment(
+    url: str, *, concurrency: int, max_attempts: int = 5, confirm_seconds: float = 0
+) -> dict[str, str]:
+    """The settings a deployed function would have, pointed at the local endpoint.
+
+    Deletions are not confirmed unless asked: the SDK contender sends only the DELETEs, and the
+    comparison is of the same requests. `confirmation` measures what confirming costs.
+    """
     return {
+        "MODELARTS_CLEANUP_CONFIRM_SECONDS": f"{confirm_seconds:g}",
         "MODELARTS_CLEANUP_ENDPOINT": url,
         "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
         "HUAWEICLOUD_SDK_AK": ACCESS_KEY,

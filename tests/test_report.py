@@ -91,6 +91,7 @@ def test_report_counts_every_outcome() -> None:
         "counts",
         "failed_by",
         "answers_lost",
+        "deletions_confirmed",
         "results",
         "selectors",
     ]

@@ -50,6 +50,7 @@ _ENV = {
     "log_level": PREFIX + "LOG_LEVEL",
     "list_scope": PREFIX + "LIST_SCOPE",
     "protect_tags": PREFIX + "PROTECT_TAGS",
+    "confirm_seconds": PREFIX + "CONFIRM_SECONDS",
     "access_key": "HUAWEICLOUD_SDK_AK",
     "secret_key": "HUAWEICLOUD_SDK_SK",
     "security_token": "HUAWEICLOUD_SDK_SECURITY_TOKEN",
@@ -108,6 +109,8 @@ class Settings(BaseSettings):
     list_scope: Literal["all", "own"] = "all"
     # Tag conditions that keep a selected instance (TagCondition); None: the default one.
     protect_tags: Annotated[tuple[Any, ...] | None, NoDecode] = None
+    # How long, at most, deleted instances are read again until each is gone; 0: not at all.
+    confirm_seconds: float = Field(60.0, ge=0, le=900)
     access_key: str | None = None
     secret_key: SecretStr | None = None
     security_token: SecretStr | None = None

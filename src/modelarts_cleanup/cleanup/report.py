@@ -54,6 +54,8 @@ class Reason(str, Enum):
     STOP_FAILED = "stop_failed"
     RECHECK_FAILED = "recheck_failed"
     MARK_UNREADABLE = "mark_unreadable"
+    # The deletion was accepted, then the instance went DELETE_FAILED or ERROR.
+    DELETE_FAILED = "delete_failed"
 
 
 # Outcomes of targets the run acted on (a dry run acts by reporting).
@@ -98,6 +100,9 @@ class Result:
     pool: Mapping[str, str | None] | None = None
     # A grace period's mark: when the instance may be deleted (RFC 3339, UTC).
     delete_after: str | None = None
+    # A deletion read again afterwards: True once seen gone, False when time ran out first;
+    # None when it was not read again (not deleted, or MODELARTS_CLEANUP_CONFIRM_SECONDS=0).
+    confirmed: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as it appears in the report."""
@@ -133,6 +138,11 @@ def count_answers_lost(results: Iterable[Result]) -> int:
     return sum(
         1 for r in results if r.outcome is Outcome.FAILED and r.error_code == DEADLINE_EXCEEDED
     )
+
+
+def count_confirmed(results: Iterable[Result]) -> int:
+    """Deleted results whose instance was seen gone afterwards."""
+    return sum(1 for r in results if r.outcome is Outcome.DELETED and r.confirmed is True)
 
 
 def run_status(
@@ -175,11 +185,13 @@ class Report:
     counts: dict[str, int] = field(init=False)
     failed_by: dict[str, int] = field(init=False)
     answers_lost: int = field(init=False)
+    deletions_confirmed: int = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "counts", count_outcomes(self.results))
         object.__setattr__(self, "failed_by", count_failures(self.results))
         object.__setattr__(self, "answers_lost", count_answers_lost(self.results))
+        object.__setattr__(self, "deletions_confirmed", count_confirmed(self.results))
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
@@ -192,6 +204,7 @@ class Report:
             "counts": dict(self.counts),
             "failed_by": dict(self.failed_by),
             "answers_lost": self.answers_lost,
+            "deletions_confirmed": self.deletions_confirmed,
             "results": [r.to_dict() for r in self.results],
             "selectors": [dict(s) for s in self.selectors],
         }
@@ -273,4 +286,5 @@ def summary_log_fields(report: Report) -> dict[str, Any]:
         "counts": dict(report.counts),
         "failed_by": dict(report.failed_by),
         "answers_lost": report.answers_lost,
+        "deletions_confirmed": report.deletions_confirmed,
     }
