@@ -247,3 +247,27 @@ def test_the_listing_and_the_reread_agree_on_times_served_in_both_places() -> No
         )
         shown = [r for r in fake.requests if r.method == "GET" and r.instance_id == instance]
         assert len(shown) == 1  # the re-read happened, and agreed
+
+
+# 7. An answer lost after the request went out, for any reason
+
+
+def test_a_delete_whose_every_answer_was_lost_is_counted_as_lost_end_to_end() -> None:
+    with local_endpoint() as fake:
+        instance = fake.add_instance(P)
+        fault = Fault("reset", carried_out=True, times=3, method="DELETE")
+        fake.add_fault(fault, instance_id=instance)
+        target = {"project_id": P, "instance_id": instance}
+        report = run(fake, {"targets": [target]}, MODELARTS_CLEANUP_MAX_ATTEMPTS="3")
+        (result,) = report["results"]
+        assert (result["outcome"], result["error_code"], result["reason"]) == (
+            "failed",
+            "AnswerLost",
+            None,
+        )
+        assert "its effect is unknown" in result["error_msg"]
+        assert (report["answers_lost"], report["failed_by"]) == (1, {"error": 1, "deadline": 0})
+        assert fake.instance_ids(P) == set()  # it did go through
+        fake.clear_requests()
+        again = run(fake, {"targets": [target]})
+        assert again["results"][0]["outcome"] == "already_absent"

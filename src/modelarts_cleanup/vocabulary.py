@@ -108,6 +108,10 @@ WORKSPACE_GONE = "ModelArts.0102"
 # it took effect is unknown.
 DEADLINE_EXCEEDED = "DeadlineExceeded"
 
+# Our own code for a request that was sent and whose answer was lost otherwise (a read timeout,
+# a connection reset after it went out) with no answer since: its effect is unknown too.
+ANSWER_LOST = "AnswerLost"
+
 # Our own code for an answer that contradicts itself or the request (a listing whose pages do not
 # add up, a read answered for another instance): asking again is the remedy.
 INCONSISTENT_LISTING = "InconsistentListing"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..events.payload import Target
-from ..exceptions import AnswerLost, ApiError, DeadlineExceeded
+from ..exceptions import AnswerLost, ApiError, DeadlineExceeded, EffectUnknown
 from ..vocabulary import IN_TARGET_STATE, MARK_KEY, NOT_NOW_CODES
 from .planning import Candidate, Plan, described, refused
 from .report import JsonLog, Outcome, Reason, Result
@@ -243,6 +243,9 @@ class _Deletion:
                         return _not_attempted(self.target)
                     step = "the delete" if self.settled is None else "the delete after stopping"
                     return self.cut(exc, step, hint=_LOST_DELETE_HINT)
+                if isinstance(exc, EffectUnknown):
+                    failed = self.failed(exc)
+                    return replace(failed, error_msg=f"{failed.error_msg}{_LOST_DELETE_HINT}")
                 if exc.error_code not in NOT_NOW_CODES or round_ == MAX_DELETE_ROUNDS:
                     return self.failed(exc)
                 if exc.error_code == IN_TARGET_STATE:

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, TextIO
 
-from ..vocabulary import DEADLINE_EXCEEDED
+from ..vocabulary import ANSWER_LOST, DEADLINE_EXCEEDED
 
 SERVICE = "modelarts-cleanup"
 
@@ -133,11 +133,13 @@ def count_failures(results: Iterable[Result]) -> dict[str, int]:
     return counts
 
 
+_LOST = frozenset({DEADLINE_EXCEEDED, ANSWER_LOST})
+
+
 def count_answers_lost(results: Iterable[Result]) -> int:
-    """Failed results whose last request was sent and its answer cut by the deadline."""
-    return sum(
-        1 for r in results if r.outcome is Outcome.FAILED and r.error_code == DEADLINE_EXCEEDED
-    )
+    """Failed results whose request was sent and its answer lost (cut by the deadline, or lost
+    otherwise with no answer since): their effect is unknown."""
+    return sum(1 for r in results if r.outcome is Outcome.FAILED and r.error_code in _LOST)
 
 
 def count_confirmed(results: Iterable[Result]) -> int:
