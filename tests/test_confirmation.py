@@ -1,5 +1,5 @@
 """Confirmed deletions: deleted instances are read again until gone, within
-MODELARTS_CLEANUP_CONFIRM_SECONDS and the deadline; a deletion that fails afterwards is a failure."""
+MODELARTS_CLEANUP_CONFIRM_SECONDS and the deadline; one that fails afterwards is a failure."""
 
 from __future__ import annotations
 
@@ -144,8 +144,8 @@ def deleted(n: int) -> Result:
 class Reads:
     """Each instance's successive read answers (a status, None for gone, or an error)."""
 
-    def __init__(self, answers: Mapping[str, list[str | None | ApiError]]) -> None:
-        self.answers: dict[str, Iterator[str | None | ApiError]] = {
+    def __init__(self, answers: Mapping[str, list[str | ApiError | None]]) -> None:
+        self.answers: dict[str, Iterator[str | ApiError | None]] = {
             k: iter(v) for k, v in answers.items()
         }
         self.calls: list[str] = []
