@@ -333,7 +333,9 @@ class _Deletion:
 
     def cut(self, exc: ApiError, step: str, *, hint: str = "") -> Result:
         target, attempts, started, clock = self.target, self.attempts, self.started, self.clock
-        return _cut(target, exc, attempts, started, clock, step, status=self.settled, hint=hint)
+        # A status the API left out is unknown, not "".
+        status = self.settled or None
+        return _cut(target, exc, attempts, started, clock, step, status=status, hint=hint)
 
     def failed(self, exc: ApiError, *, reason: Reason | None = None) -> Result:
         value = None if reason is None else reason.value
