@@ -19,6 +19,8 @@ THROTTLE_RATE = 50.0
 THROTTLED_SIZES = (250, 1000)
 # (instances, workspaces, concurrency) of `plan` over a fleet; the first is the target's.
 FLEETS = ((5000, 10, 16), (5000, 10, 32), (1000, 3, 16))
+# How long the endpoint keeps an accepted deletion DELETING, for the cost of confirming.
+CONFIRM_DELETE_SECONDS = (0.0, 2.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +58,14 @@ def main(argv: list[str] | None = None) -> int:
             scenarios.fleet_plan(fake, size, workspaces, concurrency)
             for size, workspaces, concurrency in FLEETS
         ]
-    text = render(Results(rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, fleet, command))
+        progress("confirmed deletions")
+        confirming = [
+            scenarios.confirmation(fake, 200, HEADLINE_CONCURRENCY, delete_seconds)
+            for delete_seconds in CONFIRM_DELETE_SECONDS
+        ]
+    text = render(
+        Results(rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, fleet, command, confirming)
+    )
     print(text)
     if args.out is not None:
         args.out.write_text(text + "\n", encoding="utf-8")

@@ -30,6 +30,7 @@ class Run:
     failed: int
     most_attempts: int  # the most DELETE requests one target needed
     served: Served
+    confirmed: int = 0  # deletions seen gone afterwards (MODELARTS_CLEANUP_CONFIRM_SECONDS)
 
     def check_clean(self, who: str) -> None:
         """Refuse a run whose numbers would mean nothing: every target deleted, every answer 200."""
@@ -72,10 +73,18 @@ def event_for(ids: Sequence[str]) -> dict[str, object]:
 
 
 def run_ours(
-    fake: FakeProcess, url: str, ids: Sequence[str], *, concurrency: int, max_attempts: int = 5
+    fake: FakeProcess,
+    url: str,
+    ids: Sequence[str],
+    *,
+    concurrency: int,
+    max_attempts: int = 5,
+    confirm_seconds: float = 0,
 ) -> Run:
     """Our function, invoked as FunctionGraph would; logs go where stdout would, formatted."""
-    environ = function_environment(url, concurrency=concurrency, max_attempts=max_attempts)
+    environ = function_environment(
+        url, concurrency=concurrency, max_attempts=max_attempts, confirm_seconds=confirm_seconds
+    )
     event = event_for(ids)
     with open(os.devnull, "w", encoding="utf-8") as log_stream:
         fake.served()
@@ -91,6 +100,7 @@ def run_ours(
         failed=counts["failed"] + counts["not_attempted"],
         most_attempts=max((r["attempts"] for r in report["results"]), default=0),
         served=fake.served(),
+        confirmed=report["deletions_confirmed"],
     )
 
 

@@ -6,11 +6,18 @@ import os
 import platform
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 
 from benchmarks.coldstart import Starter
-from benchmarks.scenarios import LATENCY, ColdStarts, FleetPlan, Throttled, Throughput
+from benchmarks.scenarios import (
+    LATENCY,
+    ColdStarts,
+    Confirming,
+    FleetPlan,
+    Throttled,
+    Throughput,
+)
 
 HEADLINE_CONCURRENCY = 16
 SDK_SIZE = 200
@@ -29,6 +36,7 @@ class Results:
     throttled: list[Throttled]  # shortest run first
     fleet: list[FleetPlan]  # the headline first
     command: str
+    confirming: list[Confirming] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,7 @@ def render(results: Results) -> str:
     lines += _cold(results.cold)
     lines += _throttled(results.throttled)
     lines += _fleet(results.fleet)
+    lines += _confirming(results.confirming)
     lines += ["### Targets", ""]
     lines += _table(
         ("target", "measured", "required", "verdict"),
@@ -371,6 +380,51 @@ def _fleet(runs: Sequence[FleetPlan]) -> list[str]:
                 "floor: limit / wall",
                 "floor / wall",
                 "picked",
+            ),
+            rows,
+        ),
+        "",
+    ]
+
+
+def _confirming(runs: Sequence[Confirming]) -> list[str]:
+    if not runs:
+        return []
+    rows = [
+        (
+            str(r.off.targets),
+            f"{r.delete_seconds:g}",
+            str(r.concurrency),
+            str(r.off.served.requests),
+            f"{r.off.wall:.2f}",
+            str(r.on.served.requests),
+            f"{r.on.wall:.2f}",
+            str(r.extra_requests),
+            f"{r.extra_seconds:.2f}",
+            f"{r.on.confirmed}/{r.on.deleted}",
+        )
+        for r in runs
+    ]
+    return [
+        f"### 7. Confirmed deletions: their cost, {1000 * LATENCY:.0f} ms server latency",
+        "",
+        "The same deletions with MODELARTS_CLEANUP_CONFIRM_SECONDS=0 and at its default (60): "
+        "each deleted notebook is read again at once, then after 1, 2, 4... s, until it is gone. "
+        "`delete s`: how long the endpoint keeps an accepted deletion DELETING. Requests are "
+        "those the endpoint answered; wall covers the whole invocation.",
+        "",
+        *_table(
+            (
+                "deletions",
+                "delete s",
+                "concurrency",
+                "requests off",
+                "wall off s",
+                "requests on",
+                "wall on s",
+                "extra requests",
+                "extra s",
+                "confirmed",
             ),
             rows,
         ),

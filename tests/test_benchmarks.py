@@ -68,3 +68,10 @@ def test_the_fleet_listing_scenario_lists_every_page_once(fake: FakeProcess) -> 
     assert result.wall > 0 and result.floor_wall > 0 and result.runs == 2
     assert 0 < result.picked < 300
     assert result.limit >= 3 * scenarios.LATENCY
+
+
+def test_confirming_scenario_reads_each_deletion_again_and_counts_it(fake: FakeProcess) -> None:
+    result = scenarios.confirmation(fake, 10, 4, 0.0)
+    assert (result.off.deleted, result.on.deleted) == (10, 10)
+    assert (result.off.confirmed, result.on.confirmed) == (0, 10)
+    assert result.extra_requests == 10  # one read each: the endpoint deletes at once
