@@ -164,7 +164,7 @@ class Reads:
 def test_each_deletion_ends_confirmed_failed_or_unconfirmed(concurrency: int) -> None:
     a, b, c, d = (deleted(n) for n in range(4))
     kept = Result(P, "6fa459ea-ee8a-3ca4-894e-db77e1603599", Outcome.REFUSED, reason="protected")
-    busy = ApiError("busy", http_status=503, error_code="ModelArts.6101")
+    busy = ApiError("busy", http_status=503, error_code="ModelArts.6101", retryable=True)
     lost = AnswerLost("lost", error_code="DeadlineExceeded", attempts=1)
     client = Reads(
         {
@@ -228,3 +228,26 @@ def test_nothing_deleted_or_no_time_allowed_reads_nothing() -> None:
         done = confirm(results, client, seconds=seconds, deadline=None, concurrency=1)
         assert (done.results, done.reads) == (results, 0)
     assert client.calls == []
+
+
+def test_a_read_refused_for_good_is_not_asked_again() -> None:
+    a, b = deleted(1), deleted(2)
+    denied = ApiError("denied", http_status=403, error_code="ModelArts.0108", retryable=False)
+    client = Reads({a.instance_id: [denied], b.instance_id: ["DELETING", None]})
+    clock = FakeTime(0.0)
+    done = confirm(
+        (a, b), client, seconds=60, deadline=None, concurrency=1, clock=clock, sleep=clock.sleep
+    )
+    assert [r.confirmed for r in done.results] == [False, True]
+    assert client.calls == [a.instance_id, b.instance_id, b.instance_id]
+
+
+def test_an_identity_that_may_not_read_confirms_nothing_and_waits_for_nothing() -> None:
+    clock = FakeTime(0.0)
+    with local_endpoint(clock=clock) as fake:
+        instance = fake.add_instance(P)
+        fake.permissions = {"modelarts:notebook:delete"}
+        report = run(fake, clock, instance)
+        (result,) = report["results"]
+        assert (result["outcome"], result["confirmed"]) == ("deleted", False)
+        assert (clock.sleeps, reads(fake)) == ([], 1)

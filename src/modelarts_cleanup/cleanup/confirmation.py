@@ -50,6 +50,7 @@ class Confirmation:
 _GONE = "gone"
 _UNKNOWN = "unknown"  # the read failed, or its answer was lost: ask again next round
 _NO_TIME = "no_time"  # the deadline kept the read from starting
+_REFUSED = "refused"  # a read answered with an error asking again will not change: stop asking
 
 
 def confirm(
@@ -87,6 +88,8 @@ def confirm(
                 done[n] = replace(done[n], confirmed=True)
             elif status in FAILED_DELETION_STATUSES:
                 done[n] = _failed_after(done[n], status)
+            elif status == _REFUSED:
+                done[n] = replace(done[n], confirmed=False)
             else:
                 still.append(n)
         pending = still
@@ -112,8 +115,9 @@ def _read_round(
             if not exc.attempts and not isinstance(exc, AnswerLost):
                 return _NO_TIME
             return _UNKNOWN
-        except ApiError:
-            return _UNKNOWN
+        except ApiError as exc:
+            # Refused for good (a 403 without the right to read, say): asking again is no use.
+            return _UNKNOWN if exc.retryable else _REFUSED
         if instance is None:
             return _GONE
         status = instance.get("status")
