@@ -271,3 +271,36 @@ def test_a_delete_whose_every_answer_was_lost_is_counted_as_lost_end_to_end() ->
         fake.clear_requests()
         again = run(fake, {"targets": [target]})
         assert again["results"][0]["outcome"] == "already_absent"
+
+
+@pytest.mark.parametrize(
+    ("seen", "outcome", "http_status", "status"),
+    [("DELETING", Outcome.DELETED, None, "DELETING"), (None, Outcome.ALREADY_ABSENT, 400, None)],
+)
+def test_what_a_delete_answered_6357_reports_after_its_read(
+    seen: str | None, outcome: Outcome, http_status: int | None, status: str | None
+) -> None:
+    clock = FakeTime(1000.0)
+
+    class SlowRead(Instance):
+        def get_instance(
+            self, project_id: str, instance_id: str, *, deadline: float | None = None
+        ) -> dict[str, Any] | None:
+            assert (project_id, instance_id) == (P, I)
+            clock.advance(0.25)
+            return super().get_instance(project_id, instance_id, deadline=deadline)
+
+    refusal = ApiError(
+        "busy",
+        http_status=400,
+        error_code="ModelArts.6357",
+        error_msg="another operation",
+        request_id="req-6357",
+    )
+    instance = SlowRead([seen], [refusal])
+    result = delete_one(instance, TARGET, deadline=2000.0, clock=clock, sleep=clock.sleep)
+    told = (result.project_id, result.instance_id, result.outcome, result.http_status)
+    assert told == (P, I, outcome, http_status)
+    assert (result.instance_status, result.request_id) == (status, "req-6357")
+    assert (result.attempts, result.duration_ms, result.error_code) == (1, 250, None)
+    assert instance.deadlines == {2000.0}
