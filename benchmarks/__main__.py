@@ -21,6 +21,8 @@ THROTTLE_RATE = 50.0
 THROTTLED_SIZES = (250, 1000)
 # (instances, workspaces, concurrency) of `plan` over a fleet; the first is the target's.
 FLEETS = ((5000, 10, 16), (5000, 10, 32), (1000, 3, 16))
+# How long the endpoint keeps an accepted deletion DELETING, for the cost of confirming.
+CONFIRM_DELETE_SECONDS = (0.0, 2.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,10 +70,26 @@ def main(argv: list[str] | None = None) -> int:
         ]
         progress("protect tags on named targets")
         guard = scenarios.guard_cost(fake, max(SIZES) // 5, HEADLINE_CONCURRENCY)
+        progress("confirmed deletions")
+        confirming = [
+            scenarios.confirmation(fake, 200, HEADLINE_CONCURRENCY, delete_seconds)
+            for delete_seconds in CONFIRM_DELETE_SECONDS
+        ]
     progress("regions")
     by_region = regions.render(regions.measure())
     results = Results(
-        rows, floor, sdk, cpu_ours, cpu_sdk, cold, throttled, fleet, command, unpacked, guard
+        rows,
+        floor,
+        sdk,
+        cpu_ours,
+        cpu_sdk,
+        cold,
+        throttled,
+        fleet,
+        command,
+        unpacked,
+        guard,
+        confirming,
     )
     text = render(results)
     text += "\n\n" + by_region

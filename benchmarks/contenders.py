@@ -30,6 +30,7 @@ class Run:
     failed: int
     most_attempts: int  # the most DELETE requests one target needed
     served: Served
+    confirmed: int = 0  # deletions seen gone afterwards (MODELARTS_CLEANUP_CONFIRM_SECONDS)
 
     def check_clean(self, who: str) -> None:
         """Refuse a run whose numbers would mean nothing: every target deleted, every answer 200."""
@@ -47,15 +48,23 @@ class Run:
 
 
 def function_environment(
-    url: str, *, concurrency: int, max_attempts: int = 5, protect_tags: str = "[]"
+    url: str,
+    *,
+    concurrency: int,
+    max_attempts: int = 5,
+    protect_tags: str = "[]",
+    confirm_seconds: float = 0,
 ) -> dict[str, str]:
     """The settings a deployed function would have, pointed at the local endpoint.
 
     Protect tags off by default: named targets straight to DELETE, as the figures have always
-    measured; `protect_tags=""` is the default guard (a read before each DELETE).
+    measured; `protect_tags=""` is the default guard (a read before each DELETE). Deletions are
+    not confirmed unless asked: the SDK contender sends only the DELETEs, and the comparison is
+    of the same requests. `confirmation` measures what confirming costs.
     """
     return {
         "MODELARTS_CLEANUP_PROTECT_TAGS": protect_tags,
+        "MODELARTS_CLEANUP_CONFIRM_SECONDS": f"{confirm_seconds:g}",
         "MODELARTS_CLEANUP_ENDPOINT": url,
         "MODELARTS_CLEANUP_ALLOW_HTTP": "true",
         "HUAWEICLOUD_SDK_AK": ACCESS_KEY,
@@ -79,10 +88,15 @@ def run_ours(
     concurrency: int,
     max_attempts: int = 5,
     protect_tags: str = "[]",
+    confirm_seconds: float = 0,
 ) -> Run:
     """Our function, invoked as FunctionGraph would; logs go where stdout would, formatted."""
     environ = function_environment(
-        url, concurrency=concurrency, max_attempts=max_attempts, protect_tags=protect_tags
+        url,
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+        protect_tags=protect_tags,
+        confirm_seconds=confirm_seconds,
     )
     event = event_for(ids)
     with open(os.devnull, "w", encoding="utf-8") as log_stream:
@@ -99,6 +113,7 @@ def run_ours(
         failed=counts["failed"] + counts["not_attempted"],
         most_attempts=max((r["attempts"] for r in report["results"]), default=0),
         served=fake.served(),
+        confirmed=report["deletions_confirmed"],
     )
 
 

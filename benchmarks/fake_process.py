@@ -52,9 +52,18 @@ class FakeProcess:
         )
         self._ask({"op": "ping"})
 
-    def start(self, *, latency: float, rate_limit: float | None = None) -> str:
-        """(Re)start the endpoint; returns its base URL."""
-        return str(self._ask({"op": "start", "latency": latency, "rate_limit": rate_limit})["url"])
+    def start(
+        self, *, latency: float, rate_limit: float | None = None, delete_seconds: float = 0.0
+    ) -> str:
+        """(Re)start the endpoint; returns its base URL. An accepted deletion takes
+        `delete_seconds` (DELETING until then)."""
+        command = {
+            "op": "start",
+            "latency": latency,
+            "rate_limit": rate_limit,
+            "delete_seconds": delete_seconds,
+        }
+        return str(self._ask(command)["url"])
 
     def seed(self, count: int) -> list[str]:
         """Create `count` STOPPED notebook instances; returns their IDs."""
@@ -124,6 +133,7 @@ class _Endpoint:
                 secret_key=SECRET_KEY,
                 latency=float(command["latency"]),
                 rate_limit=command["rate_limit"],
+                delete_seconds=float(command.get("delete_seconds", 0.0)),
             ).start()
             return {"url": self._fake.url}
         fake = self._fake

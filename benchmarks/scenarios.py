@@ -325,3 +325,37 @@ def _drain(url: str, workers: int = 16) -> None:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for future in [pool.submit(spend) for _ in range(workers)]:
             future.result()
+
+
+@dataclass(frozen=True)
+class Confirming:
+    """The same deletions with confirmation off and on, deletions taking `delete_seconds`."""
+
+    delete_seconds: float
+    concurrency: int
+    off: Run
+    on: Run
+
+    @property
+    def extra_requests(self) -> int:
+        """Reads confirmation sent (the GETs)."""
+        return self.on.served.requests - self.off.served.requests
+
+    @property
+    def extra_seconds(self) -> float:
+        """Wall time confirmation added."""
+        return self.on.wall - self.off.wall
+
+
+def confirmation(
+    fake: FakeProcess, size: int, concurrency: int, delete_seconds: float
+) -> Confirming:
+    """`size` deletions at 50 ms latency, not confirmed, then confirmed (the default 60 s)."""
+    runs = []
+    for confirm_seconds in (0, 60):
+        url = fake.start(latency=LATENCY, delete_seconds=delete_seconds)
+        ids = fake.seed(size)
+        runs.append(
+            run_ours(fake, url, ids, concurrency=concurrency, confirm_seconds=confirm_seconds)
+        )
+    return Confirming(delete_seconds, concurrency, *runs)

@@ -6,13 +6,14 @@ import os
 import platform
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 
 from benchmarks.coldstart import Starter
 from benchmarks.scenarios import (
     LATENCY,
     ColdStarts,
+    Confirming,
     FleetPlan,
     GuardCost,
     Throttled,
@@ -39,6 +40,7 @@ class Results:
     command: str
     unpacked: UnpackedStarts
     guard: GuardCost | None = None  # protect tags on named targets: off and on
+    confirming: list[Confirming] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,7 @@ def render(results: Results) -> str:
     lines += _unpacked(results.unpacked)
     if results.guard is not None:
         lines += _guard(results.guard)
+    lines += _confirming(results.confirming)
     lines += ["### Targets", ""]
     lines += _table(
         ("target", "measured", "required", "verdict"),
@@ -470,6 +473,51 @@ def _guard(cost: GuardCost) -> list[str]:
         "",
         "The sections above run with the guard off, as before it read named targets; with it, "
         "each named target costs one GET more (at most one extra request per target).",
+        "",
+    ]
+
+
+def _confirming(runs: Sequence[Confirming]) -> list[str]:
+    if not runs:
+        return []
+    rows = [
+        (
+            str(r.off.targets),
+            f"{r.delete_seconds:g}",
+            str(r.concurrency),
+            str(r.off.served.requests),
+            f"{r.off.wall:.2f}",
+            str(r.on.served.requests),
+            f"{r.on.wall:.2f}",
+            str(r.extra_requests),
+            f"{r.extra_seconds:.2f}",
+            f"{r.on.confirmed}/{r.on.deleted}",
+        )
+        for r in runs
+    ]
+    return [
+        f"### 9. Confirmed deletions: their cost, {1000 * LATENCY:.0f} ms server latency",
+        "",
+        "The same deletions with MODELARTS_CLEANUP_CONFIRM_SECONDS=0 and at its default (60): "
+        "each deleted notebook is read again at once, then after 1, 2, 4... s, until it is gone. "
+        "`delete s`: how long the endpoint keeps an accepted deletion DELETING. Requests are "
+        "those the endpoint answered; wall covers the whole invocation.",
+        "",
+        *_table(
+            (
+                "deletions",
+                "delete s",
+                "concurrency",
+                "requests off",
+                "wall off s",
+                "requests on",
+                "wall on s",
+                "extra requests",
+                "extra s",
+                "confirmed",
+            ),
+            rows,
+        ),
         "",
     ]
 

@@ -41,8 +41,11 @@ def endpoint_environ(
     """Settings that point the function at `url` with an AK/SK; `extra` adds or overrides.
 
     `allow_http=False` leaves MODELARTS_CLEANUP_ALLOW_HTTP out, as a real deployment would.
+    Deletions are not read again afterwards (MODELARTS_CLEANUP_CONFIRM_SECONDS=0) unless
+    `extra` says so: most tests count the requests a run sends for what they test, and the
+    tests of confirmation (test_confirmation.py) turn it on.
     """
-    environ = {"MODELARTS_CLEANUP_ENDPOINT": url}
+    environ = {"MODELARTS_CLEANUP_ENDPOINT": url, "MODELARTS_CLEANUP_CONFIRM_SECONDS": "0"}
     if allow_http:
         environ["MODELARTS_CLEANUP_ALLOW_HTTP"] = "true"
     environ["HUAWEICLOUD_SDK_AK"] = access_key

@@ -91,3 +91,10 @@ def test_the_guard_scenario_counts_one_read_per_named_target(fake: FakeProcess) 
     assert cost.off.deleted == cost.on.deleted == 20
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table._guard(cost)]
     assert ["on (default)", "20", "40", "2.00"] in [row[:4] for row in rows]
+
+
+def test_confirming_scenario_reads_each_deletion_again_and_counts_it(fake: FakeProcess) -> None:
+    result = scenarios.confirmation(fake, 10, 4, 0.0)
+    assert (result.off.deleted, result.on.deleted) == (10, 10)
+    assert (result.off.confirmed, result.on.confirmed) == (0, 10)
+    assert result.extra_requests == 10  # one read each: the endpoint deletes at once

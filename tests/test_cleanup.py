@@ -606,3 +606,24 @@ def test_targets_reached_at_the_deadline_itself_are_not_attempted(dry_run: bool)
         assert [t[2] for t in told] == [Outcome.NOT_ATTEMPTED] * 3
     assert [t[:2] for t in told] == [(P2, iid(2)), (P2, iid(0)), (P2, iid(1))]
     assert (client.calls, asked) == ([], [])  # not even asked again about the selected one
+
+
+def test_one_at_a_time_runs_in_the_calling_thread_so_an_interruption_stops_it_there() -> None:
+    # A signal (Ctrl-C, the platform stopping the process) reaches the main thread only: work
+    # done there stops where it is, and nothing after it is sent.
+    class Interrupting(ScriptedClient):
+        def delete_instance(
+            self, project_id: str, instance_id: str, *, deadline: float | None = None
+        ) -> Deletion:
+            threads.append(threading.current_thread())
+            if instance_id == iid(0):
+                raise KeyboardInterrupt
+            return super().delete_instance(project_id, instance_id, deadline=deadline)
+
+    threads: list[threading.Thread] = []
+    client = Interrupting()
+    plan = make_plan(targets(3), Policy(max_deletions=10), dry_run=False)
+    with pytest.raises(KeyboardInterrupt):
+        run(plan, client, concurrency=1)
+    assert threads == [threading.current_thread()]
+    assert client.calls == []

@@ -224,7 +224,11 @@ def check(scenario: Scenario, report: dict[str, Any], seen: dict[str, Any]) -> C
         "error": len(failed) - len(out_of_time),
         "deadline": len(out_of_time),
     }
-    assert report["answers_lost"] == sum(r["error_code"] == "DeadlineExceeded" for r in out_of_time)
+    # Answers lost: cut by the deadline, or lost otherwise (AnswerLost) with none since.
+    assert report["answers_lost"] == sum(
+        (r["reason"], r["error_code"]) in (("deadline", "DeadlineExceeded"), (None, "AnswerLost"))
+        for r in failed
+    )
 
     # Policy and the cap, decided before any request.
     allowed = {PROJECTS[p] for p in scenario.allowed_projects}

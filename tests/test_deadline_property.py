@@ -8,8 +8,10 @@ random deadlines, through the whole function. The endpoint is served in process 
 real sockets. After each run, the report is checked against the endpoint's state and requests:
 
 - `deleted` implies gone; `not_attempted` implies no request at all for it;
-- `failed` without reason `deadline` implies still there (every error here leaves it so);
-- a target that went without a confirmed deletion says why: reason `deadline`, `DeadlineExceeded`;
+- `failed` without reason `deadline` implies still there (every error here leaves it so), unless
+  its answer was lost (`AnswerLost`: the effect is unknown, and says so);
+- a target that went without a confirmed deletion says why: reason `deadline`, `DeadlineExceeded`,
+  or `AnswerLost`;
 - every target is reported once, and the counts by cause add up;
 - at most one answer per worker is lost to the deadline.
 """
@@ -173,16 +175,20 @@ def check(scenario: Scenario, report: dict[str, Any], seen: dict[str, Any]) -> C
             assert (result["attempts"], reason) == (0, "deadline")
         if outcome == "failed":
             assert result["error_msg"], result
-            if reason != "deadline" and iid in before:
+            answer_lost = result["error_code"] == "AnswerLost"
+            if reason != "deadline" and not answer_lost and iid in before:
                 assert iid in after, f"failed, not for the deadline, but gone: {result}"
+            if answer_lost:
+                assert "its effect is unknown" in result["error_msg"]
             if result["error_code"] == LOST:
                 assert reason == "deadline"
                 assert "was sent" in result["error_msg"]
         if iid in before and iid not in after and outcome != "deleted":
-            # Gone without a confirmed deletion: only an answer the deadline cut may do that.
-            assert outcome == "already_absent" or (reason, result["error_code"]) == (
-                "deadline",
-                LOST,
+            # Gone without a confirmed deletion: only an answer lost may do that (cut by the
+            # deadline, or lost otherwise with no answer since).
+            assert outcome == "already_absent" or (reason, result["error_code"]) in (
+                ("deadline", LOST),
+                (None, "AnswerLost"),
             ), result
         # Attempts are DELETE requests; a try that never connected is counted but sent nothing.
         if slot.connect_delay <= scenario.connect_timeout:
@@ -196,7 +202,8 @@ def check(scenario: Scenario, report: dict[str, Any], seen: dict[str, Any]) -> C
         "error": len(failed) - len(out_of_time),
         "deadline": len(out_of_time),
     }
-    assert report["answers_lost"] == len(lost)
+    lost_otherwise = [r for r in failed if (r["reason"], r["error_code"]) == (None, "AnswerLost")]
+    assert report["answers_lost"] == len(lost) + len(lost_otherwise)
     assert len(lost) <= scenario.concurrency  # once one is lost, the deadline has come
     if not scenario.stop_before_delete:
         assert len(out_of_time) <= scenario.concurrency

@@ -50,6 +50,7 @@ SUBJECTS = (
     "deploying",
     "performance",
     "development",
+    "modelarts-facts",
 )
 
 

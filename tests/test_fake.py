@@ -939,7 +939,7 @@ def test_notebook_must_be_stopped_before_delete_when_the_service_insists(
     assert error_of(refused) == (400, "ModelArts.6304")
     assert refused.json()["error_msg"] == "Please stop the instance before deleting."
     assert stop.json()["status"] == "STOPPING"
-    assert error_of(stop_again) == (400, "ModelArts.6357")
+    assert error_of(stop_again) == (400, "ModelArts.6308")
     assert error_of(while_stopping) == (400, "ModelArts.6304")
     assert shown["status"] == "STOPPED"
     assert (deleted.status_code, deleted.json()["status"]) == (200, "DELETING")
@@ -963,7 +963,7 @@ def test_devenviron_instance_must_be_stopped_before_delete_when_the_service_insi
 
     assert error_of(refused) == (400, "ModelArts.6304")
     assert stop.json() == {"current_status": "STOPPING", "previous_state": "RUNNING"}
-    assert error_of(stopped_twice) == (400, "ModelArts.6357")
+    assert error_of(stopped_twice) == (400, "ModelArts.6307")
     assert deleted.json() == {"instance_id": iid}
 
 
@@ -1192,3 +1192,86 @@ def test_every_route_needs_the_action_of_the_modelarts_permissions_reference(
             assert answer.status_code == 403, (method, url)
         assert [r.iam_action for r in fake.requests] == [action for _, _, action in calls]
         assert fake.iam_actions() == {action for _, _, action in calls}
+
+
+# What the service answers while a deletion lasts, fails, or a workspace goes away
+
+
+def test_an_accepted_deletion_lasts_delete_seconds_and_a_second_delete_meets_it(
+    session: requests.Session,
+) -> None:
+    clock = FakeTime()
+    with local_endpoint(delete_seconds=10, clock=clock) as fake:
+        nid = fake.add_instance(PROJECT)
+        url = f"{notebooks(fake)}/{nid}"
+        first = session.delete(url)
+        again = session.delete(url)
+        shown = session.get(url).json()
+        listed = session.get(notebooks(fake), params={"limit": 50}).json()
+        clock.advance(10)
+        gone = session.get(url)
+        listed_after = session.get(notebooks(fake), params={"limit": 50}).json()
+    assert (first.status_code, first.json()["status"]) == (200, "DELETING")
+    assert error_of(again) == (400, "ModelArts.6357")
+    assert shown["status"] == "DELETING"
+    assert [(n["id"], n["status"]) for n in listed["data"]] == [(nid, "DELETING")]
+    assert error_of(gone) == (404, "ModelArts.6404")
+    assert listed_after["total"] == 0
+
+
+def test_a_deletion_that_fails_ends_delete_failed_and_stays(session: requests.Session) -> None:
+    clock = FakeTime()
+    with local_endpoint(delete_seconds=5, clock=clock) as fake:
+        nid = fake.add_instance(PROJECT)
+        fake.add_fault(Fault("failed_delete"), instance_id=nid)
+        url = f"{notebooks(fake)}/{nid}"
+        accepted = session.delete(url)
+        during = session.get(url).json()["status"]
+        clock.advance(5)
+        after = session.get(url).json()["status"]
+    assert (accepted.status_code, accepted.json()["status"]) == (200, "DELETING")
+    assert (during, after) == ("DELETING", "DELETE_FAILED")
+
+
+def test_a_workspace_being_deleted_is_listed_but_its_notebooks_are_not(
+    session: requests.Session,
+) -> None:
+    workspace = "ab" * 16
+    with local_endpoint() as fake:
+        fake.add_workspace(PROJECT, workspace)
+        fake.add_instance(PROJECT, workspace_id=workspace)
+        fake.delete_workspace(PROJECT, workspace)
+        spaces = session.get(f"{fake.url}/v1/{PROJECT}/workspaces").json()["workspaces"]
+        listing = session.get(notebooks(fake), params={"workspace_id": workspace})
+        old_listing = session.get(
+            instances(fake), params={"de_type": "Notebook", "workspace_id": workspace}
+        )
+    assert {w["id"]: w["status"] for w in spaces} == {"0": "NORMAL", workspace: "DELETING"}
+    assert error_of(listing) == (400, "ModelArts.0102")
+    assert error_of(old_listing) == (400, "ModelArts.0102")
+
+
+def test_the_old_api_shows_pool_and_user(session: requests.Session) -> None:
+    alice = User("a11ce000a11ce000a11ce000a11ce000", "alice")
+    with local_endpoint() as fake:
+        dedicated = fake.add_instance(PROJECT, api=DEVENVIRON, owner=alice, pool=("p-1", "v100"))
+        public = fake.add_instance(PROJECT, api=DEVENVIRON, owner=alice)
+        shown = {i: session.get(f"{instances(fake)}/{i}").json() for i in (dedicated, public)}
+    assert shown[dedicated]["pool"] == {
+        "id": "p-1",
+        "name": "v100",
+        "type": "USER_DEFINED",
+        "owner": {"project_id": PROJECT},
+    }
+    assert "pool" not in shown[public]
+    assert shown[public]["user"] == {"id": alice.id, "name": "alice"}
+
+
+def test_fields_shown_only_to_a_read_of_one_instance(session: requests.Session) -> None:
+    with local_endpoint() as fake:
+        nid = fake.add_instance(PROJECT, shown={"create_at": 1, "update_at": 2})
+        one = session.get(f"{notebooks(fake)}/{nid}").json()
+        (listed,) = session.get(notebooks(fake)).json()["data"]
+    assert (one["create_at"], one["update_at"]) == (1, 2)
+    assert "create_at" not in listed and "update_at" not in listed
+    assert one["lease"] == listed["lease"]

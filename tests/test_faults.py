@@ -174,12 +174,14 @@ class Case:
 BATTERY: dict[str, Case] = {
     # Connections that break.
     "reset_once": Case((Fault("reset"),), "deleted", 2, ((D, None), (D, 200)), http_status=200),
+    # Reset after the request went out: each answer lost, so whether one took effect is unknown.
     "reset_always": Case(
         (Fault("reset", times=None),),
         "failed",
         MAX_ATTEMPTS,
         ((D, None),) * MAX_ATTEMPTS,
-        error_code="ConnectionError",
+        error_code="AnswerLost",
+        error_msg_contains="its effect is unknown",
         remains=True,
     ),
     # The delete happened, the answer was lost: the retry finds it gone, which is the truth.
@@ -324,11 +326,12 @@ BATTERY: dict[str, Case] = {
         error_code="ModelArts.6304",
         remains=True,
     ),
+    # Another operation under way (not the deletion: the read shows it STOPPED): wait, delete.
     "operation_in_progress_6357": Case(
         (Fault("status", status=400, error_code="ModelArts.6357", method=D),),
         "deleted",
         2,
-        ((D, 400), (G, 200), (D, 200)),
+        ((D, 400), (G, 200), (G, 200), (D, 200)),
         http_status=200,
     ),
     # Credentials the gateway refuses: never retried (bad signatures lock the AK).
@@ -563,8 +566,10 @@ def test_read_timeout_forever_fails_and_says_so(held: threading.Event) -> None:
         result = only_result(run(fake.url, instance, MODELARTS_CLEANUP_READ_TIMEOUT="0.2"))
 
         assert (result["outcome"], result["attempts"]) == ("failed", MAX_ATTEMPTS)
-        assert (result["http_status"], result["error_code"]) == (None, "ReadTimeout")
+        assert (result["http_status"], result["error_code"]) == (None, "AnswerLost")
         assert "0.2s" in result["error_msg"]
+        assert "its effect is unknown" in result["error_msg"]
+        assert "already_absent" in result["error_msg"]
         assert fake.requests == []
         assert fake.instance_ids() == {(PROJECT, instance)}
         # A timed-out DELETE may still land: `failed` here means "not confirmed", and the next

@@ -110,6 +110,9 @@ def test_a_rule_sees_every_workspace_and_every_users_notebooks(fake: FakeModelAr
             "workspace_id": w,
             "workspace_name": "default" if w == "0" else f"workspace-{w[:6]}",
             "listed": 80,
+            "error_code": None,
+            "error_msg": None,
+            "http_status": None,
         }
         for w in WORKSPACES
     ]
@@ -142,7 +145,7 @@ def test_workspace_ids_narrow_a_rule_and_spare_the_workspace_listing(fake: FakeM
     assert not [r for r in fake.requests if r.path.endswith("/workspaces")]
 
 
-def test_a_workspace_that_cannot_be_listed_stops_its_rules_and_spares_the_rest(
+def test_a_workspace_that_cannot_be_listed_keeps_only_its_own_notebooks_out(
     fake: FakeModelArts,
 ) -> None:
     made = fleet(fake, 120)
@@ -154,9 +157,9 @@ def test_a_workspace_that_cannot_be_listed_stops_its_rules_and_spares_the_rest(
     )
     event = {
         "selectors": [
-            RULE,  # covers the failing workspace: picks nothing at all
-            {**RULE, "workspace_ids": [WORKSPACES[1]]},  # does not: goes on
-            {**RULE, "project_id": P2},  # another project: goes on
+            RULE,  # covers the failing workspace: goes on in the others
+            {**RULE, "workspace_ids": [WORKSPACES[1]]},  # does not cover it
+            {**RULE, "project_id": P2},  # another project
         ],
         "targets": [{"project_id": P2, "instance_id": named}],
     }
@@ -164,24 +167,70 @@ def test_a_workspace_that_cannot_be_listed_stops_its_rules_and_spares_the_rest(
     report = run(fake, event, MODELARTS_CLEANUP_MAX_ATTEMPTS="2")
 
     first, second, third = report["selectors"]
-    assert (first["error_code"], first["failed_workspace"], first["http_status"]) == (
+    assert (first["error_code"], first["failed_workspace"]) == (None, WORKSPACES[2])
+    by_workspace = {w["workspace_id"]: w for w in first["workspaces"]}
+    assert list(by_workspace) == list(WORKSPACES)
+    failed = by_workspace[WORKSPACES[2]]
+    assert (failed["listed"], failed["error_code"], failed["http_status"]) == (
+        None,
         "ModelArts.6102",
-        WORKSPACES[2],
         500,
     )
-    assert (first["listed"], first["workspaces"]) == (None, None)
+    assert failed["error_msg"]
+    listed_ok = [w for w in WORKSPACES if w != WORKSPACES[2]]
+    for workspace in listed_ok:
+        entry = by_workspace[workspace]
+        held = sum(1 for spec in made.values() if spec["workspace_id"] == workspace)
+        assert (entry["listed"], entry["error_code"], entry["error_msg"]) == (held, None, None)
+    assert first["listed"] == sum(by_workspace[w]["listed"] for w in listed_ok)
     assert second["error_code"] is None and third["error_code"] is None
-    in_ws1 = {i for i in picked_by_rule(made) if made[i]["workspace_id"] == WORKSPACES[1]}
-    assert ids_with(report, "deleted") == in_ws1 | {elsewhere, named}
-    assert {r["matched_by"] for r in report["results"]} == {
-        "selectors[1]",
-        "selectors[2]",
-        "targets",
-    }
+    in_listed = {i for i in picked_by_rule(made) if made[i]["workspace_id"] in listed_ok}
+    assert ids_with(report, "deleted") == in_listed | {elsewhere, named}
     assert report["status"] == "partial"
+    table = render_plan(report)
+    # The table names a workspace as ListWorkspace does.
+    assert failed["workspace_name"] is not None
+    shown = f"{failed['workspace_name']}: not listed (ModelArts.6102), nothing in it is deleted"
+    assert shown in table
     for instance_id, spec in made.items():
-        if spec["workspace_id"] != WORKSPACES[1]:
+        if spec["workspace_id"] == WORKSPACES[2]:
             assert fake.instance(P, instance_id) is not None
+
+
+def test_a_rule_whose_every_workspace_fails_is_not_applied(fake: FakeModelArts) -> None:
+    add(fake)
+    fake.add_fault(Fault("status", status=403, error_code="ModelArts.0108", times=None))
+    report = run(fake, {"selectors": [{**RULE, "workspace_ids": ["0", WORKSPACES[1]]}]})
+    (entry,) = report["selectors"]
+    assert (entry["error_code"], entry["failed_workspace"], entry["listed"]) == (
+        "ModelArts.0108",
+        "0",
+        None,
+    )
+    assert [w["error_code"] for w in entry["workspaces"]] == ["ModelArts.0108"] * 2
+    assert (report["results"], report["status"]) == ([], "failed")
+
+
+def test_a_workspace_the_service_says_no_longer_exists_is_listed_and_empty(
+    fake: FakeModelArts,
+) -> None:
+    for workspace in WORKSPACES[1:3]:
+        fake.add_workspace(P, workspace)
+    kept_going = add(fake, workspace_id=WORKSPACES[1])
+    doomed = add(fake, workspace_id=WORKSPACES[2])
+    fake.delete_workspace(P, WORKSPACES[2])
+    assert fake.instance(P, doomed) is None
+
+    report = run(fake, {"selectors": [RULE]})
+
+    (entry,) = report["selectors"]
+    listed = {w["workspace_id"]: (w["listed"], w["error_code"]) for w in entry["workspaces"]}
+    assert listed == {"0": (0, None), WORKSPACES[1]: (1, None), WORKSPACES[2]: (0, None)}
+    assert (entry["error_code"], entry["failed_workspace"]) == (None, None)
+    assert ids_with(report, "deleted") == {kept_going}
+    assert report["status"] == "succeeded"
+    gone = [r for r in fake.requests if "workspace_id=" + WORKSPACES[2] in r.query]
+    assert {r.status for r in gone} == {400}
 
 
 def test_when_the_workspaces_cannot_be_listed_nothing_is_picked(fake: FakeModelArts) -> None:

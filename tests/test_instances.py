@@ -154,25 +154,26 @@ def test_a_listed_old_api_instance_carries_its_fields(
 
 
 @pytest.mark.parametrize(
-    ("fields", "expected"),
+    ("lease", "expected"),
     [
-        ({"create_at": T0, "update_at": T0 + 9}, (T0, T0 + 9)),
-        # The SDK model has the times only inside `lease`.
-        ({"create_at": None, "update_at": None}, (T0 + 1, T0 + 2)),
-        ({}, (T0 + 1, T0 + 2)),
-        # Seconds, not milliseconds: unusable at the top level, so the lease decides.
-        ({"create_at": T0 // 1000, "update_at": "soon"}, (T0 + 1, T0 + 2)),
-        ({"create_at": float(T0), "update_at": T0 + 0.5}, (T0, T0 + 2)),
-        ({"create_at": True, "update_at": str(T0)}, (T0 + 1, T0)),
+        # The SDK model and the API reference have the times inside `lease`: read first, so a
+        # re-read carrying other top-level values agrees with the listing.
+        ({"create_at": T0 + 1, "update_at": T0 + 2}, (T0 + 1, T0 + 2)),
+        (None, (T0, T0 + 9)),
+        ({}, (T0, T0 + 9)),
+        # Seconds, not milliseconds: unusable in the lease, so the top level decides.
+        ({"create_at": T0 // 1000, "update_at": "soon"}, (T0, T0 + 9)),
+        ({"create_at": float(T0 + 1), "update_at": T0 + 0.5}, (T0 + 1, T0 + 9)),
+        ({"create_at": True, "update_at": str(T0 + 2)}, (T0, T0 + 2)),
     ],
 )
-def test_notebook_times_prefer_the_top_level_and_fall_back_to_the_lease(
+def test_notebook_times_prefer_the_lease_and_fall_back_to_the_top_level(
     mocked: responses.RequestsMock,
     fake_time: FakeTime,
-    fields: dict[str, Any],
+    lease: dict[str, Any] | None,
     expected: tuple[int, int],
 ) -> None:
-    body = {"id": "nb-1", "lease": {"create_at": T0 + 1, "update_at": T0 + 2}, **fields}
+    body = {"id": "nb-1", "create_at": T0, "update_at": T0 + 9, "lease": lease}
     NotebookApi({"NOTEBOOK": [body]}).install(mocked)
 
     [listed] = mocked_client(fake_time).list_instances(PROJECT)

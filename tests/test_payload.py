@@ -447,3 +447,8 @@ def test_schema_says_the_payload_is_the_same_inside_every_envelope() -> None:
         assert envelope in description
     assert "`selectors[i]` by position in the merged list" in description
     assert "no envelope can turn a configured dry run off" in description
+
+
+def test_an_empty_key_is_named_as_the_payload_itself() -> None:
+    # An empty key has no name to show: the problem is placed at the payload.
+    assert problems_of({"": 1, "targets": [target()]}) == ("payload: unknown key",)

@@ -93,6 +93,7 @@ def test_report_counts_every_outcome() -> None:
         "answers_lost",
         "regions",
         "earliest_delete_after",
+        "deletions_confirmed",
         "results",
         "selectors",
         "notification",

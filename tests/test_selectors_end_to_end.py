@@ -138,7 +138,16 @@ def test_selector_deletes_exactly_what_the_rule_says_across_pages(
             "project_id": P,
             "listed": 300,
             "picked": len(want),
-            "workspaces": [{"workspace_id": "0", "workspace_name": "default", "listed": 300}],
+            "workspaces": [
+                {
+                    "workspace_id": "0",
+                    "workspace_name": "default",
+                    "listed": 300,
+                    "error_code": None,
+                    "error_msg": None,
+                    "http_status": None,
+                }
+            ],
             "error_code": None,
             "error_msg": None,
             "http_status": None,

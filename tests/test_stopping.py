@@ -162,7 +162,7 @@ def test_the_stop_is_sent_once_however_long_the_instance_stays_running() -> None
 
 def test_instance_gone_while_waiting_is_already_absent() -> None:
     clock = FakeTime(0.0)
-    instance = Instance(["DELETING", None], [not_now("ModelArts.6357")])
+    instance = Instance(["STARTING", "STARTING", None], [not_now("ModelArts.6357")])
     result = delete_one(instance, TARGET, deadline=None, clock=clock, sleep=clock.sleep)
     assert result.outcome is Outcome.ALREADY_ABSENT
     assert result.attempts == 1
@@ -468,7 +468,8 @@ def test_a_failed_question_before_stopping_stops_nothing() -> None:
 
 def test_what_stop_then_delete_ends_in_names_its_target_and_how_long_it_took() -> None:
     gone = stop_then_delete(
-        Instance(["DELETING", None], [not_now("ModelArts.6357")]), clock=FakeTime(1000.0)
+        Instance(["STARTING", "STARTING", None], [not_now("ModelArts.6357")]),
+        clock=FakeTime(1000.0),
     )
     kept = stop_then_delete(
         Instance(["RUNNING"], [not_now()]), before_stopping=lambda: "state_changed"
@@ -532,3 +533,37 @@ def test_a_question_before_stopping_whose_answer_was_lost_says_so() -> None:
     )
     assert result.error_msg == "the request was sent and the run's deadline cut its answer short"
     assert instance.calls == ["delete"]
+
+
+def test_a_stop_answered_with_an_error_whose_retry_the_deadline_kept_out_is_that_answer() -> None:
+    # The stop was answered 503; the retry could not start before the deadline. What the API
+    # said stands (stop_failed with its code), not a wait the deadline cut (StopTimeout).
+    answered = DeadlineExceeded(
+        "no time to retry",
+        http_status=503,
+        error_code="ModelArts.6101",
+        error_msg="The system is busy.",
+        attempts=1,
+    )
+    instance = Instance(["RUNNING"], [not_now()], stop_error=answered)
+    result = stop_then_delete(instance, deadline=100.0)
+    assert (result.outcome, result.reason) == (Outcome.FAILED, "stop_failed")
+    assert (result.error_code, result.http_status) == ("ModelArts.6101", 503)
+
+
+def test_an_instance_shown_without_a_status_is_never_reported_with_a_made_up_one() -> None:
+    # The read shows no status: not running, not in transition, so the delete is tried again;
+    # the deadline keeps that delete from starting. The status it was left in is unknown.
+    class NoStatus(Instance):
+        def get_instance(
+            self, project_id: str, instance_id: str, *, deadline: float | None = None
+        ) -> dict[str, Any] | None:
+            self.calls.append("get")
+            return {"id": instance_id}
+
+    no_time = DeadlineExceeded("no time", attempts=0)
+    instance = NoStatus([], [not_now("ModelArts.6306"), no_time])
+    result = stop_then_delete(instance, deadline=100.0)
+    assert (result.outcome, result.reason, result.attempts) == (Outcome.FAILED, "deadline", 1)
+    assert result.instance_status is None
+    assert instance.calls == ["delete", "get", "delete"]

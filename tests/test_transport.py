@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 import responses
-from urllib3.exceptions import NameResolutionError, ProtocolError
+from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError, ProtocolError
 
 from modelarts_cleanup.cloud.client import DeleteResult, ModelArtsClient
 from modelarts_cleanup.cloud.session import new_session
@@ -151,13 +151,14 @@ def test_connection_reset_is_retried(mocked: responses.RequestsMock, fake_time: 
     ("exc", "code"),
     [
         (
+            # Reset after the request went out: the answer, not the connection, was lost.
             requests.ConnectionError(
                 ProtocolError("aborted", ConnectionResetError(104, "reset by peer"))
             ),
-            "ConnectionError",
+            "AnswerLost",
         ),
         (requests.ConnectionError(f"{NOTEBOOK_URL}?token={SECRET}"), "ConnectionError"),
-        (requests.ReadTimeout(f"read timed out for {NOTEBOOK_URL}?token={SECRET}"), "ReadTimeout"),
+        (requests.ReadTimeout(f"read timed out for {NOTEBOOK_URL}?token={SECRET}"), "AnswerLost"),
         (requests.ConnectTimeout(f"{NOTEBOOK_URL}?token={SECRET}"), "ConnectTimeout"),
     ],
 )
@@ -371,7 +372,7 @@ def test_a_body_dripping_in_cannot_hold_a_call_past_the_deadline() -> None:
     assert sent[0] < len(b'{"status": "DELETING"}')  # it hung up before the body was complete
 
 
-def test_a_body_cut_short_is_a_connection_error_and_asked_again() -> None:
+def test_a_body_cut_short_is_an_answer_lost_and_asked_again() -> None:
     """Headers promise 40 bytes, 5 arrive, then the connection closes: never a success."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
@@ -402,7 +403,9 @@ def test_a_body_cut_short_is_a_connection_error_and_asked_again() -> None:
         client.delete_instance(PROJECT, INSTANCE)
     server.join(timeout=30)
     listener.close()
-    assert (caught.value.error_code, caught.value.attempts) == ("ConnectionError", 2)
+    # The request went out, its answer was cut short: whether it took effect is unknown.
+    assert (caught.value.error_code, caught.value.attempts) == ("AnswerLost", 2)
+    assert "its effect is unknown" in (caught.value.error_msg or "")
     assert caught.value.retryable is True
     assert len(served) == 2
 
@@ -442,3 +445,62 @@ def test_a_retried_request_is_logged_at_debug_with_attempt_delay_and_reason(
     # At the default level (INFO) the same retry leaves no line behind.
     quiet = run_with_one_retry(fake)
     assert not [line for line in quiet if "attempt" in line or line["level"] == "DEBUG"]
+
+
+def lost_then(*answers: Exception) -> list[Exception]:
+    return [requests.ReadTimeout("read timed out"), *answers]
+
+
+@pytest.mark.parametrize(
+    ("answers", "code"),
+    [
+        # Lost, then no connection at all: the first one may still have gone through.
+        (lost_then(requests.ConnectTimeout("no"), requests.ConnectTimeout("no")), "AnswerLost"),
+        (
+            lost_then(
+                requests.ConnectionError(MaxRetryError(None, "/", NewConnectionError(None, "no")))
+            ),
+            "AnswerLost",
+        ),
+        # Never sent: refused connections lose no answer.
+        (
+            [requests.ConnectionError(MaxRetryError(None, "/", NewConnectionError(None, "no")))]
+            * 2,
+            "ConnectionError",
+        ),
+    ],
+)
+def test_a_request_whose_answer_was_lost_says_its_effect_is_unknown(
+    mocked: responses.RequestsMock, fake_time: FakeTime, answers: list[Exception], code: str
+) -> None:
+    for answer in answers:
+        mocked.delete(NOTEBOOK_URL, body=answer)
+    client = mocked_client(fake_time, retry=RetryPolicy(max_attempts=len(answers)))
+    with pytest.raises(ApiError) as caught:
+        client.delete_instance(PROJECT, INSTANCE)
+    err = caught.value
+    assert (err.error_code, err.attempts, err.http_status) == (code, len(answers), None)
+    assert ("its effect is unknown" in (err.error_msg or "")) is (code == "AnswerLost")
+    assert not isinstance(err, DeadlineExceeded)
+
+
+def test_a_lost_answer_followed_by_an_answered_error_keeps_that_answer(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    mocked.delete(NOTEBOOK_URL, body=requests.ReadTimeout("read timed out"))
+    mocked.delete(NOTEBOOK_URL, status=400, json={"error_code": "ModelArts.0104"})
+    client = mocked_client(fake_time, retry=RetryPolicy(max_attempts=3))
+    with pytest.raises(ApiError) as caught:
+        client.delete_instance(PROJECT, INSTANCE)
+    assert (caught.value.error_code, caught.value.http_status) == ("ModelArts.0104", 400)
+
+
+def test_a_read_whose_answer_was_lost_is_a_plain_timeout(
+    mocked: responses.RequestsMock, fake_time: FakeTime
+) -> None:
+    # A read changes nothing: there is no effect to be unsure of.
+    mocked.get(NOTEBOOK_URL, body=requests.ReadTimeout("read timed out"))
+    client = mocked_client(fake_time, retry=RetryPolicy(max_attempts=1))
+    with pytest.raises(ApiError) as caught:
+        client.get_instance(PROJECT, INSTANCE)
+    assert caught.value.error_code == "ReadTimeout"

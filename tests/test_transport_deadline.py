@@ -75,7 +75,8 @@ def test_a_read_timeout_without_a_deadline_is_never_called_lost(
     with pytest.raises(ApiError) as caught:
         client.delete_instance(PROJECT, INSTANCE)
     assert not isinstance(caught.value, DeadlineExceeded)
-    assert caught.value.error_code == "ReadTimeout"
+    # Not the deadline's doing; still, the request went out and its effect is unknown.
+    assert caught.value.error_code == "AnswerLost"
 
 
 def test_a_connect_timeout_the_deadline_shortened_sent_nothing(

@@ -44,6 +44,7 @@ locals {
     MODELARTS_CLEANUP_NOTIFY_TOPIC        = var.notify_topic
     MODELARTS_CLEANUP_NOTIFY_ON           = var.notify_on
     MODELARTS_CLEANUP_PROJECT_REGIONS     = jsonencode(var.project_regions)
+    MODELARTS_CLEANUP_CONFIRM_SECONDS     = tostring(var.confirm_seconds)
   }
   # Set only when given: unset, the function uses its own default.
   optional_settings = {

@@ -164,6 +164,12 @@ variable "protect_tags" {
   default     = null
 }
 
+variable "confirm_seconds" {
+  description = "MODELARTS_CLEANUP_CONFIRM_SECONDS: how long, at most, deleted notebooks are read again until gone (0-900); 0 switches it off."
+  type        = number
+  default     = 60
+}
+
 variable "over_cap" {
   description = "MODELARTS_CLEANUP_OVER_CAP: over max_deletions, refuse the whole run, or defer: do the first max_deletions (named first, then the longest idle) and leave the rest to later runs."
   type        = string

@@ -17,7 +17,15 @@ import requests
 
 from .cleanup.execution import Recheck, execute
 from .cleanup.planning import Candidate, Policy, make_plan
-from .cleanup.report import JsonLog, Report, run_status, summary_log_fields
+from .cleanup.report import (
+    JsonLog,
+    Outcome,
+    Reason,
+    Report,
+    Result,
+    run_status,
+    summary_log_fields,
+)
 from .cloud.admission import Admission
 from .cloud.client import ModelArtsClient
 from .cloud.credentials import Credentials, resolve_credentials
@@ -254,6 +262,8 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
         for selector_report in selector_reports:
             if selector_report.failed:
                 log.error("selector not applied", **selector_report.to_dict())
+            elif selector_report.incomplete:
+                log.warning("selector applied without some workspaces", **selector_report.to_dict())
         plan = make_plan([*payload.targets, *selected], policy, dry_run=dry_run)
         if plan.refused_run is not None:
             log.error(plan.refused_run)
@@ -276,10 +286,13 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
             region_of=where.region_of,
             read_named=read_named,
         )
+        if settings.confirm_seconds > 0 and any(r.outcome is Outcome.DELETED for r in results):
+            results = _confirmed(results, client, settings, deadline, clock, sleep, log)
         status = run_status(
             results,
             refused=plan.refused_run is not None,
             failed_selectors=sum(1 for r in selector_reports if r.failed),
+            incomplete_selectors=sum(1 for r in selector_reports if r.incomplete),
         )
         selectors = tuple(r.to_dict() for r in selector_reports)
 
@@ -323,6 +336,42 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
     if invocation.on_report is not None:
         invocation.on_report(reported)
     return settings, reported
+
+
+def _confirmed(
+    results: tuple[Result, ...],
+    client: ModelArtsClient,
+    settings: Settings,
+    deadline: float | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    log: JsonLog,
+) -> tuple[Result, ...]:
+    """The results once the deleted instances were read again until gone (CONFIRM_SECONDS)."""
+    from .cleanup.confirmation import confirm  # only runs that deleted something
+
+    confirmation = confirm(
+        results,
+        client,
+        seconds=settings.confirm_seconds,
+        deadline=deadline,
+        concurrency=settings.concurrency,
+        clock=clock,
+        sleep=sleep,
+    )
+    for before, after in zip(results, confirmation.results, strict=True):
+        if after.outcome is not before.outcome:  # accepted, then failed: logged again
+            log.error(f"{after.instance_id}: {after.outcome.value}", **after.to_dict())
+    confirmed = [r.confirmed for r in confirmation.results if r.outcome is Outcome.DELETED]
+    log.info(
+        "deletions confirmed",
+        confirmed=confirmed.count(True),
+        unconfirmed=confirmed.count(False),
+        delete_failed=sum(1 for r in confirmation.results if r.reason == Reason.DELETE_FAILED),
+        reads=confirmation.reads,
+        duration_ms=round(confirmation.seconds * 1000),
+    )
+    return confirmation.results
 
 
 def _notify(

@@ -84,3 +84,8 @@ class DeadlineExceeded(ApiError):
 
 class AnswerLost(DeadlineExceeded):
     """A request was sent and the deadline cut its answer short: its effect is unknown."""
+
+
+class EffectUnknown(ApiError):
+    """A request was sent and its answer lost, not by the deadline (a read timeout, a reset after
+    it went out), and no later attempt was answered: whether it took effect is unknown."""

@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     # Which runs publish one: any that changed something or went wrong, only problems, or all.
     notify_on: Literal["changes", "problems", "always"] = "changes"
     smn_endpoint: str | None = None
+    # How long, at most, deleted instances are read again until each is gone; 0: not at all.
+    confirm_seconds: float = Field(60.0, ge=0, le=900)
     access_key: str | None = None
     secret_key: SecretStr | None = None
     security_token: SecretStr | None = None

@@ -114,9 +114,24 @@ NOT_NOW_CODES: frozenset[str] = frozenset(
     {STOP_FIRST, "ModelArts.6306", "ModelArts.6308", IN_TARGET_STATE}
 )
 
+# Stop answers that mean the stop is done or under way: already stopped (6307), stopping (6308)
+# (OTC appendix/error_codes.rst), another operation or already in the target state (6357,
+# which Terraform's notebook resource reads as "already stopped").
+STOP_UNDER_WAY_CODES: frozenset[str] = frozenset(
+    {"ModelArts.6307", "ModelArts.6308", IN_TARGET_STATE}
+)
+
+# A listing of a workspace that no longer exists (or is being deleted): "The workspace does not
+# exist." (OTC appendix/error_codes.rst). Its notebooks are gone with it: listed, and empty.
+WORKSPACE_GONE = "ModelArts.0102"
+
 # Our own code for a request that was sent and whose answer the run's deadline cut short: whether
 # it took effect is unknown.
 DEADLINE_EXCEEDED = "DeadlineExceeded"
+
+# Our own code for a request that was sent and whose answer was lost otherwise (a read timeout,
+# a connection reset after it went out) with no answer since: its effect is unknown too.
+ANSWER_LOST = "AnswerLost"
 
 # Our own code for an answer that contradicts itself or the request (a listing whose pages do not
 # add up, a read answered for another instance): asking again is the remedy.

@@ -23,7 +23,7 @@ from .report import Reason
 from .selection import Pick, recheck, select
 
 if TYPE_CHECKING:
-    from ..cloud.listing import FleetLister, Scope
+    from ..cloud.listing import FleetLister, Scope, WorkspaceListing
     from ..events.tags import TagCondition
 
 
@@ -38,6 +38,44 @@ class FleetClient(Protocol):
 
 
 @dataclass(frozen=True)
+class WorkspaceState:
+    """One covered workspace: how many instances it held, or why it could not be listed."""
+
+    workspace_id: str
+    listed: int | None
+    error_code: str | None = None
+    error_msg: str | None = None
+    http_status: int | None = None
+    workspace_name: str | None = None  # as ListWorkspace gave it; None: not listed by name
+
+    @classmethod
+    def of(cls, listing: WorkspaceListing, name: str | None = None) -> WorkspaceState:
+        """The state of one workspace's listing."""
+        error = listing.error
+        if error is None:
+            return cls(listing.workspace_id, len(listing.instances), workspace_name=name)
+        return cls(
+            listing.workspace_id,
+            None,
+            workspace_name=name,
+            error_code=_code_of(error),
+            error_msg=error.error_msg or str(error),
+            http_status=error.http_status,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """As it appears in a selector's entry."""
+        return {
+            "workspace_id": self.workspace_id,
+            "workspace_name": self.workspace_name,
+            "listed": self.listed,
+            "error_code": self.error_code,
+            "error_msg": self.error_msg,
+            "http_status": self.http_status,
+        }
+
+
+@dataclass(frozen=True)
 class SelectorReport:
     """What one selector covered and picked, or why it picked nothing."""
 
@@ -45,18 +83,22 @@ class SelectorReport:
     project_id: str
     listed: int | None
     picked: int
-    # (workspace_id, name or None, listed) of each workspace covered
-    workspaces: tuple[tuple[str, str | None, int], ...] | None = None
+    workspaces: tuple[WorkspaceState, ...] | None = None  # every workspace covered
     error_code: str | None = None
     error_msg: str | None = None
     http_status: int | None = None
-    failed_workspace: str | None = None  # the workspace whose listing failed, if one did
+    failed_workspace: str | None = None  # the first workspace whose listing failed, if one did
     region: str | None = None  # the project's region, when it is known
 
     @property
     def failed(self) -> bool:
         """Whether the selector could not be applied."""
         return self.error_code is not None
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether it was applied without some of its workspaces (they could not be listed)."""
+        return not self.failed and self.failed_workspace is not None
 
     def to_dict(self) -> dict[str, Any]:
         """As it appears in the report."""
@@ -67,10 +109,7 @@ class SelectorReport:
             "picked": self.picked,
             "workspaces": None
             if self.workspaces is None
-            else [
-                {"workspace_id": w, "workspace_name": name, "listed": n}
-                for w, name, n in self.workspaces
-            ],
+            else [w.to_dict() for w in self.workspaces],
             "error_code": self.error_code,
             "error_msg": self.error_msg,
             "http_status": self.http_status,
@@ -151,10 +190,15 @@ def discover(
             reports.append(_failed(label, project, workspaces, None))
             continue
         mine = [listings[(project, w)] for w in workspaces]
-        broken = next((listing for listing in mine if listing.error is not None), None)
-        if broken is not None and broken.error is not None:
-            reports.append(_failed(label, project, broken.error, broken.workspace_id))
+        states = tuple(
+            WorkspaceState.of(x, lister.workspace_name(project, x.workspace_id)) for x in mine
+        )
+        broken = [(x.workspace_id, x.error) for x in mine if x.error is not None]
+        if broken and len(broken) == len(mine):
+            workspace, error = broken[0]
+            reports.append(replace(_failed(label, project, error, workspace), workspaces=states))
             continue
+        # A workspace that could not be listed keeps only its own instances out.
         instances = [i for listing in mine for i in listing.instances]
         picks = [
             p
@@ -176,14 +220,8 @@ def discover(
                 project,
                 len(instances),
                 len(picks),
-                workspaces=tuple(
-                    (
-                        x.workspace_id,
-                        lister.workspace_name(project, x.workspace_id),
-                        len(x.instances),
-                    )
-                    for x in mine
-                ),
+                workspaces=states,
+                failed_workspace=broken[0][0] if broken else None,
             )
         )
     # A mark comes off only where no rule of this run acts on the instance otherwise: these
@@ -242,14 +280,19 @@ def _workspaces(covered: Sequence[str] | ApiError) -> Sequence[str]:
     return () if isinstance(covered, ApiError) else covered
 
 
+def _code_of(error: ApiError) -> str:
+    return error.error_code or (
+        DEADLINE_EXCEEDED if isinstance(error, DeadlineExceeded) else "ListingFailed"
+    )
+
+
 def _failed(label: str, project: str, error: ApiError, workspace: str | None) -> SelectorReport:
     return SelectorReport(
         label,
         project,
         None,
         0,
-        error_code=error.error_code
-        or (DEADLINE_EXCEEDED if isinstance(error, DeadlineExceeded) else "ListingFailed"),
+        error_code=_code_of(error),
         error_msg=error.error_msg or str(error),
         http_status=error.http_status,
         failed_workspace=workspace,

@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..events.payload import Target
-from ..exceptions import AnswerLost, ApiError, DeadlineExceeded
-from ..vocabulary import MARK_KEY, NOT_NOW_CODES
+from ..exceptions import AnswerLost, ApiError, DeadlineExceeded, EffectUnknown
+from ..vocabulary import IN_TARGET_STATE, MARK_KEY, NOT_NOW_CODES
 from .planning import Candidate, Plan, described, refused
 from .report import JsonLog, Outcome, Reason, Result
 
@@ -285,8 +285,15 @@ class _Deletion:
                         return _not_attempted(self.target)
                     step = "the delete" if self.settled is None else "the delete after stopping"
                     return self.cut(exc, step, hint=_LOST_DELETE_HINT)
+                if isinstance(exc, EffectUnknown):
+                    failed = self.failed(exc)
+                    return replace(failed, error_msg=f"{failed.error_msg}{_LOST_DELETE_HINT}")
                 if exc.error_code not in NOT_NOW_CODES or round_ == MAX_DELETE_ROUNDS:
                     return self.failed(exc)
+                if exc.error_code == IN_TARGET_STATE:
+                    seen = self.under_way(exc)
+                    if seen is not None:
+                        return seen
                 kept = self.make_deletable()
                 if kept is not None:
                     return kept
@@ -302,6 +309,30 @@ class _Deletion:
                 instance_status=deletion.status,
             )
         raise AssertionError("unreachable: the last round returns")  # pragma: no cover
+
+    def under_way(self, refusal: ApiError) -> Result | None:
+        """After a DELETE answered 6357: the deletion itself may be what is under way (a DELETE
+        sent before, whose answer was lost). None when the instance is doing something else.
+
+        Terraform's notebook resource counts 6357 to a DELETE as done; a read tells which.
+        """
+        pid, iid = self.target.project_id, self.target.instance_id
+        try:
+            instance = self.client.get_instance(pid, iid, deadline=self.deadline)
+        except ApiError:
+            return None  # the wait that follows reads it again, or says why it cannot
+        if instance is not None and instance.get("status") != "DELETING":
+            return None
+        return Result(
+            pid,
+            iid,
+            Outcome.ALREADY_ABSENT if instance is None else Outcome.DELETED,
+            http_status=refusal.http_status if instance is None else None,
+            attempts=self.attempts,
+            request_id=refusal.request_id,
+            duration_ms=_ms(self.clock() - self.started),
+            instance_status=None if instance is None else "DELETING",
+        )
 
     def make_deletable(self) -> Result | None:
         """After a "not now": None once the instance has settled, else the target's result."""
@@ -344,7 +375,9 @@ class _Deletion:
 
     def cut(self, exc: ApiError, step: str, *, hint: str = "") -> Result:
         target, attempts, started, clock = self.target, self.attempts, self.started, self.clock
-        return _cut(target, exc, attempts, started, clock, step, status=self.settled, hint=hint)
+        # A status the API left out is unknown, not "".
+        status = self.settled or None
+        return _cut(target, exc, attempts, started, clock, step, status=status, hint=hint)
 
     def failed(self, exc: ApiError, *, reason: Reason | None = None) -> Result:
         value = None if reason is None else reason.value

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, TextIO
 
-from ..vocabulary import DEADLINE_EXCEEDED, RunStatus
+from ..vocabulary import ANSWER_LOST, DEADLINE_EXCEEDED, RunStatus
 
 SERVICE = "modelarts-cleanup"
 
@@ -47,6 +47,8 @@ class Reason(str, Enum):
     MARK_UNREADABLE = "mark_unreadable"
     REGION_UNKNOWN = "region_unknown"
     CAP = "cap"
+    # The deletion was accepted, then the instance went DELETE_FAILED or ERROR.
+    DELETE_FAILED = "delete_failed"
 
 
 # Outcomes of targets the run acted on (a dry run acts by reporting).
@@ -93,6 +95,9 @@ class Result:
     delete_after: str | None = None
     # The region of the target's project (None: not found, or one endpoint and no region set).
     region: str | None = None
+    # A deletion read again afterwards: True once seen gone, False when time ran out first;
+    # None when it was not read again (not deleted, or MODELARTS_CLEANUP_CONFIRM_SECONDS=0).
+    confirmed: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as it appears in the report."""
@@ -123,11 +128,18 @@ def count_failures(results: Iterable[Result]) -> dict[str, int]:
     return counts
 
 
+_LOST = frozenset({DEADLINE_EXCEEDED, ANSWER_LOST})
+
+
 def count_answers_lost(results: Iterable[Result]) -> int:
-    """Failed results whose last request was sent and its answer cut by the deadline."""
-    return sum(
-        1 for r in results if r.outcome is Outcome.FAILED and r.error_code == DEADLINE_EXCEEDED
-    )
+    """Failed results whose request was sent and its answer lost (cut by the deadline, or lost
+    otherwise with no answer since): their effect is unknown."""
+    return sum(1 for r in results if r.outcome is Outcome.FAILED and r.error_code in _LOST)
+
+
+def count_confirmed(results: Iterable[Result]) -> int:
+    """Deleted results whose instance was seen gone afterwards."""
+    return sum(1 for r in results if r.outcome is Outcome.DELETED and r.confirmed is True)
 
 
 def earliest_mark(results: Iterable[Result]) -> str | None:
@@ -142,13 +154,18 @@ def earliest_mark(results: Iterable[Result]) -> str | None:
 
 
 def run_status(
-    results: Iterable[Result], *, refused: bool = False, failed_selectors: int = 0
+    results: Iterable[Result],
+    *,
+    refused: bool = False,
+    failed_selectors: int = 0,
+    incomplete_selectors: int = 0,
 ) -> RunStatus:
     """Succeeded, partial, failed or refused, as DESIGN.md defines them.
 
     A selector that could not be applied (its project's listing failed) counts as a failed
     attempt: the run did not do all it was asked to. So does a target left alone because its
-    project's region could not be found (not a failure: nothing was tried).
+    project's region could not be found (not a failure: nothing was tried). One applied without
+    some of its workspaces (they could not be listed) did part of it: the run is partial at best.
     """
     if refused:
         return RunStatus.REFUSED
@@ -156,7 +173,7 @@ def run_status(
     outcomes = [r.outcome for r in results]
     failed = outcomes.count(Outcome.FAILED) + failed_selectors
     lost = sum(1 for r in results if r.reason == Reason.REGION_UNKNOWN.value)
-    unfinished = failed + outcomes.count(Outcome.NOT_ATTEMPTED) + lost
+    unfinished = failed + outcomes.count(Outcome.NOT_ATTEMPTED) + lost + incomplete_selectors
     if unfinished == 0:
         return RunStatus.SUCCEEDED
     attempted = sum(1 for o in outcomes if o in _ATTEMPTED) + failed_selectors
@@ -184,12 +201,14 @@ class Report:
     failed_by: dict[str, int] = field(init=False)
     answers_lost: int = field(init=False)
     earliest_delete_after: str | None = field(init=False)
+    deletions_confirmed: int = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "counts", count_outcomes(self.results))
         object.__setattr__(self, "earliest_delete_after", earliest_mark(self.results))
         object.__setattr__(self, "failed_by", count_failures(self.results))
         object.__setattr__(self, "answers_lost", count_answers_lost(self.results))
+        object.__setattr__(self, "deletions_confirmed", count_confirmed(self.results))
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
@@ -204,6 +223,7 @@ class Report:
             "answers_lost": self.answers_lost,
             "regions": list(self.regions),
             "earliest_delete_after": self.earliest_delete_after,
+            "deletions_confirmed": self.deletions_confirmed,
             "results": [r.to_dict() for r in self.results],
             "selectors": [dict(s) for s in self.selectors],
             "notification": None if self.notification is None else dict(self.notification),
@@ -336,4 +356,5 @@ def summary_log_fields(report: Report) -> dict[str, Any]:
         "answers_lost": report.answers_lost,
         "regions": list(report.regions),
         "earliest_delete_after": report.earliest_delete_after,
+        "deletions_confirmed": report.deletions_confirmed,
     }

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..exceptions import AnswerLost, ApiError, DeadlineExceeded
-from ..vocabulary import IN_TARGET_STATE, RUNNING_STATUSES, TRANSITIONAL_STATUSES
+from ..vocabulary import RUNNING_STATUSES, STOP_UNDER_WAY_CODES, TRANSITIONAL_STATUSES
 
 if TYPE_CHECKING:
     from ..cloud.interface import DeletingClient
@@ -115,7 +115,7 @@ def _stop(
         if isinstance(exc, DeadlineExceeded) and not exc.attempts:
             message = f"still {status}: the run's deadline came before it could be stopped"
             raise _cut(status, message) from None
-        if exc.error_code == IN_TARGET_STATE:  # already stopping, or stopped: keep polling
+        if exc.error_code in STOP_UNDER_WAY_CODES:  # already stopped, or stopping: keep polling
             return
         raise StopFailed(
             f"stopping the instance failed: {exc}",

@@ -69,6 +69,13 @@ def render_table(
     )
 
 
+def _held(workspace: Mapping[str, Any]) -> str:
+    """How many instances a workspace held, or that it could not be listed (and was kept out)."""
+    if workspace.get("listed") is not None:
+        return str(workspace["listed"])
+    return f"not listed ({workspace.get('error_code')}), nothing in it is deleted"
+
+
 def render_plan(
     report: Mapping[str, Any],
     *,
@@ -157,7 +164,7 @@ def _notes(report: Mapping[str, Any], names: Mapping[tuple[str, str], str]) -> l
             continue
         covered = selector.get("workspaces") or []
         spread = ", ".join(
-            f"{_workspace(names, project, w['workspace_id'])}: {w['listed']}" for w in covered
+            f"{_workspace(names, project, w['workspace_id'])}: {_held(w)}" for w in covered
         )
         lines.append(
             f"{where}: {selector['listed']} listed, {selector['picked']} picked"

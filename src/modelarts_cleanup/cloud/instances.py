@@ -46,12 +46,14 @@ class ListedInstance:
 
 def listed_notebook(project_id: str, item: Mapping[str, Any], feature: str) -> ListedInstance:
     """A notebook-API instance (`NotebookResp`), listed under `feature`."""
-    # The SDK model (and Terraform) has the instance's times only in `lease`; some API examples
-    # show them at the top level too, which is read first. `image` has times of its own: never.
+    # The SDK model, the API reference and Terraform have the instance's times in `lease`; a
+    # read of one instance may carry top-level times too, with other values. Listing and re-read
+    # must compare the same thing: `lease` first, the top level only where it has none.
+    # `image` has times of its own: never.
     lease = item.get("lease")
     lease = lease if isinstance(lease, dict) else {}
-    created = epoch_ms(item.get("create_at"))
-    updated = epoch_ms(item.get("update_at"))
+    created = epoch_ms(lease.get("create_at"))
+    updated = epoch_ms(lease.get("update_at"))
     listed_feature = item.get("feature")
     user = item.get("user")
     user = user if isinstance(user, dict) else {}
@@ -60,8 +62,8 @@ def listed_notebook(project_id: str, item: Mapping[str, Any], feature: str) -> L
         instance_id=item["id"],
         name=_text(item.get("name")),
         status=_text(item.get("status")),
-        created_ms=created if created is not None else epoch_ms(lease.get("create_at")),
-        updated_ms=updated if updated is not None else epoch_ms(lease.get("update_at")),
+        created_ms=created if created is not None else epoch_ms(item.get("create_at")),
+        updated_ms=updated if updated is not None else epoch_ms(item.get("update_at")),
         # The server filtered by the feature asked for, so that is what the instance has.
         feature=listed_feature if isinstance(listed_feature, str) else feature,
         billing=parse_billing(item),
@@ -75,8 +77,16 @@ def listed_notebook(project_id: str, item: Mapping[str, Any], feature: str) -> L
 
 
 def listed_devenviron(project_id: str, item: Mapping[str, Any]) -> ListedInstance:
-    """An instance of the old devenviron API (which shows no owner, pool or tags)."""
+    """An instance of the old devenviron API (which shows no tags).
+
+    Its `user {id, name}` and `pool {id, name, type, owner}` (OTC historical_apis/
+    devenviron_old_version/obtaining_development_environment_instances.rst, tables 10 and 19)
+    are read into the fields the notebook API's fill, so rules on owners and pools mean the same.
+    """
     workspace = item.get("workspace")
+    user = item.get("user")
+    user = user if isinstance(user, dict) else {}
+    pool = item.get("pool")
     return ListedInstance(
         project_id=project_id,
         instance_id=item["id"],
@@ -87,6 +97,10 @@ def listed_devenviron(project_id: str, item: Mapping[str, Any]) -> ListedInstanc
         feature=None,
         billing=parse_billing(item),
         workspace_id=_text(workspace.get("id")) if isinstance(workspace, dict) else None,
+        owner_id=_text(user.get("id")),
+        owner_name=_text(user.get("name")),
+        pool=_devenviron_pool(pool),
+        pool_unreadable=_pool_unreadable(pool) and not _public_devenviron_pool(pool),
     )
 
 
@@ -126,6 +140,21 @@ def _pool(value: Any) -> Pool | None:
     if isinstance(value, dict) and _text(value.get("id")) is not None:
         return (value["id"], _text(value.get("name")))
     return None
+
+
+# The old API's pool `type`: "USER_DEFINED indicates a dedicated resource pool" (OTC, table 10).
+_DEDICATED_POOL_TYPE = "USER_DEFINED"
+
+
+def _devenviron_pool(value: Any) -> Pool | None:
+    """A dedicated pool's (id, name), or None: no pool, or one whose type says it is not ours."""
+    return None if _public_devenviron_pool(value) else _pool(value)
+
+
+def _public_devenviron_pool(value: Any) -> bool:
+    """A pool object whose (readable) type is not the dedicated one: the public pool."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    return isinstance(kind, str) and bool(kind) and kind != _DEDICATED_POOL_TYPE
 
 
 def _pool_unreadable(value: Any) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..exceptions import ApiError
-from ..vocabulary import INCONSISTENT_LISTING, ApiGeneration, is_project_id
+from ..vocabulary import INCONSISTENT_LISTING, WORKSPACE_GONE, ApiGeneration, is_project_id
 from .answers import MALFORMED_RESPONSE, parse_error
 from .instances import ListedInstance, listed_devenviron, listed_notebook
 from .transport import Sender
@@ -275,9 +275,19 @@ class FleetLister:
         if offset is not None:
             params["offset"] = str(offset)
         what = f"GET {collection.path}?{'&'.join(f'{k}={v}' for k, v in params.items())}"
-        answer = self._transport.send(
-            "GET", collection.path, project_id=project_id, params=params, deadline=self._deadline
-        )
+        try:
+            answer = self._transport.send(
+                "GET",
+                collection.path,
+                project_id=project_id,
+                params=params,
+                deadline=self._deadline,
+            )
+        except ApiError as exc:
+            if exc.error_code == WORKSPACE_GONE:
+                # Deleted (or being deleted) since it was named: its notebooks went with it.
+                return offset or 0, 0, [], what, exc.request_id
+            raise
         items, total = _checked(answer, what, collection.items_key, collection.total_key)
         if not all(isinstance(i.get("id"), str) and i["id"].strip() for i in items):
             raise _malformed(answer, what, "an instance has no `id`")

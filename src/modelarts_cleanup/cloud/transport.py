@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import requests
 
-from ..exceptions import ApiError, ConfigurationError
+from ..exceptions import ApiError, ConfigurationError, DeadlineExceeded
 from ..vocabulary import is_project_id
 from .admission import Admission
 from .answers import MALFORMED_RESPONSE, Reply, judge, retry_after_seconds
@@ -29,7 +29,9 @@ from .transport_errors import (
     TRANSPORT_EXCEPTIONS,
     DeadlineInBody,
     again,
+    answer_lost,
     deadline_cut,
+    effect_unknown,
     not_started,
     transport_error,
 )
@@ -195,8 +197,16 @@ class Transport:
         what = f"{method} {path}"
         attempts = 0
         last: ApiError | None = None
+        # Whether an attempt went out and lost its answer with none answered since: then a
+        # failure says the request's effect is unknown (a read has none).
+        lost = False
         while True:
-            timeout = self._timeout(deadline, what, attempts, last)
+            try:
+                timeout = self._timeout(deadline, what, attempts, last)
+            except DeadlineExceeded as exc:
+                if lost and last is not None:
+                    raise effect_unknown(last, what, attempts) from None
+                raise exc from None
             attempts += 1
             retry_after: float | None = None
             began = self._clock()
@@ -217,7 +227,9 @@ class Transport:
                 if cut is not None:
                     raise cut from None
                 error = transport_error(exc, what, attempts, host=self._host, timeout=timeout)
+                lost = lost or (method != "GET" and answer_lost(exc))
             else:
+                lost = False
                 if self._admission is not None:
                     self._admission.record(self._clock() - began)
                 verdict = judge(reply, what, attempts)
@@ -226,6 +238,12 @@ class Transport:
                 error = self._scrubbed(verdict)
                 if error.retryable:
                     retry_after = retry_after_seconds(reply, now=self._wall_clock())
+            if (
+                lost
+                and error.http_status is None
+                and (not error.retryable or attempts >= self._retry.max_attempts)
+            ):
+                raise effect_unknown(error, what, attempts)
             if not error.retryable:
                 raise error
             last = error
@@ -233,6 +251,8 @@ class Transport:
                 raise again(error, f"{error}; gave up after {attempts} attempts", attempts)
             delay = self._delay(attempts, retry_after, error)
             if not self._fits(deadline, after=delay):
+                if lost:
+                    raise effect_unknown(error, what, attempts)
                 raise again(
                     error,
                     f"{error}; the deadline cut the retries after {attempts} "

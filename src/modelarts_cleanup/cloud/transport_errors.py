@@ -4,7 +4,8 @@ what the deadline did to an attempt. Pure.
 Our own error codes (there is no ModelArts code for these): `ConnectTimeout`, `ReadTimeout`,
 `ConnectionError` (refused, reset, DNS, body cut short), `SSLError` (TLS handshake or
 certificate), `RequestError` (anything else), and `DeadlineExceeded` for a request that went out
-and whose answer the deadline cut short.
+and whose answer the deadline cut short. A request other than a read that went out and whose
+answer was lost for another reason, with no answer since, ends as `AnswerLost`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from collections.abc import Iterator
 import requests
 import urllib3
 
-from ..exceptions import AnswerLost, ApiError, DeadlineExceeded
-from ..vocabulary import DEADLINE_EXCEEDED
+from ..exceptions import AnswerLost, ApiError, DeadlineExceeded, EffectUnknown
+from ..vocabulary import ANSWER_LOST, DEADLINE_EXCEEDED
 
 CONNECT_TIMEOUT = "ConnectTimeout"
 READ_TIMEOUT = "ReadTimeout"
@@ -111,6 +112,51 @@ def transport_error(
         error_msg=description,
         attempts=attempts,
         retryable=retryable,
+    )
+
+
+# Raised once the request went out: waiting for the answer, or reading it. urllib3 reports a
+# reset after sending, or a body cut short, as a ProtocolError (inside requests' ConnectionError),
+# and a connection that could not be made as a NewConnectionError or a ConnectTimeout.
+_AFTER_SENDING = (
+    requests.ReadTimeout,
+    urllib3.exceptions.ReadTimeoutError,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.ProtocolError,
+    DeadlineInBody,
+)
+
+
+def answer_lost(exc: BaseException) -> bool:
+    """Whether an attempt that raised `exc` had sent its request (so it may have taken effect).
+
+    A TLS handshake that times out reads as a read timeout: called "sent", which makes unknown
+    what was in fact certain, never the other way round.
+    """
+    current: BaseException | None = exc
+    for _ in range(10):
+        if current is None or isinstance(current, requests.ConnectTimeout):
+            return False
+        if isinstance(current, _AFTER_SENDING):
+            return True
+        inner = next((a for a in current.args if isinstance(a, BaseException)), None)
+        reason = getattr(current, "reason", None)
+        current = inner or (reason if isinstance(reason, BaseException) else None)
+    return False
+
+
+def effect_unknown(error: ApiError, what: str, attempts: int) -> EffectUnknown:
+    """The failure of a request whose answer was lost after it was sent, told as such."""
+    description = (
+        f"{error.error_msg or error}; the request was sent and its answer lost: "
+        "its effect is unknown"
+    )
+    return EffectUnknown(
+        f"{what}: {description}",
+        error_code=ANSWER_LOST,
+        error_msg=description,
+        attempts=attempts,
+        retryable=True,
     )
 
 

@@ -19,14 +19,17 @@ from modelarts_cleanup.events.tags import check_key, check_value
 from modelarts_cleanup.vocabulary import RUNNING_STATUSES, TRANSITIONAL_STATUSES
 
 from .replies import (
-    ALREADY_IN_TARGET_STATE,
     ALREADY_RUNNING,
+    ALREADY_STOPPED,
+    BUSY_WITH_ANOTHER,
     DE_NOT_FOUND,
     NO_SORTING,
     NOTEBOOK_NOT_FOUND,
     PARAMETER_ERROR,
     STOP_BEFORE_DELETE,
+    STOPPING,
     TOO_MANY_TAGS,
+    WORKSPACE_GONE,
     Reply,
     encoded_reply,
     error_reply,
@@ -46,7 +49,8 @@ _MAX_TAGS = 20
 _WORKSPACE_PAGE_SIZE = 1000
 # Statuses in which the service refuses a delete when it insists on a stop first (6304).
 MUST_STOP_FIRST = (RUNNING_STATUSES | TRANSITIONAL_STATUSES) - {"DELETING"}
-_ALREADY_STOPPING = frozenset({"STOPPED", "STOPPING"})
+# A stop of a stopped instance, or of one stopping (OTC appendix/error_codes.rst).
+_STOP_REFUSALS = {"STOPPED": ALREADY_STOPPED, "STOPPING": STOPPING}
 _ALREADY_STARTING = frozenset({"RUNNING", "STARTING"})
 
 
@@ -159,24 +163,29 @@ class ModelArtsApi:
         found = self._fleet.lookup(route.project_id, route.instance_id or "", NOTEBOOK)
         if found is None:
             return _notebook_missing(route)
+        if found.shown:
+            return json_reply(200, {**found.body, **found.shown})
         return json_reply(200, found.body)
 
     def notebook_delete(self, route: Route, query: str, body: bytes) -> Reply:
         found = self._fleet.lookup(route.project_id, route.instance_id or "", NOTEBOOK)
         if found is None:
             return _notebook_missing(route)
+        if found.body["status"] == "DELETING":
+            # Another operation (the deletion itself) is under way.
+            return self.error(route, 400, *BUSY_WITH_ANOTHER)
         if self._stop_before_delete and found.body["status"] in MUST_STOP_FIRST:
             return self.error(route, 400, *STOP_BEFORE_DELETE)
-        self._fleet.set_status(found, "DELETING")
-        self._fleet.remove(route.project_id, route.instance_id or "")
+        self._fleet.begin_deletion(found)
         return json_reply(200, found.body)
 
     def notebook_stop(self, route: Route, query: str, body: bytes) -> Reply:
         found = self._fleet.lookup(route.project_id, route.instance_id or "", NOTEBOOK)
         if found is None:
             return _notebook_missing(route)
-        if found.body["status"] in _ALREADY_STOPPING:
-            return self.error(route, 400, *ALREADY_IN_TARGET_STATE)
+        refusal = _STOP_REFUSALS.get(found.body["status"])
+        if refusal is not None:
+            return self.error(route, 400, *refusal)
         self._fleet.set_status(found, "STOPPING")
         return json_reply(200, found.body)
 
@@ -248,6 +257,8 @@ class ModelArtsApi:
         # Documented default: the default workspace, not every workspace.
         workspace = params.get("workspace_id", DEFAULT_WORKSPACE)
         name = params.get("name")
+        if self._fleet.workspace_gone(route.project_id, workspace):
+            return self.error(route, 400, *WORKSPACE_GONE)
         listed = self._fleet.listed(route.project_id, NOTEBOOK, workspace)
         matching = [i for i in listed if i.body.get("feature") == feature]
         if own_only:
@@ -317,8 +328,8 @@ class ModelArtsApi:
         if found is None:
             return self.error(route, 400, *DE_NOT_FOUND)
         previous = found.body["status"]
-        if action == "stop" and previous in _ALREADY_STOPPING:
-            return self.error(route, 400, *ALREADY_IN_TARGET_STATE)
+        if action == "stop" and previous in _STOP_REFUSALS:
+            return self.error(route, 400, *_STOP_REFUSALS[previous])
         if action == "start" and previous in _ALREADY_STARTING:
             return self.error(route, 400, *ALREADY_RUNNING)
         self._fleet.set_status(found, "STOPPING" if action == "stop" else "STARTING")
@@ -338,6 +349,8 @@ class ModelArtsApi:
         if sortby not in _DEVENVIRON_SORT_KEYS:
             return self.error(route, 400, *NO_SORTING)
         workspace = params.get("workspace_id", DEFAULT_WORKSPACE)
+        if self._fleet.workspace_gone(route.project_id, workspace):
+            return self.error(route, 400, *WORKSPACE_GONE)
         own_only = params.get("show_self", "true").lower() != "false"
         matching = [
             i.body

@@ -11,11 +11,33 @@ from typing import Literal
 from .replies import BUSY, INTERNAL_ERROR, TIMED_OUT, Reply, json_reply
 
 FaultKind = Literal[
-    "status", "reset", "slow", "slow_body", "stall", "malformed", "empty", "html", "stuck_delete"
+    "status",
+    "reset",
+    "slow",
+    "slow_body",
+    "stall",
+    "malformed",
+    "empty",
+    "html",
+    "stuck_delete",
+    "failed_delete",
 ]
 _FAULT_KINDS = frozenset(
-    {"status", "reset", "slow", "slow_body", "stall", "malformed", "empty", "html", "stuck_delete"}
+    {
+        "status",
+        "reset",
+        "slow",
+        "slow_body",
+        "stall",
+        "malformed",
+        "empty",
+        "html",
+        "stuck_delete",
+        "failed_delete",
+    }
 )
+# Faults that change what a DELETE does rather than what it answers.
+DELETE_FAULTS = frozenset({"stuck_delete", "failed_delete"})
 # Faults that take the place of the normal answer (`carried_out` decides whether the request is
 # carried out first); `slow` delays the normal answer and `stuck_delete` changes what it does.
 ANSWER_FAULTS = frozenset({"status", "reset", "malformed", "empty", "html"})
@@ -37,7 +59,9 @@ class Fault:
     `empty`, `html`: answer `status` with a body that is not JSON (under `application/json`), an
     empty body, or a gateway's HTML error page. `stuck_delete`: a DELETE is answered as accepted
     (200, the instance `DELETING`) but the instance stays, listed as `DELETING`: a deletion the
-    service accepted and never finished; it matches DELETE requests only.
+    service accepted and never finished; it matches DELETE requests only. `failed_delete`: the
+    same, but once the deletion has taken the endpoint's `delete_seconds` the instance is
+    `DELETE_FAILED` (and stays so): a deletion that failed after it was accepted.
     `retry_after` adds a `Retry-After` header. A fault is used up after `times` matching requests
     (None: never); `method` limits it to one method.
 
@@ -61,8 +85,8 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r}")
         if self.carried_out and self.kind not in ANSWER_FAULTS:
             raise ValueError(f"a {self.kind!r} fault has no answer of its own to replace")
-        if self.kind == "stuck_delete" and (self.method or "DELETE").upper() != "DELETE":
-            raise ValueError("a 'stuck_delete' fault applies to DELETE requests only")
+        if self.kind in DELETE_FAULTS and (self.method or "DELETE").upper() != "DELETE":
+            raise ValueError(f"a {self.kind!r} fault applies to DELETE requests only")
         if not 100 <= self.status <= 599:
             raise ValueError("fault status must be an HTTP status code (100-599)")
         if self.times is not None and self.times < 1:
@@ -113,7 +137,7 @@ class _Armed:
             return False
         if self.fault.method is not None and self.fault.method.upper() != method:
             return False
-        return self.fault.kind != "stuck_delete" or method == "DELETE"
+        return self.fault.kind not in DELETE_FAULTS or method == "DELETE"
 
 
 class Faults:

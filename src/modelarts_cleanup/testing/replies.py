@@ -15,7 +15,15 @@ PARAMETER_ERROR = ("ModelArts.0104", "Parameter error.")
 NO_SORTING = ("ModelArts.6303", "The field does not support sorting.")
 STOP_BEFORE_DELETE = (STOP_FIRST, "Please stop the instance before deleting.")
 ALREADY_RUNNING = ("ModelArts.6305", "The instance is already running.")
-ALREADY_IN_TARGET_STATE = (IN_TARGET_STATE, "The instance is already in the target state.")
+# The operation is refused while another one is under way: a DELETE of a notebook being deleted.
+BUSY_WITH_ANOTHER = (
+    IN_TARGET_STATE,
+    "The operation is not allowed because another operation is being performed on the instance "
+    "or the instance is in the target state.",
+)
+ALREADY_STOPPED = ("ModelArts.6307", "The instance has already been stopped.")
+STOPPING = ("ModelArts.6308", "The instance is stopping.")
+WORKSPACE_GONE = ("ModelArts.0102", "The workspace does not exist.")
 DE_NOT_FOUND = ("ModelArts.6309", "The instance does not exist.")
 NOTEBOOK_NOT_FOUND = "ModelArts.6404"
 NOT_AUTHORISED = ("ModelArts.0108", "Insufficient permissions: the policy does not allow this.")

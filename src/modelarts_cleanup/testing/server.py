@@ -44,7 +44,12 @@ def _utc_now() -> datetime:
 
 
 class FakeModelArts:
-    """Local ModelArts endpoint on 127.0.0.1 (OS-chosen port); use as a context manager."""
+    """Local ModelArts endpoint on 127.0.0.1 (OS-chosen port); use as a context manager.
+
+    `stop_seconds`: how long a stop takes; `delete_seconds`: how long an accepted deletion stays
+    `DELETING` (listed, readable, a second DELETE answered `ModelArts.6357`) before the instance
+    is gone; both on the injected `clock`.
+    """
 
     def __init__(
         self,
@@ -56,6 +61,7 @@ class FakeModelArts:
         latency: float = 0.0,
         stop_before_delete: bool = False,
         stop_seconds: float = 0.0,
+        delete_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         rate_limit: float | None = None,
         wall_clock: Callable[[], datetime] = _utc_now,
@@ -91,7 +97,12 @@ class FakeModelArts:
         # that tells when there are none.
         self._in_hand = 0
         self._idle = threading.Condition(self._lock)
-        self._fleet = Fleet(clock=clock, now_ms=self._now_ms, stop_seconds=stop_seconds)
+        self._fleet = Fleet(
+            clock=clock,
+            now_ms=self._now_ms,
+            stop_seconds=stop_seconds,
+            delete_seconds=delete_seconds,
+        )
         self._api = ModelArtsApi(
             self._fleet,
             caller=caller,
@@ -183,18 +194,20 @@ class FakeModelArts:
         workspace_id: str = DEFAULT_WORKSPACE,
         pool: tuple[str, str] | Mapping[str, str] | None = None,
         tags: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        shown: Mapping[str, Any] | None = None,
         **extra: Any,
     ) -> str:
         """Create an instance; returns its ID.
 
         `owner` defaults to the caller (whom the credentials belong to); `pool` is a dedicated
-        pool's (id, name), None for the public pool; `extra` overrides top-level body fields.
+        pool's (id, name), None for the public pool; `extra` overrides top-level body fields;
+        `shown` adds fields to a read of this one instance only (not to listings).
         """
         pairs = list(tags.items()) if isinstance(tags, Mapping) else list(tags)
         if isinstance(pool, Mapping):
             pool = (pool["id"], pool.get("name", ""))
         with self._lock:
-            return self._fleet.add(
+            added = self._fleet.add(
                 project_id,
                 instance_id,
                 api=api,
@@ -208,11 +221,20 @@ class FakeModelArts:
                 tags=pairs,
                 extra=extra,
             )
+            self._fleet.instances[(project_id, added)].shown = dict(shown or {})
+            return added
 
     def add_workspace(self, project_id: str, workspace_id: str, name: str | None = None) -> str:
         """Create a workspace in the project (the default one, "0", always exists)."""
         with self._lock:
             return self._fleet.add_workspace(project_id, workspace_id, name)
+
+    def delete_workspace(self, project_id: str, workspace_id: str) -> None:
+        """Start deleting a workspace: ListWorkspace still shows it (status `DELETING`), its
+        notebooks are gone, and listing them is answered 400 `ModelArts.0102` ("the workspace
+        does not exist", OTC `appendix/error_codes.rst`)."""
+        with self._lock:
+            self._fleet.delete_workspace(project_id, workspace_id)
 
     def seed_fleet(
         self,
@@ -453,11 +475,13 @@ class FakeModelArts:
                 reply = self._topics.publish(route.project_id, key[1], body, request_id)
             else:
                 reply = self._api.handle(route, query, body)
-            stuck = fault is not None and fault.kind == "stuck_delete"
-            if stuck and before is not None and key not in self._fleet.instances:
-                # Accepted and answered as usual, then never finished: it stays, DELETING.
-                self._fleet.set_status(before, "DELETING")
-                self._fleet.restore(route.project_id, before)
+            accepted = before is not None and method == "DELETE" and reply.status == 200
+            if accepted and before is not None and fault is not None:
+                # Accepted and answered as usual, then never finished (it stays DELETING), or
+                # failed once under way (DELETE_FAILED).
+                ends = {"stuck_delete": "never", "failed_delete": "failed"}.get(fault.kind)
+                if ends is not None:
+                    self._fleet.change_deletion(route.project_id, before, ends=ends)
         if fault is not None and fault.carried_out:
             return fault.reply()
         return reply

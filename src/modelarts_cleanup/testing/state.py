@@ -42,6 +42,13 @@ class Instance:
     workspace_id: str = DEFAULT_WORKSPACE
     # When a STOPPING/STARTING instance began that transition, on the injected clock.
     since: float | None = None
+    # When an accepted deletion began (it ends `delete_seconds` later), and whether it then
+    # fails (DELETE_FAILED) instead of removing the instance.
+    deleting_since: float | None = None
+    deletion_fails: bool = False
+    # Fields only a read of this one instance shows (GET), not a listing: some reads carry
+    # top-level `create_at`/`update_at` beside the `lease` times.
+    shown: dict[str, Any] = field(default_factory=dict)
     # The body as JSON, kept until the body changes: listings serve thousands of them.
     _encoded: bytes | None = None
     # Values derived from the body (sort keys), kept until the body changes.
@@ -169,11 +176,17 @@ class Fleet:
     """Every instance and workspace the endpoint holds, by project."""
 
     def __init__(
-        self, *, clock: Callable[[], float], now_ms: Callable[[], int], stop_seconds: float
+        self,
+        *,
+        clock: Callable[[], float],
+        now_ms: Callable[[], int],
+        stop_seconds: float,
+        delete_seconds: float = 0.0,
     ) -> None:
         self._clock = clock
         self._now_ms = now_ms
         self._stop_seconds = stop_seconds
+        self._delete_seconds = delete_seconds
         self.instances: dict[tuple[str, str], Instance] = {}
         # The same instances by (project, workspace), so a listing reads only its own.
         self._in_workspace: dict[tuple[str, str], dict[str, Instance]] = {}
@@ -214,6 +227,17 @@ class Fleet:
         else:
             body = _devenviron_body(instance_id, name, status, created, updated)
             body["workspace"] = {"id": workspace_id}
+            # OTC historical_apis/devenviron_old_version/obtaining_development_environment_
+            # instances.rst, tables 10, 12 and 19: `user {id, name}`; `pool {id, name, type,
+            # owner}`, type USER_DEFINED for a dedicated pool, owner `{project_id}`.
+            body["user"] = {"id": owner.id, "name": owner.name}
+            if pool is not None:
+                body["pool"] = {
+                    "id": pool[0],
+                    "name": pool[1],
+                    "type": "USER_DEFINED",
+                    "owner": {"project_id": project_id},
+                }
         body.update(copy.deepcopy(extra))
         # An instance seeded mid-transition finishes it like one the endpoint moved there itself.
         since = self._clock() if status in ("STOPPING", "STARTING") else None
@@ -248,6 +272,21 @@ class Fleet:
                 }
             )
         return workspace_id
+
+    def delete_workspace(self, project_id: str, workspace_id: str) -> None:
+        """A workspace being deleted: still listed (`DELETING`), its notebooks gone, and a listing
+        of them answered "the workspace does not exist"."""
+        workspace = self._workspaces.get(project_id, {}).get(workspace_id)
+        if workspace is None:
+            raise KeyError(workspace_id)
+        workspace.body["status"] = "DELETING"
+        for instance in list(self._in_workspace.get((project_id, workspace_id), {}).values()):
+            self.remove(project_id, instance.body["id"])
+
+    def workspace_gone(self, project_id: str, workspace_id: str) -> bool:
+        """Whether the workspace is being deleted (its notebooks can no longer be listed)."""
+        workspace = self._workspaces.get(project_id, {}).get(workspace_id)
+        return workspace is not None and workspace.body["status"] == "DELETING"
 
     def workspaces(self, project_id: str) -> list[dict[str, Any]]:
         """The project's workspaces, the default one first, then by creation."""
@@ -320,7 +359,21 @@ class Fleet:
         if found is None or (api is not None and found.api != api):
             return None
         self.settle(found)
-        return found
+        return self.instances.get((project_id, instance_id))
+
+    def begin_deletion(self, instance: Instance) -> None:
+        """An accepted deletion: DELETING, then gone after `delete_seconds` (at once for 0)."""
+        self.set_status(instance, "DELETING")
+        instance.deleting_since = self._clock()
+        self.settle(instance)
+
+    def change_deletion(self, project_id: str, instance: Instance, *, ends: str) -> None:
+        """Make an accepted deletion never end (`ends` "never") or end DELETE_FAILED ("failed")."""
+        if (project_id, instance.body["id"]) not in self.instances:
+            self.restore(project_id, instance)
+        self.set_status(instance, "DELETING")
+        instance.deleting_since = None if ends == "never" else self._clock()
+        instance.deletion_fails = ends == "failed"
 
     def remove(self, project_id: str, instance_id: str) -> None:
         """Forget an instance."""
@@ -338,15 +391,25 @@ class Fleet:
     def listed(self, project_id: str, api: str, workspace_id: str) -> list[Instance]:
         """Every instance of the project's workspace in that API, transitions settled."""
         found = []
-        for instance in self._in_workspace.get((project_id, workspace_id), {}).values():
+        for instance in list(self._in_workspace.get((project_id, workspace_id), {}).values()):
             if instance.api == api:
                 self.settle(instance)
-                found.append(instance)
+                if self.instances.get((project_id, instance.body["id"])) is instance:
+                    found.append(instance)  # not removed by a deletion that just ended
         return found
 
     def settle(self, instance: Instance) -> None:
-        """Finish a STOPPING/STARTING transition whose time has come."""
+        """Finish a STOPPING/STARTING transition, or a deletion, whose time has come."""
         status = instance.body["status"]
+        began = instance.deleting_since
+        if began is not None and status == "DELETING":
+            if self._clock() - began >= self._delete_seconds:
+                instance.deleting_since = None
+                if instance.deletion_fails:
+                    self.set_status(instance, "DELETE_FAILED")
+                else:
+                    self.remove(instance_project(self, instance), instance.body["id"])
+            return
         if instance.since is None or status not in ("STOPPING", "STARTING"):
             return
         if self._clock() - instance.since >= self._stop_seconds:
@@ -363,6 +426,11 @@ class Fleet:
                 instance.body["lease"]["update_at"] = now
         else:
             instance.body["latest_update_timestamp"] = str(now)
+
+
+def instance_project(fleet: Fleet, instance: Instance) -> str:
+    """The project an instance is held in."""
+    return next(key[0] for key, held in fleet.instances.items() if held is instance)
 
 
 _DOMAIN = {"id": "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0", "name": "example-account"}
