@@ -12,7 +12,8 @@ import sys
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol, cast
+from types import TracebackType
+from typing import Any, Protocol, TypeVar, cast
 
 from .replies import Reply
 
@@ -126,6 +127,53 @@ class Listener:
             thread.join()
         self._server = None
         self._thread = None
+
+
+_S = TypeVar("_S", bound="Startable")
+_L = TypeVar("_L", bound="Served")
+
+
+class Startable:
+    """Something served that starts and stops, and is a context manager that does both."""
+
+    def start(self: _S) -> _S:
+        """Start serving."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop serving."""
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class Served(Startable):
+    """A backend on its own `Listener` (`self._listener`, set by the subclass)."""
+
+    _listener: Listener
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. `http://127.0.0.1:54321` (`https://` with TLS); only once started."""
+        return self._listener.url
+
+    def start(self: _L) -> _L:
+        """Bind to a free loopback port and serve in a background thread."""
+        self._listener.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and drop every open connection (keep-alive ones included)."""
+        self._listener.stop()
 
 
 class _Handler(BaseHTTPRequestHandler):

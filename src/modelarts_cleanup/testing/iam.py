@@ -9,11 +9,10 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
-from types import TracebackType
 from urllib.parse import urlsplit
 
 from .gateway import Gateway
-from .http_server import Listener
+from .http_server import Listener, Served
 from .recording import RecordedRequest, RequestLog, redacted
 from .replies import NO_SUCH_API, Reply, gateway_error, json_reply
 
@@ -30,7 +29,7 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class FakeIam:
+class FakeIam(Served):
     """Local IAM on 127.0.0.1 (OS-chosen port); use as a context manager."""
 
     def __init__(
@@ -67,31 +66,6 @@ class FakeIam:
         self._sleep = sleep
         self._log = RequestLog()
         self._listener = Listener(self)
-
-    @property
-    def url(self) -> str:
-        """Base URL, only once started."""
-        return self._listener.url
-
-    def start(self) -> FakeIam:
-        """Bind to a free loopback port and serve in a background thread."""
-        self._listener.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and drop every open connection."""
-        self._listener.stop()
-
-    def __enter__(self) -> FakeIam:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def add_project(self, project_id: str, name: str, parent_id: str | None = None) -> None:
         """A project the caller may use: a region's (`cn-north-4`), a subproject

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
+from .http_server import Startable
 from .iam import FakeIam
 from .server import FakeModelArts
 
 
-class LocalCloud:
+class LocalCloud(Startable):
     """`regions`: region ID -> its projects. Each project is listed by IAM under its region's
     name; `subprojects` (project ID -> (region, name)) are listed as `<region>_<name>` and are
     served by that region."""
@@ -68,17 +68,6 @@ class LocalCloud:
         for fake in self.regions.values():
             fake.stop()
         self.iam.stop()
-
-    def __enter__(self) -> LocalCloud:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def environ(self) -> dict[str, str]:
         """The settings that send each region's requests to its local endpoint, and IAM's."""

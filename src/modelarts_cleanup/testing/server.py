@@ -17,14 +17,13 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .api import IAM_ACTIONS, ModelArtsApi, Route, match_route
 from .faults import ANSWER_FAULTS, BODY_FAULTS, Fault, Faults
 from .gateway import Gateway
-from .http_server import Listener
+from .http_server import Listener, Served
 from .recording import RecordedRequest, RequestLog, redacted
 from .replies import (
     BUSY,
@@ -43,7 +42,7 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class FakeModelArts:
+class FakeModelArts(Served):
     """Local ModelArts endpoint on 127.0.0.1 (OS-chosen port); use as a context manager.
 
     `stop_seconds`: how long a stop takes; `delete_seconds`: how long an accepted deletion stays
@@ -152,31 +151,6 @@ class FakeModelArts:
         self._gateway.permissions = value
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. `http://127.0.0.1:54321` (`https://` with TLS); only once started."""
-        return self._listener.url
-
-    def start(self) -> FakeModelArts:
-        """Bind to a free loopback port and serve in a background thread."""
-        self._listener.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and drop every open connection (keep-alive ones included)."""
-        self._listener.stop()
-
-    def __enter__(self) -> FakeModelArts:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- state -------------------------------------------------------------------------------
 
