@@ -423,7 +423,15 @@ def test_terraform_variables_are_described_and_hold_no_credentials(config: Confi
 def test_terraform_agency_is_delegated_to_functiongraph(config: Config) -> None:
     (agency,) = config.of_type(AGENCY).values()
     assert agency["delegated_service_name"] == "op_svc_cff"
-    assert "huaweicloud_identity_role.agency" in str(agency["project_role"])
+    # One project_role per project the function may reach: its region's, project_regions' and
+    # agency_projects' (a dynamic block over local.agency_projects).
+    (dynamic,) = agency["dynamic"]
+    (project_role,) = [v for k, v in dynamic.items() if k.strip('"') == "project_role"]
+    assert "local.agency_projects" in str(project_role["for_each"])
+    assert "huaweicloud_identity_role.agency" in str(project_role["content"])
+    agency_projects = str(config.locals["agency_projects"])
+    for source in ("local.iam_project", "var.project_regions", "var.agency_projects"):
+        assert source in agency_projects, source
 
 
 def test_terraform_readme_says_how_to_stop_it(config: Config) -> None:

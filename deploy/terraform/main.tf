@@ -1,5 +1,8 @@
 locals {
   iam_project = var.iam_project != "" ? var.iam_project : var.region
+  # The agency holds its policies in every project the function may reach: its own region's,
+  # each region project_regions names, and any other project (a subproject) given by name.
+  agency_projects = distinct(concat([local.iam_project], values(var.project_regions), var.agency_projects))
 
   # The policy files of deploy/policies/ an agency can hold, each with its scope: XA for
   # project-level services, AX for global ones (OBS). deny-delete-protected.json is not among
@@ -86,9 +89,12 @@ resource "huaweicloud_identity_agency" "cleanup" {
   delegated_service_name = "op_svc_cff"
   duration               = "FOREVER"
 
-  project_role {
-    project = local.iam_project
-    roles   = [for name, role in huaweicloud_identity_role.agency : role.name if role.type == "XA"]
+  dynamic "project_role" {
+    for_each = local.agency_projects
+    content {
+      project = project_role.value
+      roles   = [for name, role in huaweicloud_identity_role.agency : role.name if role.type == "XA"]
+    }
   }
 
   domain_roles = [for name, role in huaweicloud_identity_role.agency : role.name if role.type == "AX"]

@@ -134,6 +134,12 @@ variable "project_regions" {
   default     = {}
 }
 
+variable "agency_projects" {
+  description = "Other IAM projects (by name, e.g. cn-north-4_team for a subproject) in which the agency is granted its policies, besides the function's region and each region of project_regions."
+  type        = list(string)
+  default     = []
+}
+
 variable "endpoints" {
   description = "MODELARTS_CLEANUP_ENDPOINTS: region ID -> ModelArts base URL, over a region's own (regions on other domains). Empty: each region's public endpoint."
   type        = map(string)
