@@ -125,7 +125,13 @@ def test_every_setting_is_known_and_other_prefixes_are_not_checked() -> None:
     environ.update({"MODELARTS_CLEANUP_REGION": "cn-north-4", "MODELARTS_OTHER_TOOL": "x"})
     environ["HUAWEICLOUD_SDK_AK"] = environ["HUAWEICLOUD_SDK_SK"] = "k"
     environ["MODELARTS_CLEANUP_MAX_DELETIONS"] = "5"
-    for numeric in ("CONCURRENCY", "MAX_ATTEMPTS", "CONNECT_TIMEOUT", "READ_TIMEOUT", "CONFIRM_SECONDS"):
+    for numeric in (
+        "CONCURRENCY",
+        "MAX_ATTEMPTS",
+        "CONNECT_TIMEOUT",
+        "READ_TIMEOUT",
+        "CONFIRM_SECONDS",
+    ):
         del environ[f"MODELARTS_CLEANUP_{numeric}"]
     for name in (
         "ALLOW_HTTP",
