@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -149,16 +150,18 @@ def deleted(n: int) -> Result:
 class Reads:
     """Each instance's successive read answers (a status, None for gone, or an error)."""
 
-    def __init__(self, answers: Mapping[str, list[str | ApiError | None]]) -> None:
-        self.answers: dict[str, Iterator[str | ApiError | None]] = {
-            k: iter(v) for k, v in answers.items()
-        }
+    def __init__(self, answers: Mapping[str, list[object]]) -> None:
+        self.answers: dict[str, Iterator[object]] = {k: iter(v) for k, v in answers.items()}
         self.calls: list[str] = []
+        self.deadlines: list[float | None] = []
+        self.threads: list[threading.Thread] = []
 
     def get_instance(
         self, project_id: str, instance_id: str, *, deadline: float | None = None
     ) -> dict[str, Any] | None:
         self.calls.append(instance_id)
+        self.deadlines.append(deadline)
+        self.threads.append(threading.current_thread())
         answer = next(self.answers[instance_id])
         if isinstance(answer, ApiError):
             raise answer
@@ -231,7 +234,7 @@ def test_nothing_deleted_or_no_time_allowed_reads_nothing() -> None:
     kept = Result(P, "6fa459ea-ee8a-3ca4-894e-db77e1603599", Outcome.FAILED)
     for results, seconds in (((kept,), 60.0), ((deleted(1),), 0.0)):
         done = confirm(results, client, seconds=seconds, deadline=None, concurrency=1)
-        assert (done.results, done.reads) == (results, 0)
+        assert (done.results, done.reads, done.seconds) == (results, 0, 0.0)
     assert client.calls == []
 
 
@@ -256,3 +259,100 @@ def test_an_identity_that_may_not_read_confirms_nothing_and_waits_for_nothing() 
         (result,) = report["results"]
         assert (result["outcome"], result["confirmed"]) == ("deleted", False)
         assert (clock.sleeps, reads(fake)) == ([], 1)
+
+
+def test_confirming_for_less_than_a_second_still_reads_once() -> None:
+    a = deleted(1)
+    client = Reads({a.instance_id: [None]})
+    clock = FakeTime(0.0)
+    done = confirm(
+        (a,), client, seconds=0.5, deadline=None, concurrency=1, clock=clock, sleep=clock.sleep
+    )
+    assert (done.results[0].confirmed, done.reads, client.calls) == (True, 1, [a.instance_id])
+
+
+def test_a_round_that_starts_exactly_when_time_runs_out_still_reads() -> None:
+    a = deleted(1)
+    client = Reads({a.instance_id: ["DELETING", None]})
+    clock = FakeTime(500.0)
+    done = confirm(
+        (a,), client, seconds=1, deadline=None, concurrency=1, clock=clock, sleep=clock.sleep
+    )
+    assert (done.results[0].confirmed, done.reads, clock.sleeps) == (True, 2, [1.0])
+    assert done.seconds == 1.0  # measured from when confirming began, not from the clock's zero
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_every_read_is_bounded_by_the_runs_deadline(concurrency: int) -> None:
+    a, b = deleted(1), deleted(2)
+    client = Reads({a.instance_id: ["DELETING", None], b.instance_id: [None]})
+    clock = FakeTime(0.0)
+    confirm(
+        (a, b),
+        client,
+        seconds=60,
+        deadline=42.5,
+        concurrency=concurrency,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert client.deadlines == [42.5, 42.5, 42.5]
+
+
+def test_a_read_the_deadline_cut_after_it_was_sent_counts_and_is_asked_again() -> None:
+    a = deleted(1)
+    cut = DeadlineExceeded("cut between retries", attempts=2)
+    client = Reads({a.instance_id: [cut, None]})
+    clock = FakeTime(0.0)
+    done = confirm(
+        (a,), client, seconds=60, deadline=100, concurrency=1, clock=clock, sleep=clock.sleep
+    )
+    assert (done.results[0].confirmed, done.reads, clock.sleeps) == (True, 2, [1.0])
+
+
+@pytest.mark.parametrize("status", [["DELETE_FAILED"], {"phase": "ERROR"}, 7, ""])
+def test_a_status_that_is_not_text_is_read_as_unknown_and_asked_again(status: object) -> None:
+    a = deleted(1)
+    client = Reads({a.instance_id: [status, None]})
+    clock = FakeTime(0.0)
+    done = confirm(
+        (a,), client, seconds=60, deadline=None, concurrency=1, clock=clock, sleep=clock.sleep
+    )
+    (result,) = done.results
+    assert (result.outcome, result.confirmed, done.reads) == (Outcome.DELETED, True, 2)
+
+
+def test_one_read_at_a_time_goes_out_from_the_callers_thread_in_order() -> None:
+    a, b, c = deleted(1), deleted(2), deleted(3)
+    client = Reads({r.instance_id: [None] for r in (a, b, c)})
+    confirm((a, b, c), client, seconds=60, deadline=None, concurrency=1)
+    assert client.calls == [a.instance_id, b.instance_id, c.instance_id]
+    assert client.threads == [threading.current_thread()] * 3
+
+
+class Overlapping:
+    """Reads that each wait (briefly) for a third to be in flight, counting the most at once."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.most = 0
+        self.changed = threading.Condition()
+
+    def get_instance(
+        self, project_id: str, instance_id: str, *, deadline: float | None = None
+    ) -> None:
+        with self.changed:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            self.changed.notify_all()
+            self.changed.wait_for(lambda: self.inside >= 3, timeout=0.2)
+            self.inside -= 1
+
+
+def test_concurrency_reads_that_many_at_once_and_no_more() -> None:
+    client = Overlapping()
+    done = confirm(
+        tuple(deleted(n) for n in range(5)), client, seconds=60, deadline=None, concurrency=2
+    )
+    assert [r.confirmed for r in done.results] == [True] * 5
+    assert client.most == 2

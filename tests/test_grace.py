@@ -274,8 +274,12 @@ def test_a_notebook_a_grace_rule_marked_is_not_unmarked_by_another_rule(
 
 
 def test_grace_needs_the_notebook_api(fake: FakeModelArts) -> None:
-    with pytest.raises(PayloadError, match=r"selectors\[0\]\.grace_hours"):
+    with pytest.raises(PayloadError) as refused:
         run(fake, DAY1, MODELARTS_CLEANUP_API="devenviron")
+    assert refused.value.problems == (
+        "selectors[0].grace_hours: a grace period marks notebooks with a tag, which only the "
+        "notebook API has, but MODELARTS_CLEANUP_API is devenviron",
+    )
     assert fake.requests == []
 
 

@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from modelarts_cleanup.events.envelopes import parse_event
 from modelarts_cleanup.events.payload import (
@@ -17,7 +19,7 @@ from modelarts_cleanup.events.payload import (
     parse_payload,
     payload_schema,
 )
-from modelarts_cleanup.events.problems import printable, type_name
+from modelarts_cleanup.events.problems import describe_errors, printable, type_name
 from modelarts_cleanup.exceptions import PayloadError
 
 P1 = "ed43aef64dff4e5c81cb84b71adcb3fd"
@@ -452,3 +454,40 @@ def test_schema_says_the_payload_is_the_same_inside_every_envelope() -> None:
 def test_an_empty_key_is_named_as_the_payload_itself() -> None:
     # An empty key has no name to show: the problem is placed at the payload.
     assert problems_of({"": 1, "targets": [target()]}) == ("payload: unknown key",)
+
+
+class Worded(BaseModel):
+    """A model whose every constraint describe_errors has words for."""
+
+    name: str = Field("abc", min_length=3)
+    nick: str = Field("x", min_length=1)
+    tags: list[str] = Field(default_factory=lambda: ["a"], min_length=1)
+    pair: list[str] = Field(default_factory=lambda: ["a", "b"], min_length=2)
+    size: int = 5
+
+    @field_validator("size")
+    @classmethod
+    def _small(cls, value: int) -> int:
+        if value >= 10:
+            raise AssertionError("must be under 10")  # pydantic: "Assertion failed, ..."
+        if value == 7:
+            # An error type we have words for, without the context its words need.
+            raise PydanticCustomError("greater_than", "seven is not allowed")
+        return value
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ({"name": "ab"}, "name: must have at least 3 characters"),
+        ({"nick": ""}, "nick: must not be empty"),
+        ({"tags": []}, "tags: must not be empty"),
+        ({"pair": ["a"]}, "pair: must have at least 2 entries, not 1"),
+        ({"size": 11}, "size: must be under 10"),
+        ({"size": 7}, "size: must be more than"),
+    ],
+)
+def test_constraint_problems_are_in_our_words(given: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Worded(**given)
+    assert describe_errors(caught.value) == [problem]

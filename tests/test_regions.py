@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from modelarts_cleanup.cloud.iam import ProjectRegionCache, project_regions, region_of_project_name
+from modelarts_cleanup.cloud.regions import Located, RegionalTransport, locate
 from modelarts_cleanup.entry import run_function
-from modelarts_cleanup.exceptions import ConfigurationError
+from modelarts_cleanup.exceptions import ApiError, ConfigurationError
 from modelarts_cleanup.settings import load_settings
 from modelarts_cleanup.testing import LocalCloud
 from tests.support import AK, SK, FunctionGraphContext
@@ -467,3 +470,269 @@ def test_each_region_has_its_own_workers() -> None:
         region_of=regions.get,
     )
     assert [(r.outcome.value, r.region) for r in results] == [("deleted", NORTH), ("deleted", EAST)]
+
+
+# -- locating projects, and sending each request to its region (no sockets) -----------------
+
+
+def iam_listing(listed: dict[str, str]) -> tuple[list[int], Any]:
+    """An IAM stand-in that answers `listed`, and the count of times it was asked."""
+    asked = [0]
+
+    def ask() -> dict[str, str]:
+        asked[0] += 1
+        return listed
+
+    return asked, ask
+
+
+def test_locate_takes_the_map_then_the_functions_own_then_iam_once_for_the_rest() -> None:
+    asked, ask = iam_listing({P_EAST: EAST, P_NORTH: SOUTHEAST, P_TEAM: NORTH})
+    located = locate(
+        [P_NORTH, P_EAST, P_TEAM, P_EAST, P_OTHER],
+        explicit={P_NORTH: NORTH},
+        own=(P_OTHER, SOUTHEAST),
+        ask_iam=ask,
+        no_iam="unused",
+    )
+    assert dict(located.regions) == {
+        P_NORTH: NORTH,
+        P_EAST: EAST,
+        P_TEAM: NORTH,
+        P_OTHER: SOUTHEAST,
+    }
+    assert dict(located.unknown) == {}
+    assert asked[0] == 1
+    assert (located.region(P_EAST), located.region(P_UNLISTED)) == (EAST, None)
+
+
+def test_locate_asks_iam_nothing_when_every_project_is_known() -> None:
+    asked, ask = iam_listing({})
+    located = locate(
+        [P_NORTH, P_OTHER], explicit={P_NORTH: NORTH}, own=(P_OTHER, EAST), ask_iam=ask, no_iam=""
+    )
+    assert dict(located.regions) == {P_NORTH: NORTH, P_OTHER: EAST}
+    assert asked[0] == 0
+    assert (Located().regions, Located().unknown) == ({}, {})
+
+
+def test_locate_leaves_a_project_iam_does_not_list_unknown_and_says_why() -> None:
+    _, ask = iam_listing({P_EAST: EAST})
+    located = locate([P_EAST, P_UNLISTED], explicit={}, own=None, ask_iam=ask, no_iam="")
+    assert dict(located.regions) == {P_EAST: EAST}
+    assert dict(located.unknown) == {
+        P_UNLISTED: "not in MODELARTS_CLEANUP_PROJECT_REGIONS, and IAM does not list it among "
+        "the projects these credentials may use"
+    }
+
+
+def test_locate_without_iam_leaves_the_rest_unknown_for_the_reason_given() -> None:
+    located = locate(
+        [P_NORTH, P_EAST, P_UNLISTED],
+        explicit={P_NORTH: NORTH},
+        own=None,
+        ask_iam=None,
+        no_iam="IAM is not asked with a token",
+    )
+    assert dict(located.regions) == {P_NORTH: NORTH}
+    assert dict(located.unknown) == {
+        P_EAST: "IAM is not asked with a token",
+        P_UNLISTED: "IAM is not asked with a token",
+    }
+
+
+def test_locate_when_iam_fails_leaves_the_rest_unknown_with_its_error() -> None:
+    def ask() -> dict[str, str]:
+        raise ApiError("GET /v3/auth/projects: HTTP 403", http_status=403)
+
+    located = locate([P_NORTH, P_EAST], explicit={P_NORTH: NORTH}, own=None, ask_iam=ask, no_iam="")
+    assert dict(located.regions) == {P_NORTH: NORTH}
+    assert dict(located.unknown) == {
+        P_EAST: "IAM could not be asked which region it is in: GET /v3/auth/projects: HTTP 403"
+    }
+
+
+def test_locate_refuses_a_project_in_a_region_the_credentials_cannot_reach() -> None:
+    _, ask = iam_listing({P_EAST: EAST, P_NORTH: NORTH})
+    located = locate(
+        [P_NORTH, P_EAST],
+        explicit={},
+        own=None,
+        ask_iam=ask,
+        no_iam="",
+        reachable=frozenset({NORTH}),
+        unreachable="in region {region}, out of reach",
+    )
+    assert dict(located.regions) == {P_NORTH: NORTH}
+    assert dict(located.unknown) == {P_EAST: f"in region {EAST}, out of reach"}
+    by_default = locate(
+        [P_EAST], explicit={P_EAST: EAST}, own=None, ask_iam=None, no_iam="", reachable=frozenset()
+    )
+    assert dict(by_default.unknown) == {
+        P_EAST: f"in region {EAST}, which these credentials cannot reach"
+    }
+
+
+class Recording:
+    """A transport that records what it was asked to send, and may hold each send."""
+
+    def __init__(self, base_url: str, hold: threading.Event | None = None) -> None:
+        self.base_url = base_url
+        self.sent: list[tuple[Any, ...]] = []
+        self.hold = hold
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.most = 0
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        project_id: str | None,
+        params: Any = None,
+        json_body: Any = None,
+        deadline: float | None = None,
+    ) -> Any:
+        with self.lock:
+            self.sent.append((method, path, project_id, params, json_body, deadline))
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        if self.hold is not None:
+            self.hold.wait(5)
+        with self.lock:
+            self.inside -= 1
+        return ("answer from", self.base_url)
+
+
+def test_a_request_goes_to_its_projects_region_with_everything_it_carries() -> None:
+    north, east = Recording("https://north.example"), Recording("https://east.example")
+    regional = RegionalTransport(
+        {NORTH: north, EAST: east},  # type: ignore[dict-item]
+        {P_NORTH: NORTH, P_EAST: EAST},
+        limit=1,
+    )
+    answer = regional.send(
+        "POST", "/v1/x", project_id=P_EAST, params={"a": "b"}, json_body={"k": 1}, deadline=9.5
+    )
+    assert answer == ("answer from", "https://east.example")  # type: ignore[comparison-overlap]
+    assert east.sent == [("POST", "/v1/x", P_EAST, {"a": "b"}, {"k": 1}, 9.5)]
+    assert north.sent == []
+    regional.send("GET", "/v1/y", project_id=P_NORTH)
+    assert north.sent == [("GET", "/v1/y", P_NORTH, None, None, None)]
+    assert regional.base_url == "https://north.example"
+    assert regional.base_urls == ("https://north.example", "https://east.example")
+
+
+@pytest.mark.parametrize("project", [P_UNLISTED, None, P_OTHER])
+def test_a_request_for_a_project_without_a_region_is_refused_unsent(project: str | None) -> None:
+    north = Recording("https://north.example")
+    regional = RegionalTransport(
+        {NORTH: north},  # type: ignore[dict-item]
+        {P_NORTH: NORTH, P_OTHER: EAST},  # P_OTHER's region has no transport
+        limit=2,
+    )
+    with pytest.raises(ApiError) as caught:
+        regional.send("DELETE", "/v1/z", project_id=project)
+    error = caught.value
+    assert str(error) == "DELETE /v1/z: the project's region is not known; nothing was sent"
+    assert (error.error_code, error.error_msg, error.attempts) == (
+        "region_unknown",
+        "the project's region is not known; nothing was sent",
+        0,
+    )
+    assert north.sent == []
+
+
+def test_one_endpoint_for_everything_takes_every_project() -> None:
+    only = Recording("https://one.example")
+    regional = RegionalTransport({"": only}, {}, limit=1, default="")  # type: ignore[dict-item]
+    regional.send("GET", "/v1/a", project_id=P_UNLISTED)
+    regional.send("GET", "/v1/b", project_id=None)
+    assert [s[:3] for s in only.sent] == [("GET", "/v1/a", P_UNLISTED), ("GET", "/v1/b", None)]
+
+
+def test_a_request_without_a_project_goes_by_the_route_for_none() -> None:
+    north, east = Recording("https://north.example"), Recording("https://east.example")
+    regional = RegionalTransport(
+        {NORTH: north, EAST: east},  # type: ignore[dict-item]
+        {"": EAST, P_NORTH: NORTH},
+        limit=1,
+    )
+    regional.send("GET", "/v3/auth/projects", project_id=None)
+    assert ([s[:3] for s in east.sent], north.sent) == ([("GET", "/v3/auth/projects", None)], [])
+
+
+def test_a_regional_transport_needs_a_transport() -> None:
+    with pytest.raises(ValueError, match=r"^at least one transport$"):
+        RegionalTransport({}, {}, limit=1)
+
+
+@pytest.mark.parametrize(("limit", "most"), [(2, 2), (1, 1), (0, 1)])
+def test_at_most_limit_requests_are_in_flight_per_region_and_regions_do_not_wait(
+    limit: int, most: int
+) -> None:
+    release = threading.Event()
+    north = Recording("https://north.example", hold=release)
+    east = Recording("https://east.example")
+    regional = RegionalTransport(
+        {NORTH: north, EAST: east},  # type: ignore[dict-item]
+        {P_NORTH: NORTH, P_EAST: EAST},
+        limit=limit,
+    )
+    senders = [
+        threading.Thread(
+            target=regional.send, args=("GET", f"/v1/{n}"), kwargs={"project_id": P_NORTH}
+        )
+        for n in range(3)
+    ]
+    for sender in senders:
+        sender.start()
+    while len(north.sent) < most:
+        time.sleep(0.001)
+    # The north region is full; the east one is not held up by it.
+    regional.send("GET", "/v1/east", project_id=P_EAST)
+    assert len(east.sent) == 1
+    time.sleep(0.05)  # room for a sender past the limit to get in, were it let
+    assert len(north.sent) == most
+    release.set()
+    for sender in senders:
+        sender.join(5)
+    assert (len(north.sent), north.most) == (3, most)
+
+
+def test_every_region_is_worked_at_once_however_many_there_are() -> None:
+    # More regions than a thread pool's default size (at most 32): each still has its worker,
+    # so all the deletions are in flight at once, or the barrier breaks and they fail.
+    from modelarts_cleanup.cleanup.execution import execute
+    from modelarts_cleanup.cleanup.planning import Policy, make_plan
+    from modelarts_cleanup.cleanup.report import JsonLog
+    from modelarts_cleanup.cloud.client import DeleteResult
+    from modelarts_cleanup.events.payload import Target
+
+    projects = [f"{n:032x}" for n in range(1, 34)]
+    barrier = threading.Barrier(len(projects), timeout=5)
+
+    class Client:
+        def delete_instance(
+            self, project_id: str, instance_id: str, *, deadline: float | None = None
+        ) -> DeleteResult:
+            barrier.wait()
+            return DeleteResult("deleted", 200, None, 1, "DELETING")
+
+    instance = "6fa459ea-ee8a-3ca4-894e-db77e160355e"
+    plan = make_plan(
+        [Target(project_id=p, instance_id=instance) for p in projects], Policy(), dry_run=False
+    )
+    regions = {p: f"region-{n}" for n, p in enumerate(projects)}
+    results = execute(
+        plan,
+        Client(),  # type: ignore[arg-type]
+        concurrency=1,
+        deadline=None,
+        log=JsonLog(io.StringIO()),
+        region_of=regions.get,
+    )
+    assert [(r.outcome.value, r.region) for r in results] == [
+        ("deleted", regions[p]) for p in projects
+    ]

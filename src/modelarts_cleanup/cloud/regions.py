@@ -26,7 +26,6 @@ class Located:
 
     regions: Mapping[str, str] = field(default_factory=dict)  # project ID -> region ID
     unknown: Mapping[str, str] = field(default_factory=dict)  # project ID -> why
-    iam_asked: bool = False
 
     def region(self, project_id: str) -> str | None:
         """The project's region, if it was found."""
@@ -41,7 +40,7 @@ def locate(
     ask_iam: Callable[[], Mapping[str, str]] | None,
     no_iam: str,
     reachable: frozenset[str] | None = None,
-    unreachable: str = "",
+    unreachable: str = "in region {region}, which these credentials cannot reach",
 ) -> Located:
     """The region of each project: the explicit map, the function's own, then IAM (once).
 
@@ -57,12 +56,10 @@ def locate(
             found[project] = own[1]
     unknown: dict[str, str] = {}
     missing = [p for p in wanted if p not in found]
-    asked = False
     if missing:
         if ask_iam is None:
             unknown.update(dict.fromkeys(missing, no_iam))
         else:
-            asked = True
             try:
                 listed = ask_iam()
             except ApiError as exc:
@@ -82,7 +79,7 @@ def locate(
             if region not in reachable:
                 del found[project]
                 unknown[project] = unreachable.format(region=region)
-    return Located(found, unknown, asked)
+    return Located(found, unknown)
 
 
 class RegionalTransport:
