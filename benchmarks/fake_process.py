@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from modelarts_cleanup.testing import FakeModelArts, User
+from modelarts_cleanup.testing import FakeModelArts, LocalCloud, User
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_ID = "5c57f2b3a8072a045c57f2b3a8072a04"
@@ -64,6 +64,19 @@ class FakeProcess:
             "delete_seconds": delete_seconds,
         }
         return str(self._ask(command)["url"])
+
+    def start_cloud(
+        self, regions: dict[str, list[str]], latencies: dict[str, float]
+    ) -> dict[str, str]:
+        """(Re)start as several regions (each its own endpoint and latency) and IAM; returns
+        the settings that point a function at them."""
+        command = {"op": "start_cloud", "regions": regions, "latencies": latencies}
+        return {str(k): str(v) for k, v in self._ask(command)["environ"].items()}
+
+    def seed_region(self, region: str, project_id: str, count: int) -> list[str]:
+        """Create `count` STOPPED notebooks of `project_id` in `region`'s endpoint."""
+        command = {"op": "seed_region", "region": region, "project": project_id, "count": count}
+        return [str(i) for i in self._ask(command)["ids"]]
 
     def seed(self, count: int) -> list[str]:
         """Create `count` STOPPED notebook instances; returns their IDs."""
@@ -120,6 +133,7 @@ class _Endpoint:
 
     def __init__(self) -> None:
         self._fake: FakeModelArts | None = None
+        self._cloud: LocalCloud | None = None
         self._cpu_mark = time.process_time()
 
     def handle(self, command: dict[str, Any]) -> dict[str, Any]:
@@ -136,6 +150,21 @@ class _Endpoint:
                 delete_seconds=float(command.get("delete_seconds", 0.0)),
             ).start()
             return {"url": self._fake.url}
+        if op == "start_cloud":
+            self.stop()
+            latencies = {str(r): float(s) for r, s in command["latencies"].items()}
+            self._cloud = LocalCloud(
+                command["regions"],
+                access_key=ACCESS_KEY,
+                secret_key=SECRET_KEY,
+                latency=latencies,
+            ).start()
+            return {"environ": self._cloud.environ()}
+        if op == "seed_region":
+            if self._cloud is None:
+                return {"error": "no regions started"}
+            region, project = self._cloud[command["region"]], command["project"]
+            return {"ids": [region.add_instance(project) for _ in range(int(command["count"]))]}
         fake = self._fake
         if fake is None:
             return {"error": "no endpoint started"}
@@ -166,6 +195,9 @@ class _Endpoint:
         if self._fake is not None:
             self._fake.stop()
             self._fake = None
+        if self._cloud is not None:
+            self._cloud.stop()
+            self._cloud = None
 
 
 def main() -> None:

@@ -1,6 +1,9 @@
 """Regions do not wait for each other: three regions at 10, 50 and 150 ms, 100 targets each, at
 concurrency 16, against the 150 ms region's 100 targets alone. The whole run should take at most
 1.2x as long. `python -m benchmarks.regions`; also the last part of `make bench`.
+
+The endpoints (one per region, and IAM) run in a process of their own, as every other section's
+endpoint does, so that their work never shares the client's GIL.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ import statistics
 import time
 from collections.abc import Mapping
 
+from benchmarks.fake_process import ACCESS_KEY, SECRET_KEY, FakeProcess
 from modelarts_cleanup.cloud.iam import ProjectRegionCache
 from modelarts_cleanup.entry import run_function
-from modelarts_cleanup.testing import LocalCloud
 
 LATENCIES = {"cn-north-4": 0.010, "cn-east-3": 0.050, "ap-southeast-3": 0.150}
 SLOWEST = "ap-southeast-3"
@@ -20,7 +23,6 @@ TARGETS_PER_REGION = 100
 CONCURRENCY = 16
 ROUNDS = 3
 TARGET_RATIO = 1.2
-AK, SK = "BENCHACCESSKEY000001", "bench-secret-key"
 
 
 def _project(n: int) -> str:
@@ -30,20 +32,20 @@ def _project(n: int) -> str:
 PROJECTS = {region: _project(n) for n, region in enumerate(LATENCIES)}
 
 
-def _timed_run(cloud: LocalCloud, regions: list[str]) -> float:
+def _timed_run(endpoints: FakeProcess, cloud: Mapping[str, str], regions: list[str]) -> float:
     """Seconds one run takes to delete TARGETS_PER_REGION instances in each of `regions`."""
     targets = [
-        {"project_id": PROJECTS[r], "instance_id": cloud[r].add_instance(PROJECTS[r])}
+        {"project_id": PROJECTS[r], "instance_id": instance}
         for r in regions
-        for _ in range(TARGETS_PER_REGION)
+        for instance in endpoints.seed_region(r, PROJECTS[r], TARGETS_PER_REGION)
     ]
     environ = {
-        **cloud.environ(),
+        **cloud,
         "MODELARTS_CLEANUP_REGION": "cn-north-4",
         "MODELARTS_CLEANUP_CONCURRENCY": str(CONCURRENCY),
         "MODELARTS_CLEANUP_MAX_DELETIONS": str(len(targets)),
-        "HUAWEICLOUD_SDK_AK": AK,
-        "HUAWEICLOUD_SDK_SK": SK,
+        "HUAWEICLOUD_SDK_AK": ACCESS_KEY,
+        "HUAWEICLOUD_SDK_SK": SECRET_KEY,
     }
     began = time.perf_counter()
     report = run_function(
@@ -65,11 +67,12 @@ def measure(rounds: int = ROUNDS) -> Mapping[str, float]:
     regions = {region: [project] for region, project in PROJECTS.items()}
     alone: list[float] = []
     together: list[float] = []
-    with LocalCloud(regions, access_key=AK, secret_key=SK, latency=LATENCIES) as cloud:
-        _timed_run(cloud, list(LATENCIES))  # warm-up: threads, connections, imports
+    with FakeProcess() as endpoints:
+        cloud = endpoints.start_cloud(regions, dict(LATENCIES))
+        _timed_run(endpoints, cloud, list(LATENCIES))  # warm-up: threads, connections, imports
         for _ in range(rounds):
-            alone.append(_timed_run(cloud, [SLOWEST]))
-            together.append(_timed_run(cloud, list(LATENCIES)))
+            alone.append(_timed_run(endpoints, cloud, [SLOWEST]))
+            together.append(_timed_run(endpoints, cloud, list(LATENCIES)))
     slow, whole = statistics.median(alone), statistics.median(together)
     return {"alone": slow, "together": whole, "ratio": whole / slow}
 
