@@ -287,7 +287,9 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
             read_named=read_named,
         )
         if settings.confirm_seconds > 0 and any(r.outcome is Outcome.DELETED for r in results):
-            results = _confirmed(results, client, settings, deadline, clock, sleep, log)
+            results = _confirmed(
+                results, client, settings, deadline, clock, sleep, log, len(where.regions)
+            )
         status = run_status(
             results,
             refused=plan.refused_run is not None,
@@ -346,6 +348,7 @@ def _confirmed(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
     log: JsonLog,
+    regions: int,
 ) -> tuple[Result, ...]:
     """The results once the deleted instances were read again until gone (CONFIRM_SECONDS)."""
     from .cleanup.confirmation import confirm  # only runs that deleted something
@@ -355,7 +358,9 @@ def _confirmed(
         client,
         seconds=settings.confirm_seconds,
         deadline=deadline,
-        concurrency=settings.concurrency,
+        # Each region has its own `concurrency` reads in flight at most (the client holds it to
+        # that), so that a slow region's reads do not wait for a near one's.
+        concurrency=settings.concurrency * max(1, regions),
         clock=clock,
         sleep=sleep,
     )
