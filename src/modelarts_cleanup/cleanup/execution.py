@@ -1,18 +1,29 @@
-"""Carrying a plan out: a bounded pool of workers, the deadline, stop-then-delete, one result
-per target whatever happens."""
+"""Carrying a plan out: a bounded pool of workers per region, the deadline, a read before a named
+DELETE or a recheck before a selected one, marks written or taken off; one result per target
+whatever happens. Deleting one instance is `deletion`'s."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..events.payload import Target
-from ..exceptions import AnswerLost, ApiError, DeadlineExceeded, EffectUnknown
-from ..vocabulary import IN_TARGET_STATE, MARK_KEY, NOT_NOW_CODES
+from ..exceptions import ApiError
+from ..vocabulary import MARK_KEY
+from .deletion import (
+    cut_short,
+    deadline_ended,
+    delete_one,
+    elapsed_ms,
+    failed_result,
+    not_attempted,
+    read_failed,
+    unexpected,
+)
 from .planning import Candidate, Plan, described, refused
-from .report import JsonLog, Outcome, Reason, Result
+from .report import JsonLog, Outcome, Result
 
 if TYPE_CHECKING:
     from ..cloud.interface import DeletingClient
@@ -21,6 +32,8 @@ if TYPE_CHECKING:
 
 
 Recheck = Callable[[Candidate], "str | None"]
+
+_LOST_MARK_HINT = "; the next run reads the tag again and writes it if it is not as it should be"
 
 
 def execute(
@@ -61,7 +74,7 @@ def execute(
             candidate, early = _read_first(candidate)
             result = early if early is not None else _carry_out(candidate)
         except Exception as exc:  # noqa: BLE001  (one target's surprise must not cost the others)
-            result = _unexpected(candidate.target, exc, started, clock)
+            result = unexpected(candidate.target, exc, started, clock)
         result = regional(described(result, candidate))
         _log_result(log, result)  # as it happens, so a run cut short still leaves its lines
         return result
@@ -72,19 +85,14 @@ def execute(
             return candidate, None
         target, started = candidate.target, clock()
         if deadline is not None and started >= deadline:
-            return candidate, _not_attempted(target)
+            return candidate, not_attempted(target)
         try:
             reading = read_named(target)
         except ApiError as exc:
-            if not _deadline_ended(exc):
-                reason = Reason.RECHECK_FAILED.value
-                return candidate, _failed(target, exc, 0, started, clock, reason=reason)
-            if not exc.attempts:
-                return candidate, _not_attempted(target)  # nothing was sent
-            return candidate, _cut(target, exc, 0, started, clock, "reading it")
+            return candidate, read_failed(target, exc, started, clock, "reading it")
         if reading is None:
             absent = Outcome.ALREADY_ABSENT
-            duration = _ms(clock() - started)
+            duration = elapsed_ms(clock() - started)
             return candidate, Result(
                 target.project_id, target.instance_id, absent, duration_ms=duration
             )
@@ -102,23 +110,18 @@ def execute(
         if plan.dry_run:
             return Result(target.project_id, target.instance_id, Outcome.WOULD_DELETE)
         if deadline is not None and clock() >= deadline:
-            return _not_attempted(target)
+            return not_attempted(target)
         guard = None
         if candidate.selector is not None and recheck is not None:
 
             def guard() -> str | None:
                 return recheck(candidate)
 
+            started = clock()
             try:
                 reason = guard()
             except ApiError as exc:
-                if not _deadline_ended(exc):
-                    return _failed(
-                        target, exc, 0, clock(), clock, reason=Reason.RECHECK_FAILED.value
-                    )
-                if not exc.attempts:
-                    return _not_attempted(target)  # nothing was sent
-                return _cut(target, exc, 0, clock(), clock, "reading it again")
+                return read_failed(target, exc, started, clock, "reading it again")
             if reason is not None:
                 return refused(candidate, reason)
         return delete_one(
@@ -190,7 +193,7 @@ def _write_mark(
         return Result(pid, iid, outcome, reason=candidate.reason)
     started = clock()
     if deadline is not None and started >= deadline:
-        return _not_attempted(target)
+        return not_attempted(target)
     workspace = (candidate.details or {}).get("workspace_id") or "0"
     tags: dict[str, str | None] = {MARK_KEY: candidate.delete_after if marking else None}
     try:
@@ -198,264 +201,19 @@ def _write_mark(
             pid, iid, tags, workspace_id=workspace, remove=not marking, deadline=deadline
         )
     except ApiError as exc:
-        if not _deadline_ended(exc):
-            return _failed(target, exc, 0, started, clock)
+        if not deadline_ended(exc):
+            return failed_result(target, exc, 0, started, clock)
         if not exc.attempts:
-            return _not_attempted(target)  # nothing was sent
-        return _cut(target, exc, 0, started, clock, "the tag write", hint=_LOST_MARK_HINT)
+            return not_attempted(target)  # nothing was sent
+        return cut_short(target, exc, 0, started, clock, "the tag write", hint=_LOST_MARK_HINT)
     if not there:
-        return Result(pid, iid, Outcome.ALREADY_ABSENT, duration_ms=_ms(clock() - started))
+        return Result(pid, iid, Outcome.ALREADY_ABSENT, duration_ms=elapsed_ms(clock() - started))
     outcome = Outcome.MARKED if marking else Outcome.UNMARKED
-    return Result(pid, iid, outcome, reason=candidate.reason, duration_ms=_ms(clock() - started))
-
-
-def _not_attempted(target: Target) -> Result:
     return Result(
-        target.project_id, target.instance_id, Outcome.NOT_ATTEMPTED, reason=Reason.DEADLINE.value
+        pid, iid, outcome, reason=candidate.reason, duration_ms=elapsed_ms(clock() - started)
     )
 
 
 def _log_result(log: JsonLog, result: Result) -> None:
     level = "ERROR" if result.outcome is Outcome.FAILED else "INFO"
     log.log(level, f"{result.instance_id}: {result.outcome.value}", **result.to_dict())
-
-
-# A delete answered "not now" is retried after the instance settles, this many times at most.
-MAX_DELETE_ROUNDS = 3
-_LOST_DELETE_HINT = "; if it went through, the next run reports already_absent"
-_LOST_MARK_HINT = "; the next run reads the tag again and writes it if it is not as it should be"
-
-
-def delete_one(
-    client: DeletingClient,
-    target: Target,
-    *,
-    deadline: float | None,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-    stop_policy: StopPolicy | None = None,
-    before_stopping: Callable[[], str | None] | None = None,
-) -> Result:
-    """Delete one instance, stopping it first when the API insists; never raises for a failure.
-
-    A "not now" answer means the instance is busy or running. For a selected instance that is
-    itself news: `before_stopping` is asked first, and a reason from it (or a failure to ask)
-    leaves the instance alone instead of stopping it. `attempts` counts DELETE requests.
-
-    The deadline: with nothing sent yet the target is `not_attempted`. Once something was sent,
-    a request it cut short, or a step it kept from starting, makes the target `failed` with
-    reason `deadline`; an error answer that came back before it stands as that answer.
-    """
-    started = clock()
-    if deadline is not None and started >= deadline:
-        return _not_attempted(target)
-    deletion = _Deletion(
-        client, target, deadline, clock, sleep, stop_policy, before_stopping, started
-    )
-    try:
-        return deletion.run()
-    except Exception as exc:  # noqa: BLE001  (one target's bug must not cost the others their result)
-        return _unexpected(target, exc, started, clock, attempts=deletion.attempts)
-
-
-@dataclass
-class _Deletion:
-    """One target's way through stop-then-delete."""
-
-    client: DeletingClient
-    target: Target
-    deadline: float | None
-    clock: Callable[[], float]
-    sleep: Callable[[float], None]
-    stop_policy: StopPolicy | None
-    before_stopping: Callable[[], str | None] | None
-    started: float
-    attempts: int = 0  # DELETE requests sent
-    settled: str | None = None  # the status stop-then-delete left the instance in
-
-    def run(self) -> Result:
-        pid, iid = self.target.project_id, self.target.instance_id
-        for round_ in range(1, MAX_DELETE_ROUNDS + 1):
-            try:
-                deletion = self.client.delete_instance(pid, iid, deadline=self.deadline)
-            except ApiError as exc:
-                self.attempts += exc.attempts
-                if _deadline_ended(exc):
-                    if self.attempts == 0:
-                        return _not_attempted(self.target)
-                    step = "the delete" if self.settled is None else "the delete after stopping"
-                    return self.cut(exc, step, hint=_LOST_DELETE_HINT)
-                if isinstance(exc, EffectUnknown):
-                    failed = self.failed(exc)
-                    return replace(failed, error_msg=f"{failed.error_msg}{_LOST_DELETE_HINT}")
-                if exc.error_code not in NOT_NOW_CODES or round_ == MAX_DELETE_ROUNDS:
-                    return self.failed(exc)
-                if exc.error_code == IN_TARGET_STATE:
-                    seen = self.under_way(exc)
-                    if seen is not None:
-                        return seen
-                kept = self.make_deletable()
-                if kept is not None:
-                    return kept
-                continue
-            return Result(
-                pid,
-                iid,
-                Outcome(deletion.outcome),
-                http_status=deletion.http_status,
-                attempts=self.attempts + deletion.attempts,
-                request_id=deletion.request_id,
-                duration_ms=_ms(self.clock() - self.started),
-                instance_status=deletion.status,
-            )
-        raise AssertionError("unreachable: the last round returns")  # pragma: no cover
-
-    def under_way(self, refusal: ApiError) -> Result | None:
-        """After a DELETE answered 6357: the deletion itself may be what is under way (a DELETE
-        sent before, whose answer was lost). None when the instance is doing something else.
-
-        Terraform's notebook resource counts 6357 to a DELETE as done; a read tells which.
-        """
-        pid, iid = self.target.project_id, self.target.instance_id
-        try:
-            instance = self.client.get_instance(pid, iid, deadline=self.deadline)
-        except ApiError:
-            return None  # the wait that follows reads it again, or says why it cannot
-        if instance is not None and instance.get("status") != "DELETING":
-            return None
-        return Result(
-            pid,
-            iid,
-            Outcome.ALREADY_ABSENT if instance is None else Outcome.DELETED,
-            http_status=refusal.http_status if instance is None else None,
-            attempts=self.attempts,
-            request_id=refusal.request_id,
-            duration_ms=_ms(self.clock() - self.started),
-            instance_status=None if instance is None else "DELETING",
-        )
-
-    def make_deletable(self) -> Result | None:
-        """After a "not now": None once the instance has settled, else the target's result."""
-        pid, iid = self.target.project_id, self.target.instance_id
-        if self.before_stopping is not None:
-            try:
-                changed = self.before_stopping()
-            except ApiError as exc:
-                if _deadline_ended(exc):
-                    return self.cut(exc, "reading it again")
-                return self.failed(exc, reason=Reason.RECHECK_FAILED)
-            if changed is not None:
-                return Result(pid, iid, Outcome.REFUSED, reason=changed, attempts=self.attempts)
-        # Only a busy or running instance needs this, so only then is it loaded.
-        from .stopping import StopCut, settle
-
-        try:
-            self.settled = settle(
-                self.client,
-                pid,
-                iid,
-                deadline=self.deadline,
-                policy=self.stop_policy,
-                clock=self.clock,
-                sleep=self.sleep,
-            )
-        except StopCut as cut:
-            return replace(self.failed(cut, reason=Reason.DEADLINE), instance_status=cut.status)
-        except ApiError as exc:
-            return self.failed(exc, reason=Reason.STOP_FAILED)
-        if self.settled is None:
-            return Result(
-                pid,
-                iid,
-                Outcome.ALREADY_ABSENT,
-                attempts=self.attempts,
-                duration_ms=_ms(self.clock() - self.started),
-            )
-        return None
-
-    def cut(self, exc: ApiError, step: str, *, hint: str = "") -> Result:
-        target, attempts, started, clock = self.target, self.attempts, self.started, self.clock
-        # A status the API left out is unknown, not "".
-        status = self.settled or None
-        return _cut(target, exc, attempts, started, clock, step, status=status, hint=hint)
-
-    def failed(self, exc: ApiError, *, reason: Reason | None = None) -> Result:
-        value = None if reason is None else reason.value
-        return _failed(self.target, exc, self.attempts, self.started, self.clock, reason=value)
-
-
-def _deadline_ended(exc: ApiError) -> bool:
-    """Whether the deadline, not an answer, ended a call: nothing sent, or the answer lost."""
-    return isinstance(exc, AnswerLost) or (isinstance(exc, DeadlineExceeded) and not exc.attempts)
-
-
-def _cut(
-    target: Target,
-    exc: ApiError,
-    attempts: int,
-    started: float,
-    clock: Callable[[], float],
-    step: str,
-    *,
-    status: str | None = None,
-    hint: str = "",
-) -> Result:
-    """Failed for the deadline: the answer to what was sent was lost, or `step` never started.
-
-    `status`, where the instance was left, is told only when nothing was lost after it was read.
-    """
-    if isinstance(exc, AnswerLost):
-        code, message, status = exc.error_code, (exc.error_msg or str(exc)) + hint, None
-    else:
-        code, message = None, f"the run's deadline came before {step} could start"
-    return Result(
-        target.project_id,
-        target.instance_id,
-        Outcome.FAILED,
-        error_code=code,
-        error_msg=message,
-        reason=Reason.DEADLINE.value,
-        attempts=attempts,
-        duration_ms=_ms(clock() - started),
-        instance_status=status,
-    )
-
-
-def _unexpected(
-    target: Target,
-    exc: Exception,
-    started: float,
-    clock: Callable[[], float],
-    *,
-    attempts: int = 0,
-) -> Result:
-    # Only the type: an unexpected exception's text could hold a URL or header.
-    error = ApiError("unexpected error", error_code="UnexpectedError", error_msg=type(exc).__name__)
-    return _failed(target, error, attempts, started, clock)
-
-
-def _failed(
-    target: Target,
-    exc: ApiError,
-    attempts: int,
-    started: float,
-    clock: Callable[[], float],
-    *,
-    reason: str | None = None,
-) -> Result:
-    return Result(
-        target.project_id,
-        target.instance_id,
-        Outcome.FAILED,
-        http_status=exc.http_status,
-        error_code=exc.error_code,
-        error_msg=exc.error_msg or str(exc),
-        reason=reason,
-        attempts=attempts,
-        request_id=exc.request_id,
-        duration_ms=_ms(clock() - started),
-    )
-
-
-def _ms(seconds: float) -> int:
-    return max(0, round(seconds * 1000))
