@@ -19,6 +19,7 @@ from modelarts_cleanup.cleanup.report import Outcome, Reason, Report, Result, Ru
 from modelarts_cleanup.cleanup.tables import render_plan, summary_line
 from modelarts_cleanup.cloud.instances import ListedInstance
 from modelarts_cleanup.entry import run_function
+from modelarts_cleanup.environment import function_environment
 from modelarts_cleanup.events.payload import Target
 from modelarts_cleanup.events.tags import TagCondition
 from modelarts_cleanup.exceptions import (
@@ -28,7 +29,7 @@ from modelarts_cleanup.exceptions import (
     DeadlineExceeded,
     RunNotClean,
 )
-from modelarts_cleanup.settings import ENV_NAMES, function_environment, load_settings
+from modelarts_cleanup.settings import ENV_NAMES, load_settings
 from modelarts_cleanup.testing import FakeModelArts, Fault
 from tests.support import (
     FunctionGraphContext,

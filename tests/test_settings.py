@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from modelarts_cleanup.environment import function_environment
 from modelarts_cleanup.events.payload import MAX_SELECTORS, Target
 from modelarts_cleanup.events.rules import Selector
 from modelarts_cleanup.events.tags import TagCondition
@@ -14,7 +15,6 @@ from modelarts_cleanup.settings import (
     ENV_NAMES,
     SECRET_ENV_NAMES,
     Settings,
-    function_environment,
     load_settings,
 )
 from modelarts_cleanup.vocabulary import ApiGeneration

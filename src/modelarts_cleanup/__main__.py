@@ -12,9 +12,10 @@ from typing import Any
 from . import __version__
 from .cleanup.report import JsonLog
 from .cleanup.tables import FORMATS, render_plan
+from .environment import function_environment
 from .events.payload import payload_schema
 from .exceptions import CleanupError, ConfigurationError, RunNotClean
-from .settings import function_environment, text_logs, variable
+from .settings import text_logs, variable
 
 EXIT_OK, EXIT_NOT_CLEAN, EXIT_INVALID = 0, 1, 2
 LOG_FORMAT, LOG_LEVEL = variable("log_format"), variable("log_level")

@@ -32,12 +32,13 @@ from .cloud.credentials import Credentials, resolve_credentials
 from .cloud.iam import ProjectRegionCache
 from .cloud.regions import Located
 from .cloud.session import new_session
+from .environment import function_environment
 from .events.envelopes import Envelope, Received
 from .events.intake import Expectations, accept, receive
 from .exceptions import ConfigurationError, PayloadError, RunNotClean
 from .functiongraph import FunctionContext
 from .routing import IAM_CACHE, SessionFactory, locate_projects, regional_client, transport_to
-from .settings import Settings, function_environment, load_settings, text_logs
+from .settings import Settings, load_settings, text_logs
 from .vocabulary import ApiGeneration
 
 if TYPE_CHECKING:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -22,7 +21,6 @@ from .cloud.endpoint import endpoint_for_region, is_region, parse_endpoint
 from .events.payload import MAX_SELECTORS, Target, decode_json
 from .events.problems import describe_errors, type_name
 from .exceptions import ConfigurationError, PayloadError
-from .functiongraph import FunctionContext
 from .vocabulary import ApiGeneration, is_instance_id, is_project_id
 
 if TYPE_CHECKING:
@@ -446,35 +444,3 @@ def _default_selectors(raw: str) -> tuple[tuple[Selector, ...], list[str]]:
     selectors, wrong = parse_selectors(items, where=name)
     problems.extend(wrong)
     return (() if problems else tuple(selectors)), problems
-
-
-def function_environment(
-    context: object | None, environ: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """The variables the function sees: the environment, then FunctionGraph's user data."""
-    merged = dict(os.environ if environ is None else environ)
-    user_data = _runtime_user_data(merged.get("RUNTIME_USERDATA"))
-    function = FunctionContext(context)
-    # Every MODELARTS_CLEANUP_ name in the user data, settings or not: load_settings refuses
-    # those that are no setting rather than let a typo pass unseen.
-    names = ENV_NAMES | {n for n in user_data if n.startswith(PREFIX)}
-    for name in sorted(names):
-        if name in merged:
-            continue
-        if name in user_data:
-            merged[name] = user_data[name]
-        elif (value := function.user_data(name)) is not None:
-            merged[name] = value
-    return merged
-
-
-def _runtime_user_data(raw: str | None) -> dict[str, str]:
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError:
-        raise ConfigurationError("RUNTIME_USERDATA: not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ConfigurationError("RUNTIME_USERDATA: must be a JSON object")
-    return {str(k): str(v) for k, v in data.items() if isinstance(v, (str, int, float, bool))}
