@@ -7,6 +7,7 @@ import io
 import json
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -320,6 +321,18 @@ def test_a_status_that_is_not_text_is_read_as_unknown_and_asked_again(status: ob
     )
     (result,) = done.results
     assert (result.outcome, result.confirmed, done.reads) == (Outcome.DELETED, True, 2)
+
+
+def test_each_regions_reads_take_turns_so_workers_spread_over_the_regions() -> None:
+    north = [replace(deleted(n), region="cn-north-4") for n in range(3)]
+    south = [replace(deleted(n), region="ap-southeast-3") for n in range(3, 5)]
+    plain = deleted(5)
+    everyone = (*north, *south, plain)
+    client = Reads({r.instance_id: [None] for r in everyone})
+    clock = FakeTime(0.0)
+    confirm(everyone, client, seconds=5, deadline=None, concurrency=1, clock=clock)
+    ids = [r.instance_id for r in (north[0], south[0], plain, north[1], south[1], north[2])]
+    assert client.calls == ids
 
 
 def test_one_read_at_a_time_goes_out_from_the_callers_thread_in_order() -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from itertools import zip_longest
 from typing import Any, Protocol
 
 from ..exceptions import AnswerLost, ApiError, DeadlineExceeded
@@ -72,7 +73,13 @@ def confirm(
     """
     policy = policy or ConfirmPolicy()
     started = clock()
-    pending = [n for n, r in enumerate(results) if r.outcome is Outcome.DELETED]
+    # Each region's reads in turn, so that a pool's workers spread over the regions: each
+    # region holds its own reads to its own concurrency, and a slow region listed first would
+    # otherwise keep every worker waiting on it while the others' reads wait too.
+    pending = _in_turns(
+        [n for n, r in enumerate(results) if r.outcome is Outcome.DELETED],
+        lambda n: results[n].region,
+    )
     if seconds <= 0 or not pending:
         return Confirmation(results, 0, 0.0)
     limit = started + seconds if deadline is None else min(started + seconds, deadline)
@@ -101,6 +108,16 @@ def confirm(
     for n in pending:
         done[n] = replace(done[n], confirmed=False)
     return Confirmation(tuple(done), reads, clock() - started)
+
+
+def _in_turns(items: list[int], group: Callable[[int], str | None]) -> list[int]:
+    """The items one of each group at a time (the first of each, then the second, ...), each
+    group's in its own order."""
+    groups: dict[str | None, list[int]] = {}
+    for item in items:
+        groups.setdefault(group(item), []).append(item)
+    turns = zip_longest(*groups.values())
+    return [item for turn in turns for item in turn if item is not None]
 
 
 def _read_round(
