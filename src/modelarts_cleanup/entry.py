@@ -86,6 +86,8 @@ def run_function(
     started = clock()
     function = FunctionContext(context)
     request_id = function.request_id() or str(uuid.uuid4())
+    # Read once: the log format is wanted before the settings are, and both come from here.
+    variables = _variables(context, environ)
     invocation = _Invocation(
         context=context,
         environ=environ,
@@ -102,7 +104,8 @@ def run_function(
         on_report=on_report,
         iam_cache=IAM_CACHE if iam_cache is None else iam_cache,
         publish=publish,
-        text_logs=_text_logs(context, environ),
+        variables=variables,
+        text_logs=not isinstance(variables, ConfigurationError) and text_logs(variables),
     )
     log = JsonLog(invocation.stream, context=invocation.log_context, text=invocation.text_logs)
     try:
@@ -151,6 +154,8 @@ class _Invocation:
     on_report: Callable[[dict[str, Any]], None] | None
     iam_cache: ProjectRegionCache
     publish: bool
+    # The variables the settings are read from, or why they could not be read.
+    variables: Mapping[str, str] | ConfigurationError
     text_logs: bool
 
 
@@ -166,12 +171,15 @@ def _endpoints_named(settings: Settings) -> list[str]:
     return [url for url in dict.fromkeys(named) if url]
 
 
-def _text_logs(context: object | None, environ: Mapping[str, str] | None) -> bool:
-    """Text log lines for people, if MODELARTS_CLEANUP_LOG_FORMAT says so; JSON otherwise."""
+def _variables(
+    context: object | None, environ: Mapping[str, str] | None
+) -> dict[str, str] | ConfigurationError:
+    """The function's variables; RUNTIME_USERDATA unreadable is kept, for `_run` to report with
+    the rest (in JSON, the format asked for being unknown)."""
     try:
-        return text_logs(function_environment(context, environ))
-    except ConfigurationError:  # RUNTIME_USERDATA unreadable: reported, in JSON, with the rest
-        return False
+        return function_environment(context, environ)
+    except ConfigurationError as exc:
+        return exc
 
 
 def _log_unexpected(log: JsonLog, exc: Exception) -> None:
@@ -190,7 +198,9 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
     text = invocation.text_logs
     log = JsonLog(invocation.stream, context=invocation.log_context, text=text)
     try:
-        settings = load_settings(function_environment(context, invocation.environ))
+        if isinstance(invocation.variables, ConfigurationError):
+            raise invocation.variables
+        settings = load_settings(invocation.variables)
         log = JsonLog(
             invocation.stream, level=settings.log_level, context=invocation.log_context, text=text
         )
