@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
+import responses
+from urllib3.exceptions import NameResolutionError
 
 from modelarts_cleanup.cloud.iam import ProjectRegionCache, project_regions, region_of_project_name
 from modelarts_cleanup.cloud.regions import Located, RegionalTransport, locate
@@ -736,3 +741,65 @@ def test_every_region_is_worked_at_once_however_many_there_are() -> None:
     assert [(r.outcome.value, r.region) for r in results] == [
         ("deleted", regions[p]) for p in projects
     ]
+
+
+# -- a host that does not resolve names the settings that made it --------------------------
+
+
+def _unresolved(host: str) -> requests.ConnectionError:
+    return requests.ConnectionError(
+        NameResolutionError(host, None, socket.gaierror(-2, "Name or service not known"))
+    )
+
+
+INSTANCE = "6fa459ea-ee8a-3ca4-894e-db77e160355e"
+
+
+def _unresolved_run(mocked: responses.RequestsMock, **settings: str) -> dict[str, Any]:
+    event = {"targets": [{"project_id": P_NORTH, "instance_id": INSTANCE}]}
+    environ = {
+        "HUAWEICLOUD_SDK_AK": AK,
+        "HUAWEICLOUD_SDK_SK": SK,
+        "MODELARTS_CLEANUP_MAX_ATTEMPTS": "1",
+        "MODELARTS_CLEANUP_PROTECT_TAGS": "[]",
+        "MODELARTS_CLEANUP_CONFIRM_SECONDS": "0",
+        **settings,
+    }
+    return run_function(
+        event, None, environ=environ, log_stream=io.StringIO(), iam_cache=ProjectRegionCache()
+    )
+
+
+def test_a_misspelt_region_says_which_settings_made_the_host(
+    mocked: responses.RequestsMock,
+) -> None:
+    host = "modelarts.cn-nort-4.myhuaweicloud.com"
+    mocked.delete(re.compile(f"https://{re.escape(host)}/.*"), body=_unresolved(host))
+    regions = json.dumps({P_NORTH: "cn-nort-4"})
+    report = _unresolved_run(
+        mocked, MODELARTS_CLEANUP_REGION=NORTH, MODELARTS_CLEANUP_PROJECT_REGIONS=regions
+    )
+    (result,) = report["results"]
+    assert (result["outcome"], result["error_code"]) == ("failed", "ConnectionError")
+    assert result["error_msg"] == (
+        f"{host} does not resolve (no such host): check MODELARTS_CLEANUP_REGION, "
+        "MODELARTS_CLEANUP_PROJECT_REGIONS or MODELARTS_CLEANUP_ENDPOINTS"
+    )
+
+
+def test_an_iam_endpoint_that_does_not_resolve_is_named_in_the_refusal(
+    mocked: responses.RequestsMock,
+) -> None:
+    host = "iam.example-cloud.test"
+    mocked.get(re.compile(f"https://{re.escape(host)}/.*"), body=_unresolved(host))
+    report = _unresolved_run(
+        mocked,
+        MODELARTS_CLEANUP_REGION=NORTH,
+        MODELARTS_CLEANUP_IAM_ENDPOINT=f"https://{host}",
+    )
+    (result,) = report["results"]
+    assert (result["outcome"], result["reason"]) == ("refused", "region_unknown")
+    assert (
+        "does not resolve (no such host): check MODELARTS_CLEANUP_IAM_ENDPOINT"
+        in (result["error_msg"])
+    )

@@ -206,8 +206,7 @@ def test_a_host_that_does_not_resolve_is_said_so_with_the_settings_to_check(
         )
     assert caught.value.error_code == "ConnectionError"
     assert caught.value.error_msg == (
-        "the host modelarts.example.invalid does not resolve: "
-        "check MODELARTS_CLEANUP_REGION or MODELARTS_CLEANUP_ENDPOINT"
+        "modelarts.example.invalid does not resolve (no such host): check the endpoint's settings"
     )
 
 

@@ -38,7 +38,7 @@ from .events.intake import Expectations, accept, receive
 from .exceptions import ConfigurationError, PayloadError, RunNotClean
 from .functiongraph import FunctionContext
 from .routing import IAM_CACHE, SessionFactory, locate_projects, regional_client, transport_to
-from .settings import Settings, load_settings, text_logs
+from .settings import Settings, load_settings, text_logs, variable
 from .vocabulary import ApiGeneration
 
 if TYPE_CHECKING:
@@ -413,8 +413,16 @@ def _notify(
     sessions.append(session)
     admission = Admission(first_guess=settings.connect_timeout, clock=invocation.clock)
     try:
+        origin = f"{variable('notify_topic')} (its region) or {variable('smn_endpoint')}"
         transport = transport_to(
-            settings, base_url, session, invocation, credentials.secret_values(), log, admission
+            settings,
+            base_url,
+            session,
+            invocation,
+            credentials.secret_values(),
+            log,
+            admission,
+            origin,
         )
     except ConfigurationError as exc:  # the setting was checked; the run's results stand
         log.error("notification failed", topic=str(topic), error_type=type(exc).__name__)

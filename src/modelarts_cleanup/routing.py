@@ -19,7 +19,7 @@ from .cloud.iam import IamClient, ProjectRegionCache
 from .cloud.regions import Located, RegionalTransport, locate
 from .cloud.transport import RetryDetails, RetryPolicy, Timeouts, Transport
 from .functiongraph import FunctionContext
-from .settings import Settings
+from .settings import Settings, variable
 
 SessionFactory = Callable[[int, requests.auth.AuthBase], requests.Session]
 
@@ -100,7 +100,7 @@ def locate_projects(
         no_iam = ""
 
         def ask() -> Mapping[str, str]:
-            return _ask_iam(settings, credentials, invocation, deadline)
+            return _ask_iam(settings, credentials, invocation, deadline, log)
 
     located = locate(
         projects,
@@ -131,6 +131,7 @@ def _ask_iam(
     credentials: Credentials,
     invocation: Reach,
     deadline: float | None,
+    log: JsonLog,
 ) -> Mapping[str, str]:
     """Project ID -> region from IAM, or from a recent enough answer; asked once per run."""
     caller = credentials.access_key if isinstance(credentials, AkSk) else ""
@@ -140,15 +141,15 @@ def _ask_iam(
         return kept
     session = invocation.session_factory(1, credentials.auth())
     try:
-        transport = Transport(
-            session=session,
-            endpoint=settings.iam_url,
-            retry=RetryPolicy(max_attempts=settings.max_attempts),
-            timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
-            clock=invocation.clock,
-            sleep=invocation.sleep,
-            secrets=credentials.secret_values(),
-            admission=Admission(first_guess=settings.connect_timeout, clock=invocation.clock),
+        transport = transport_to(
+            settings,
+            settings.iam_url,
+            session,
+            invocation,
+            credentials.secret_values(),
+            log,
+            Admission(first_guess=settings.connect_timeout, clock=invocation.clock),
+            variable("iam_endpoint"),
         )
         answer = IamClient(transport).project_regions(deadline=deadline)
     finally:
@@ -170,6 +171,11 @@ def regional_client(
     admission) per endpoint. Sessions opened are added to `sessions`, for the caller to close."""
 
     clock = invocation.clock
+    if where.single is not None:
+        origin = variable("endpoint")
+    else:
+        named = ("region", "project_regions", "endpoints")
+        origin = ", ".join(variable(name) for name in named[:-1]) + f" or {variable(named[-1])}"
     urls = (
         {"": where.single}
         if where.single is not None
@@ -186,7 +192,9 @@ def regional_client(
         # Until a request has been answered, one may take as long as connecting may.
         admission = Admission(first_guess=settings.connect_timeout, clock=clock)
         admissions.append(admission)
-        transports[key] = transport_to(settings, url, session, invocation, secrets, log, admission)
+        transports[key] = transport_to(
+            settings, url, session, invocation, secrets, log, admission, origin
+        )
     routes = {} if where.single is not None else dict(where.located.regions)
     regional = RegionalTransport(
         transports,
@@ -205,8 +213,10 @@ def transport_to(
     secrets: Sequence[str],
     log: JsonLog,
     admission: Admission,
+    origin: str,
 ) -> Transport:
-    """A transport to `url` on a session, with the run's retry policy, timeouts and admission."""
+    """A transport to `url` on a session, with the run's retry policy, timeouts and admission;
+    `origin` names the settings the URL comes from."""
 
     def log_retry(retry: RetryDetails) -> None:
         log.debug(
@@ -228,4 +238,5 @@ def transport_to(
         secrets=secrets,
         on_retry=log_retry,
         admission=admission,
+        origin=origin,
     )

@@ -140,8 +140,10 @@ class Transport:
         secrets: Sequence[str] = (),
         on_retry: OnRetry | None = None,
         admission: Admission | None = None,
+        origin: str = "the endpoint's settings",
     ) -> None:
-        """`admission`, when given, learns from every answer and must let each attempt start."""
+        """`admission`, when given, learns from every answer and must let each attempt start;
+        `origin` says where the endpoint comes from, for a host that does not resolve."""
         try:
             checked = parse_endpoint(endpoint)
         except ValueError as exc:
@@ -158,6 +160,7 @@ class Transport:
         self._jitter = jitter
         self._wall_clock = wall_clock
         self._on_retry = on_retry
+        self._origin = origin
         self._admission = admission
 
     @property
@@ -226,7 +229,9 @@ class Transport:
                 cut = deadline_cut(exc, what, attempts, timeout, configured, last)
                 if cut is not None:
                     raise cut from None
-                error = transport_error(exc, what, attempts, host=self._host, timeout=timeout)
+                error = transport_error(
+                    exc, what, attempts, host=self._host, timeout=timeout, origin=self._origin
+                )
                 lost = lost or (method != "GET" and answer_lost(exc))
             else:
                 lost = False

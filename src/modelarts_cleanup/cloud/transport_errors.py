@@ -82,14 +82,19 @@ _UNRESOLVED_TYPES: tuple[type[BaseException], ...] = (
     socket.gaierror,
     getattr(urllib3.exceptions, "NameResolutionError", socket.gaierror),
 )
-# A host name that does not resolve, said so, with where the name comes from.
-UNRESOLVED = (
-    "the host {host} does not resolve: check MODELARTS_CLEANUP_REGION or MODELARTS_CLEANUP_ENDPOINT"
-)
+# A host name that does not resolve, said so, with where the name comes from (`origin`: the
+# settings that made the URL, as the transport's owner names them).
+UNRESOLVED = "{host} does not resolve (no such host): check {origin}"
 
 
 def transport_error(
-    exc: BaseException, what: str, attempts: int, *, host: str, timeout: tuple[float, float]
+    exc: BaseException,
+    what: str,
+    attempts: int,
+    *,
+    host: str,
+    timeout: tuple[float, float],
+    origin: str = "the endpoint's settings",
 ) -> ApiError:
     """An ApiError for a request that got no HTTP answer; never quotes the URL or headers."""
     code, retryable, template = next(
@@ -101,6 +106,7 @@ def transport_error(
         template = UNRESOLVED
     description = template.format(
         host=host,
+        origin=origin,
         connect=timeout[0],
         read=timeout[1],
         cause=root_cause(exc),
