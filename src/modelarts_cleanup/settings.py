@@ -204,20 +204,15 @@ class Settings(BaseSettings):
             return [i.strip().lower() if isinstance(i, str) else i for i in items]
         return items
 
-    @field_validator("list_scope", "notify_on", "over_cap", mode="before")
+    @field_validator("api", "list_scope", "notify_on", "over_cap", mode="before")
     @classmethod
-    def _lower_scope(cls, value: object) -> object:
+    def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
-
-    @field_validator("api", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator(
         "region",
@@ -250,14 +245,9 @@ class Settings(BaseSettings):
             raise ValueError(f"not {expected}: {bad[:5]}")
         return value
 
-    @field_validator("endpoint", "iam_endpoint")
+    @field_validator("endpoint", "iam_endpoint", "smn_endpoint")
     @classmethod
     def _endpoint_shape(cls, value: str | None) -> str | None:
-        return None if value is None else parse_endpoint(value).base_url
-
-    @field_validator("smn_endpoint")
-    @classmethod
-    def _smn_endpoint_shape(cls, value: str | None) -> str | None:
         return None if value is None else parse_endpoint(value).base_url
 
     @field_validator("notify_topic")
@@ -286,6 +276,7 @@ class Settings(BaseSettings):
                 ("endpoint", [self.endpoint]),
                 ("endpoints", list(self.endpoints.values())),
                 ("iam_endpoint", [self.iam_endpoint]),
+                ("smn_endpoint", [self.smn_endpoint]),
             )
             if any(u is not None and parse_endpoint(u).plain_http for u in urls)
         ]
@@ -293,15 +284,6 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{_ENV[plain[0]]} is plain http://; credentials would travel unencrypted. "
                 f"Use https://, or set {_ENV['allow_http']}=true for local testing only"
-            )
-        smn_insecure = (
-            self.smn_endpoint is not None and parse_endpoint(self.smn_endpoint).plain_http
-        )
-        if smn_insecure and not self.allow_http:
-            raise ValueError(
-                f"{_ENV['smn_endpoint']} is plain http://; credentials would travel "
-                f"unencrypted. Use https://, or set {_ENV['allow_http']}=true for local "
-                "testing only"
             )
         if self.region is not None and self.endpoint is None:
             endpoint_for_region(self.region)  # raises ConfigurationError on a malformed region
