@@ -439,3 +439,37 @@ def test_every_command_describes_itself(command: str, says: str) -> None:
 def test_version() -> None:
     done = run_command("--version", env={})
     assert (done.returncode, done.stdout) == (0, f"modelarts-cleanup {__version__}\n")
+
+
+def test_a_timer_run_refused_by_the_cap_prints_its_report_and_says_why_it_is_an_error(
+    fake: FakeModelArts,
+) -> None:
+    ids = [fake.add_instance(FLEET_PROJECT) for _ in range(3)]
+    targets = [{"project_id": FLEET_PROJECT, "instance_id": i} for i in ids]
+    timer = json.dumps({"trigger_type": "TIMER", "user_event": json.dumps({"targets": targets})})
+    env = endpoint_environ(fake.url, MODELARTS_CLEANUP_MAX_DELETIONS="2")
+    done = run_command("invoke", "--event", "-", stdin=timer, env=env)
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["status"] == "refused"
+    (line,) = [json.loads(x) for x in done.stderr.splitlines() if "FAIL_ON" in x]
+    assert line["message"] == (
+        "the run ended refused, a status MODELARTS_CLEANUP_FAIL_ON makes an invocation error "
+        "(for FunctionGraph's metrics, retries and failure destination); its results and "
+        "summary were logged before this line"
+    )
+    assert fake.requests == []  # refused: nothing was sent, the guard's reads included
+
+
+def test_demo_without_the_local_endpoint_says_where_to_run_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelarts_cleanup.__main__ import main
+
+    # As in the deployed package, which leaves modelarts_cleanup.testing out.
+    monkeypatch.setitem(sys.modules, "modelarts_cleanup.testing.demo", None)
+    assert main(["demo"]) == 2
+    assert capsys.readouterr().err == (
+        "error: the demo needs the local endpoint (modelarts_cleanup.testing), which this "
+        "installation leaves out (the deployed package does): run `make demo` in a checkout of "
+        "the source\n"
+    )

@@ -137,7 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .testing.demo import run_demo
         except ImportError:
             # The deployed package leaves the local endpoint out.
-            print("error: the demo is not part of this installation", file=sys.stderr)
+            print(
+                "error: the demo needs the local endpoint (modelarts_cleanup.testing), which "
+                "this installation leaves out (the deployed package does): run `make demo` in "
+                "a checkout of the source",
+                file=sys.stderr,
+            )
             return EXIT_INVALID
         return run_demo()
     environ = _environment(os.environ, args, terminal=sys.stderr.isatty())

@@ -43,7 +43,8 @@ class RunNotClean(CleanupError):
     def __init__(self, status: str, report: dict[str, Any]) -> None:
         super().__init__(
             f"the run ended {status}, a status MODELARTS_CLEANUP_FAIL_ON makes an invocation "
-            "error; its report and summary are in the log"
+            "error (for FunctionGraph's metrics, retries and failure destination); its results "
+            "and summary were logged before this line"
         )
         self.status = status
         self.report = report
