@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import responses
 from modelarts_cleanup.cloud.instances import (
     ListedInstance,
     describe,
+    from_iso,
     listed_devenviron,
     listed_notebook,
     parse_billing,
@@ -307,3 +309,18 @@ def test_listed_instances_carry_their_billing(
     listed = mocked_client(fake_time, ApiGeneration.DEVENVIRON).list_instances(PROJECT)
 
     assert [i.billing for i in listed] == ["prepaid", "postpaid", "postpaid"]
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("2026-12-05T10:00:00Z", datetime(2026, 12, 5, 10, tzinfo=timezone.utc)),
+        ("2026-12-05T18:00:00+08:00", datetime(2026, 12, 5, 10, tzinfo=timezone.utc)),
+        ("2026-12-05T10:00:00", datetime(2026, 12, 5, 10, tzinfo=timezone.utc)),  # no zone: UTC
+        ("last tuesday", None),
+        (None, None),
+        (1764928800, None),
+    ],
+)
+def test_a_time_as_results_carry_it_is_read_back(text: object, read: datetime | None) -> None:
+    assert from_iso(text) == read

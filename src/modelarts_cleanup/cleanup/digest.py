@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from ..cloud.instances import from_iso
 from ..cloud.notify import MAX_MESSAGE_BYTES, MAX_SUBJECT_BYTES
 
 NotifyOn = Literal["changes", "problems", "always"]
@@ -364,15 +365,8 @@ def _owner(r: Mapping[str, Any]) -> str:
 
 
 def _idle_days(updated: object, started: datetime) -> int | None:
-    if not isinstance(updated, str):
-        return None
-    try:
-        when = datetime.fromisoformat(updated.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0, (started - when).days)
+    when = from_iso(updated)
+    return None if when is None else max(0, (started - when).days)
 
 
 def _moment(text: str) -> str:

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from ..cloud.instances import from_iso
+
 FORMATS = ("table", "json", "csv", "markdown")
 # A terminal's width the plan's table keeps to, unless asked for everything.
 TABLE_WIDTH = 120
@@ -293,8 +295,5 @@ def summary_line(report: Mapping[str, Any]) -> str:
 
 
 def _days_since(when: str | None, now: datetime) -> str | None:
-    if not when:
-        return None
-    # Python 3.10's fromisoformat does not read a trailing "Z".
-    then = datetime.fromisoformat(when.replace("Z", "+00:00"))
-    return f"{(now - then).total_seconds() / 86400:.1f}"
+    then = from_iso(when)
+    return None if then is None else f"{(now - then).total_seconds() / 86400:.1f}"

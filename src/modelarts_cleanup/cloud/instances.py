@@ -131,6 +131,18 @@ def _iso(ms: int | None) -> str | None:
     return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def from_iso(text: object) -> datetime | None:
+    """A time as results carry it (ISO 8601, `Z` for UTC; a time with no zone read as UTC), or
+    None when it is not one. Python 3.10's fromisoformat does not read the `Z` itself."""
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
