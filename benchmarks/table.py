@@ -166,7 +166,7 @@ def targets(results: Results) -> list[Target]:
 
 
 def render(results: Results) -> str:
-    """All seven tables and the targets, as Markdown."""
+    """Every section's table and the targets, as Markdown (the regions' section is `regions`')."""
     lines = [
         "## Benchmarks",
         "",

@@ -1,5 +1,5 @@
-"""The examples run: every event in events/ through `plan`, and every command the README shows,
-against the local endpoint with the default settings."""
+"""The example events run: every event in events/ through `plan`, against the local endpoint with
+the default settings. (The commands the README and docs/ show run in test_doc_examples.)"""
 
 from __future__ import annotations
 

@@ -52,6 +52,7 @@ def test_defaults_match_the_design() -> None:
     assert (s.topic, s.notify_on, s.smn_base_url) == (None, "changes", None)
     assert s.project_regions == {} and s.endpoints == {}
     assert s.iam_url == "https://iam.myhuaweicloud.com"
+    assert (s.confirm_seconds, s.log_format) == (60.0, "json")
     assert s.over_cap == "refuse"
     assert s.fail_on == {"refused", "failed"}
 
