@@ -9,6 +9,7 @@ from fnmatch import fnmatchcase
 from ..cloud.instances import ListedInstance
 from ..events.rules import Selector
 from ..events.tags import TagCondition, any_holds
+from .guard import refusal
 from .report import Reason
 
 HOUR_MS = 3_600_000
@@ -87,17 +88,13 @@ def recheck(
     return Reason.STATE_CHANGED.value if refusal == Reason.STATE_UNREADABLE.value else refusal
 
 
-def protected_by(instance: ListedInstance, protect: Sequence[TagCondition]) -> TagCondition | None:
-    """The protect tag the instance carries, if any (None also when its tags are unreadable)."""
-    return None if instance.tags is None else any_holds(protect, instance.tags)
-
-
 def _refusal(
     verdict: bool | None, instance: ListedInstance, protect: Sequence[TagCondition]
 ) -> str | None:
-    if protected_by(instance, protect) is not None:
-        return Reason.PROTECTED.value
-    if verdict is None or (protect and instance.tags is None):
+    kept = refusal(instance, protect)  # the same protect tags as a named target's
+    if kept is not None:
+        return kept
+    if verdict is None:
         return Reason.STATE_UNREADABLE.value
     return _billing_refusal(instance.billing)
 
