@@ -436,47 +436,6 @@ def test_region_settings_as_given() -> None:
     assert settings.iam_url == "https://iam.myhuaweicloud.eu"
 
 
-def test_each_region_has_its_own_workers() -> None:
-    # One worker per region (concurrency 1), two regions: both deletions must be in flight at
-    # once, or the barrier (which needs both) breaks and the targets fail.
-    import threading
-
-    from modelarts_cleanup.cleanup.execution import execute
-    from modelarts_cleanup.cleanup.planning import Policy, make_plan
-    from modelarts_cleanup.cleanup.report import JsonLog
-    from modelarts_cleanup.cloud.client import DeleteResult
-    from modelarts_cleanup.events.payload import Target
-
-    barrier = threading.Barrier(2, timeout=5)
-
-    class Client:
-        def delete_instance(
-            self, project_id: str, instance_id: str, *, deadline: float | None = None
-        ) -> DeleteResult:
-            barrier.wait()
-            return DeleteResult("deleted", 200, None, 1, "DELETING")
-
-    instance = "6fa459ea-ee8a-3ca4-894e-db77e160355e"
-    plan = make_plan(
-        [
-            Target(project_id=P_NORTH, instance_id=instance),
-            Target(project_id=P_EAST, instance_id=instance),
-        ],
-        Policy(),
-        dry_run=False,
-    )
-    regions = {P_NORTH: NORTH, P_EAST: EAST}
-    results = execute(
-        plan,
-        Client(),  # type: ignore[arg-type]
-        concurrency=1,
-        deadline=None,
-        log=JsonLog(io.StringIO()),
-        region_of=regions.get,
-    )
-    assert [(r.outcome.value, r.region) for r in results] == [("deleted", NORTH), ("deleted", EAST)]
-
-
 # -- locating projects, and sending each request to its region (no sockets) -----------------
 
 
@@ -706,16 +665,18 @@ def test_at_most_limit_requests_are_in_flight_per_region_and_regions_do_not_wait
     assert (len(north.sent), north.most) == (3, most)
 
 
-def test_every_region_is_worked_at_once_however_many_there_are() -> None:
-    # More regions than a thread pool's default size (at most 32): each still has its worker,
-    # so all the deletions are in flight at once, or the barrier breaks and they fail.
+@pytest.mark.parametrize("count", [2, 33])
+def test_every_region_is_worked_at_once_however_many_there_are(count: int) -> None:
+    # One worker per region (concurrency 1), and more regions than a thread pool's default size
+    # (at most 32) too: each region still has its worker, so all the deletions are in flight at
+    # once, or the barrier (which needs them all) breaks and they fail.
     from modelarts_cleanup.cleanup.execution import execute
     from modelarts_cleanup.cleanup.planning import Policy, make_plan
     from modelarts_cleanup.cleanup.report import JsonLog
     from modelarts_cleanup.cloud.client import DeleteResult
     from modelarts_cleanup.events.payload import Target
 
-    projects = [f"{n:032x}" for n in range(1, 34)]
+    projects = [f"{n:032x}" for n in range(1, count + 1)]
     barrier = threading.Barrier(len(projects), timeout=5)
 
     class Client:
