@@ -26,8 +26,7 @@ def page(name: str) -> str:
 
 
 # Where each subject is documented for users, beside DESIGN.md.
-SETTINGS, REPORT, PAYLOAD, COMMAND_LINE = (
-    page("settings"),
+REPORT, PAYLOAD, COMMAND_LINE = (
     page("report"),
     page("payload"),
     page("command-line"),
@@ -55,8 +54,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_every_setting_is_in_design_md() -> None:
     # docs/settings.md has a row for each: test_doc_examples.
-    text = DESIGN
-    documented = set(re.findall(r"`((?:MODELARTS_CLEANUP|HUAWEICLOUD_SDK)_[A-Z_]+)`", text))
+    documented = set(re.findall(r"`((?:MODELARTS_CLEANUP|HUAWEICLOUD_SDK)_[A-Z_]+)`", DESIGN))
     assert documented == set(ENV_NAMES)
 
 
