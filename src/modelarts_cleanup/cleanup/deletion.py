@@ -190,16 +190,16 @@ class _Deletion:
 
 
 def read_failed(
-    target: Target, exc: ApiError, started: float, clock: Callable[[], float], step: str
+    target: Target, exc: ApiError, started: float, clock: Callable[[], float]
 ) -> Result:
     """A read before acting failed: `recheck_failed` for an answer, the deadline's otherwise
-    (`not_attempted` when nothing was sent, a cut `step` when its answer was lost)."""
+    (`not_attempted` when nothing was sent, the answer lost when it was)."""
     if not deadline_ended(exc):
         reason = Reason.RECHECK_FAILED.value
         return failed_result(target, exc, 0, started, clock, reason=reason)
     if not exc.attempts:
         return not_attempted(target)  # nothing was sent
-    return cut_short(target, exc, 0, started, clock, step)
+    return answer_lost(target, exc, 0, started, clock)
 
 
 def deadline_ended(exc: ApiError) -> bool:
@@ -223,19 +223,39 @@ def cut_short(
     `status`, where the instance was left, is told only when nothing was lost after it was read.
     """
     if isinstance(exc, AnswerLost):
-        code, message, status = exc.error_code, (exc.error_msg or str(exc)) + hint, None
-    else:
-        code, message = None, f"the run's deadline came before {step} could start"
+        return answer_lost(target, exc, attempts, started, clock, hint=hint)
     return Result(
         target.project_id,
         target.instance_id,
         Outcome.FAILED,
-        error_code=code,
-        error_msg=message,
+        error_msg=f"the run's deadline came before {step} could start",
         reason=Reason.DEADLINE.value,
         attempts=attempts,
         duration_ms=elapsed_ms(clock() - started),
         instance_status=status,
+    )
+
+
+def answer_lost(
+    target: Target,
+    exc: ApiError,
+    attempts: int,
+    started: float,
+    clock: Callable[[], float],
+    *,
+    hint: str = "",
+) -> Result:
+    """Failed for the deadline, which cut the answer to what was sent: its effect is unknown
+    (the error's own words say so), and where the instance was left is not told."""
+    return Result(
+        target.project_id,
+        target.instance_id,
+        Outcome.FAILED,
+        error_code=exc.error_code,
+        error_msg=(exc.error_msg or str(exc)) + hint,
+        reason=Reason.DEADLINE.value,
+        attempts=attempts,
+        duration_ms=elapsed_ms(clock() - started),
     )
 
 

@@ -13,7 +13,7 @@ from ..events.payload import Target
 from ..exceptions import ApiError
 from ..vocabulary import MARK_KEY
 from .deletion import (
-    cut_short,
+    answer_lost,
     deadline_ended,
     delete_one,
     elapsed_ms,
@@ -89,7 +89,7 @@ def execute(
         try:
             reading = read_named(target)
         except ApiError as exc:
-            return candidate, read_failed(target, exc, started, clock, "reading it")
+            return candidate, read_failed(target, exc, started, clock)
         if reading is None:
             absent = Outcome.ALREADY_ABSENT
             duration = elapsed_ms(clock() - started)
@@ -121,7 +121,7 @@ def execute(
             try:
                 reason = guard()
             except ApiError as exc:
-                return read_failed(target, exc, started, clock, "reading it again")
+                return read_failed(target, exc, started, clock)
             if reason is not None:
                 return refused(candidate, reason)
         return delete_one(
@@ -205,7 +205,7 @@ def _write_mark(
             return failed_result(target, exc, 0, started, clock)
         if not exc.attempts:
             return not_attempted(target)  # nothing was sent
-        return cut_short(target, exc, 0, started, clock, "the tag write", hint=_LOST_MARK_HINT)
+        return answer_lost(target, exc, 0, started, clock, hint=_LOST_MARK_HINT)
     if not there:
         return Result(pid, iid, Outcome.ALREADY_ABSENT, duration_ms=elapsed_ms(clock() - started))
     outcome = Outcome.MARKED if marking else Outcome.UNMARKED
