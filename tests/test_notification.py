@@ -532,3 +532,55 @@ def test_an_api_gateway_answer_carries_the_notification_and_keeps_its_status_cod
     notification = json.loads(answer["body"])["notification"]
     assert (notification["topic"], notification["status"]) == (TOPIC, "failed")
     assert "127.0.0.1" not in answer["body"]
+
+
+def test_an_smn_endpoint_that_cannot_be_used_fails_the_notification_and_nothing_else() -> None:
+    # The settings check every SMN URL, so only a URL that escaped them gets here: the digest
+    # is then `failed`, said at ERROR, and the run's results stand as they were.
+    from types import SimpleNamespace
+
+    from pydantic import SecretStr
+
+    from modelarts_cleanup.cleanup.report import JsonLog
+    from modelarts_cleanup.cloud.credentials import AkSk
+    from modelarts_cleanup.cloud.iam import ProjectRegionCache
+    from modelarts_cleanup.cloud.session import new_session
+    from modelarts_cleanup.followup import notified
+    from modelarts_cleanup.settings import load_settings
+
+    reach = SimpleNamespace(
+        context=None,
+        environ=None,
+        session_factory=lambda size, auth: new_session(size, auth=auth),
+        clock=lambda: 0.0,
+        sleep=lambda seconds: None,
+        iam_cache=ProjectRegionCache(),
+    )
+    settings = load_settings({"MODELARTS_CLEANUP_REGION": "cn-north-4"})
+    credentials = AkSk("AK0000000000", SecretStr("sk-secret-value"), None, "settings")
+    log = io.StringIO()
+    sessions: list[Any] = []
+    told = notified(
+        {"status": "succeeded"},
+        settings,
+        parse_topic_urn(TOPIC),
+        "ftp://smn.example.test",
+        reach,
+        credentials,
+        JsonLog(log),
+        None,
+        0.0,
+        sessions,
+    )
+    for session in sessions:
+        session.close()
+    assert told == {
+        "topic": TOPIC,
+        "status": "failed",
+        "message_id": None,
+        "error_code": "ConfigurationError",
+        "error_msg": "the SMN endpoint could not be used",
+    }
+    (line,) = [json.loads(x) for x in log.getvalue().splitlines()]
+    assert (line["level"], line["message"]) == ("ERROR", "notification failed")
+    assert "sk-secret-value" not in log.getvalue()

@@ -20,15 +20,12 @@ from .cleanup.planning import Candidate, Policy, make_plan
 from .cleanup.report import (
     JsonLog,
     Outcome,
-    Reason,
     Report,
-    Result,
     run_status,
     summary_log_fields,
 )
-from .cloud.admission import Admission
 from .cloud.client import ModelArtsClient
-from .cloud.credentials import Credentials, resolve_credentials
+from .cloud.credentials import resolve_credentials
 from .cloud.iam import ProjectRegionCache
 from .cloud.regions import Located
 from .cloud.session import new_session
@@ -36,9 +33,10 @@ from .environment import function_environment
 from .events.envelopes import Envelope, Received
 from .events.intake import Expectations, accept, receive
 from .exceptions import ConfigurationError, PayloadError, RunNotClean
+from .followup import confirmed, notified
 from .functiongraph import FunctionContext
-from .routing import IAM_CACHE, SessionFactory, locate_projects, regional_client, transport_to
-from .settings import Settings, load_settings, text_logs, variable
+from .routing import IAM_CACHE, SessionFactory, locate_projects, regional_client
+from .settings import Settings, load_settings, text_logs
 from .vocabulary import ApiGeneration
 
 if TYPE_CHECKING:
@@ -298,7 +296,7 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
             read_named=read_named,
         )
         if settings.confirm_seconds > 0 and any(r.outcome is Outcome.DELETED for r in results):
-            results = _confirmed(
+            results = confirmed(
                 results, client, settings, deadline, clock, sleep, log, len(where.regions)
             )
         status = run_status(
@@ -323,11 +321,14 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
             )
 
         notification = None
-        if settings.topic is not None and invocation.publish:
+        topic, smn_url = settings.topic, settings.smn_base_url
+        if topic is not None and smn_url is not None and invocation.publish:
             # After everything else, and whatever becomes of it the results stand.
-            notification = _notify(
+            notification = notified(
                 report_of(None).to_dict(),
                 settings,
+                topic,
+                smn_url,
                 invocation,
                 credentials,
                 log,
@@ -349,100 +350,6 @@ def _run(received: Received, invocation: _Invocation) -> tuple[Settings, dict[st
     if invocation.on_report is not None:
         invocation.on_report(reported)
     return settings, reported
-
-
-def _confirmed(
-    results: tuple[Result, ...],
-    client: ModelArtsClient,
-    settings: Settings,
-    deadline: float | None,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    log: JsonLog,
-    regions: int,
-) -> tuple[Result, ...]:
-    """The results once the deleted instances were read again until gone (CONFIRM_SECONDS)."""
-    from .cleanup.confirmation import confirm  # only runs that deleted something
-
-    confirmation = confirm(
-        results,
-        client,
-        seconds=settings.confirm_seconds,
-        deadline=deadline,
-        # Each region has its own `concurrency` reads in flight at most (the client holds it to
-        # that), so that a slow region's reads do not wait for a near one's.
-        concurrency=settings.concurrency * max(1, regions),
-        clock=clock,
-        sleep=sleep,
-    )
-    for before, after in zip(results, confirmation.results, strict=True):
-        if after.outcome is not before.outcome:  # accepted, then failed: logged again
-            log.error(f"{after.instance_id}: {after.outcome.value}", **after.to_dict())
-    confirmed = [r.confirmed for r in confirmation.results if r.outcome is Outcome.DELETED]
-    log.info(
-        "deletions confirmed",
-        confirmed=confirmed.count(True),
-        unconfirmed=confirmed.count(False),
-        delete_failed=sum(1 for r in confirmation.results if r.reason == Reason.DELETE_FAILED),
-        reads=confirmation.reads,
-        duration_ms=round(confirmation.seconds * 1000),
-    )
-    return confirmation.results
-
-
-def _notify(
-    report: Mapping[str, Any],
-    settings: Settings,
-    invocation: _Invocation,
-    credentials: Credentials,
-    log: JsonLog,
-    deadline: float | None,
-    began: float,
-    sessions: list[requests.Session],
-) -> dict[str, Any]:
-    """The run's digest published to the topic set: the report's `notification` entry."""
-    from datetime import datetime, timezone
-
-    from .cleanup.notification import notify
-    from .cloud.notify import SmnPublisher
-
-    topic, base_url = settings.topic, settings.smn_base_url
-    if topic is None or base_url is None:
-        return {}
-    session = invocation.session_factory(1, credentials.auth())
-    sessions.append(session)
-    admission = Admission(first_guess=settings.connect_timeout, clock=invocation.clock)
-    try:
-        origin = f"{variable('notify_topic')} (its region) or {variable('smn_endpoint')}"
-        transport = transport_to(
-            settings,
-            base_url,
-            session,
-            invocation,
-            credentials.secret_values(),
-            log,
-            admission,
-            origin,
-        )
-    except ConfigurationError as exc:  # the setting was checked; the run's results stand
-        log.error("notification failed", topic=str(topic), error_type=type(exc).__name__)
-        return {
-            "topic": str(topic),
-            "status": "failed",
-            "message_id": None,
-            "error_code": "ConfigurationError",
-            "error_msg": "the SMN endpoint could not be used",
-        }
-    return notify(
-        report,
-        SmnPublisher(transport, topic),
-        mode=settings.notify_on,
-        started=datetime.fromtimestamp(began, tz=timezone.utc),
-        region=settings.region,
-        protect_tags=[str(condition) for condition in settings.protect],
-        deadline=deadline,
-        log=log,
-    )
 
 
 def _policy(settings: Settings, located: Located) -> Policy:
