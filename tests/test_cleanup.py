@@ -627,3 +627,34 @@ def test_one_at_a_time_runs_in_the_calling_thread_so_an_interruption_stops_it_th
         run(plan, client, concurrency=1)
     assert threads == [threading.current_thread()]
     assert client.calls == []
+
+
+def test_a_step_the_deadline_kept_from_starting_is_told_in_full() -> None:
+    from modelarts_cleanup.cleanup.deletion import cut_short
+
+    target = Target(
+        project_id="ed43aef64dff4e5c81cb84b71adcb3fd",
+        instance_id="6fa459ea-ee8a-3ca4-894e-db77e160355e",
+    )
+    kept_out = DeadlineExceeded("no time left", error_code="DeadlineExceeded", attempts=0)
+    told = cut_short(
+        target, kept_out, 2, 1.0, lambda: 3.5, "the delete after stopping", status="STOPPED"
+    )
+    assert told == Result(
+        target.project_id,
+        target.instance_id,
+        Outcome.FAILED,
+        error_msg="the run's deadline came before the delete after stopping could start",
+        reason="deadline",
+        attempts=2,
+        duration_ms=2500,
+        instance_status="STOPPED",
+    )
+    lost = AnswerLost("cut", error_code="DeadlineExceeded", error_msg="answer lost", attempts=1)
+    told = cut_short(target, lost, 1, 1.0, lambda: 1.25, "the delete", status="STOPPED")
+    assert (told.error_code, told.error_msg, told.instance_status) == (
+        "DeadlineExceeded",
+        "answer lost",  # no hint given: nothing added to the error's own words
+        None,  # after a lost answer, where the instance was left is not known
+    )
+    assert (told.attempts, told.duration_ms, told.reason) == (1, 250, "deadline")
